@@ -1,0 +1,294 @@
+//! The network: configuration, backbone, classifier, dropout masks, save and load.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use transfer_data::SeededRng;
+
+use crate::init::{xavier_uniform, zeros};
+
+/// Errors of building, saving or loading a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A configuration value that cannot make a network.
+    #[error("invalid model configuration: {0}")]
+    Config(String),
+    /// Writing or reading a weights file failed.
+    #[error("{path}: {what}")]
+    Weights {
+        /// The weights file.
+        path: String,
+        /// What went wrong.
+        what: String,
+    },
+}
+
+/// Shape of the network. The defaults are the study's model (SPEC.md section 3).
+#[derive(Config, Debug, PartialEq)]
+pub struct CnnConfig {
+    /// Output classes of the head (6 for the source task, 4 for the target task).
+    pub num_classes: usize,
+    /// Input channels.
+    #[config(default = 1)]
+    pub in_channels: usize,
+    /// Input height and width.
+    #[config(default = 28)]
+    pub image_size: usize,
+    /// Output channels of conv1 and conv2.
+    #[config(default = "[32, 32]")]
+    pub channels: [usize; 2],
+    /// Square kernel size of both convolutions (odd, for "same" padding).
+    #[config(default = 3)]
+    pub kernel_size: usize,
+    /// Width of fc1.
+    #[config(default = 128)]
+    pub fc_width: usize,
+}
+
+impl CnnConfig {
+    /// Length of the flattened pooled features fed to fc1 (6272 for the study's model).
+    pub fn feature_len(&self) -> usize {
+        let pooled = self.image_size / 2;
+        self.channels[1] * pooled * pooled
+    }
+
+    /// Checks that the numbers make a network.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let bad = |what: &str| Err(ModelError::Config(what.to_owned()));
+        if self.num_classes < 2 {
+            return bad("num_classes must be at least 2");
+        }
+        if self.kernel_size % 2 == 0 {
+            return bad("kernel_size must be odd for 'same' padding");
+        }
+        if self.image_size < 2 || self.in_channels == 0 || self.fc_width == 0 {
+            return bad("image_size >= 2, in_channels >= 1 and fc_width >= 1 are required");
+        }
+        if self.channels.contains(&0) {
+            return bad("channels must be positive");
+        }
+        Ok(())
+    }
+
+    /// A freshly initialised network: Xavier-uniform weights from `seed`, zero biases.
+    ///
+    /// # Panics
+    /// If the configuration is invalid (see [`CnnConfig::validate`]).
+    pub fn init(&self, device: &Device, seed: u64) -> Cnn {
+        if let Err(e) = self.validate() {
+            panic!("{e}");
+        }
+        Cnn {
+            backbone: self.init_backbone(device, seed),
+            classifier: self.init_classifier(device, self.num_classes, seed),
+        }
+    }
+
+    /// A freshly initialised backbone (conv1, conv2, pooling).
+    pub fn init_backbone(&self, device: &Device, seed: u64) -> Backbone {
+        let k = self.kernel_size;
+        let [c1, c2] = self.channels;
+        let conv = |c_in: usize, c_out: usize, stream: u64| {
+            let mut rng = SeededRng::stream(seed, stream);
+            Conv2d {
+                weight: xavier_uniform(
+                    [c_out, c_in, k, k],
+                    c_in * k * k,
+                    c_out * k * k,
+                    &mut rng,
+                    device,
+                ),
+                bias: Some(zeros(c_out, device)),
+                stride: [1, 1],
+                kernel_size: [k, k],
+                dilation: [1, 1],
+                groups: 1,
+                padding: PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2),
+            }
+        };
+        Backbone {
+            conv1: conv(self.in_channels, c1, 1),
+            conv2: conv(c1, c2, 2),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+        }
+    }
+
+    /// A freshly initialised classifier (fc1 and a head of `num_classes` logits).
+    pub fn init_classifier(&self, device: &Device, num_classes: usize, seed: u64) -> Classifier {
+        let linear = |d_in: usize, d_out: usize, stream: u64| {
+            let mut rng = SeededRng::stream(seed, stream);
+            Linear {
+                weight: xavier_uniform([d_in, d_out], d_in, d_out, &mut rng, device),
+                bias: Some(zeros(d_out, device)),
+            }
+        };
+        Classifier {
+            fc1: linear(self.feature_len(), self.fc_width, 3),
+            head: linear(self.fc_width, num_classes, 4),
+        }
+    }
+}
+
+/// The transferable part: conv1, conv2 (3x3, "same", ReLU) and 2x2 max-pooling.
+#[derive(Module, Debug)]
+pub struct Backbone {
+    /// First convolution.
+    pub conv1: Conv2d,
+    /// Second convolution.
+    pub conv2: Conv2d,
+    /// 2x2 max-pooling, stride 2.
+    pub pool: MaxPool2d,
+}
+
+impl Backbone {
+    /// Pooled features, flattened: `[N, 1, 28, 28] -> [N, 6272]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = relu(self.conv1.forward(images));
+        let x = relu(self.conv2.forward(x));
+        self.pool.forward(x).flatten(1, 3)
+    }
+
+    /// Saves the backbone's weights (burn's record format).
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        self.clone()
+            .save_file(path)
+            .map_err(|e| weights_error(path, e))
+    }
+
+    /// Loads weights saved by [`Backbone::save`] into this backbone's shape.
+    pub fn load(self, path: &Path) -> Result<Backbone, ModelError> {
+        self.try_load_file(path).map_err(|e| weights_error(path, e))
+    }
+}
+
+/// Dropout masks for one batch, already scaled by `1 / keep`, so that training multiplies
+/// and inference does nothing.
+#[derive(Debug, Clone)]
+pub struct DropoutMasks {
+    /// `[N, 6272]` mask on the flattened conv features.
+    pub features: Tensor<2>,
+    /// `[N, fc_width]` mask on fc1's output.
+    pub hidden: Tensor<2>,
+}
+
+impl DropoutMasks {
+    /// Masks from keep decisions drawn by the caller: `keep_features` holds
+    /// `batch * feature_len` booleans, `keep_hidden` `batch * fc_width`.
+    pub fn from_keep(
+        keep_features: &[bool],
+        keep_hidden: &[bool],
+        batch: usize,
+        drop_prob: f64,
+        device: &Device,
+    ) -> DropoutMasks {
+        let scale = (1.0 / (1.0 - drop_prob)) as f32;
+        let to_tensor = |keep: &[bool]| {
+            let values: Vec<f32> = keep.iter().map(|&k| if k { scale } else { 0.0 }).collect();
+            let width = values.len() / batch.max(1);
+            Tensor::from_data(TensorData::new(values, [batch, width]), device)
+        };
+        DropoutMasks {
+            features: to_tensor(keep_features),
+            hidden: to_tensor(keep_hidden),
+        }
+    }
+}
+
+/// The part trained afresh on the target task: fc1 (ReLU) and the head.
+#[derive(Module, Debug)]
+pub struct Classifier {
+    /// Fully connected layer from the features to `fc_width` units.
+    pub fc1: Linear,
+    /// Output layer: `fc_width` units to the logits.
+    pub head: Linear,
+}
+
+impl Classifier {
+    /// Logits from flattened features, without dropout.
+    pub fn forward(&self, features: Tensor<2>) -> Tensor<2> {
+        self.head.forward(relu(self.fc1.forward(features)))
+    }
+
+    /// Logits from flattened features with dropout applied through `masks`.
+    pub fn forward_masked(&self, features: Tensor<2>, masks: &DropoutMasks) -> Tensor<2> {
+        let hidden = relu(self.fc1.forward(features * masks.features.clone()));
+        self.head.forward(hidden * masks.hidden.clone())
+    }
+
+    /// Number of output classes.
+    pub fn num_classes(&self) -> usize {
+        self.head.weight.shape().dims::<2>()[1]
+    }
+}
+
+/// The whole network.
+#[derive(Module, Debug)]
+pub struct Cnn {
+    /// conv1, conv2 and pooling.
+    pub backbone: Backbone,
+    /// fc1 and the head.
+    pub classifier: Classifier,
+}
+
+impl Cnn {
+    /// Logits for a batch of images `[N, 1, 28, 28]`, without dropout.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.classifier.forward(self.backbone.forward(images))
+    }
+
+    /// Logits with dropout applied through `masks` (training only).
+    pub fn forward_masked(&self, images: Tensor<4>, masks: &DropoutMasks) -> Tensor<2> {
+        self.classifier
+            .forward_masked(self.backbone.forward(images), masks)
+    }
+
+    /// This network's backbone with a freshly initialised classifier of `num_classes`
+    /// outputs (fc1 and head from `seed`): the start of every transfer run.
+    pub fn with_fresh_classifier(self, num_classes: usize, seed: u64) -> Cnn {
+        let config = self.config(num_classes);
+        let device = self.backbone.conv1.weight.lazy_device();
+        Cnn {
+            classifier: config.init_classifier(&device, num_classes, seed),
+            backbone: self.backbone,
+        }
+    }
+
+    /// The configuration this network's shapes correspond to, with `num_classes` outputs.
+    pub fn config(&self, num_classes: usize) -> CnnConfig {
+        let [c1, c_in, k, _] = self.backbone.conv1.weight.shape().dims::<4>();
+        let [c2, _, _, _] = self.backbone.conv2.weight.shape().dims::<4>();
+        let [features, fc_width] = self.classifier.fc1.weight.shape().dims::<2>();
+        let pooled = ((features / c2) as f64).sqrt().round() as usize;
+        CnnConfig::new(num_classes)
+            .with_in_channels(c_in)
+            .with_image_size(pooled * 2)
+            .with_channels([c1, c2])
+            .with_kernel_size(k)
+            .with_fc_width(fc_width)
+    }
+
+    /// Saves the whole network's weights (burn's record format).
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        self.clone()
+            .save_file(path)
+            .map_err(|e| weights_error(path, e))
+    }
+
+    /// Loads weights saved by [`Cnn::save`] into this network's shape.
+    pub fn load(self, path: &Path) -> Result<Cnn, ModelError> {
+        self.try_load_file(path).map_err(|e| weights_error(path, e))
+    }
+}
+
+fn weights_error(path: &Path, e: impl std::fmt::Display) -> ModelError {
+    ModelError::Weights {
+        path: path.display().to_string(),
+        what: e.to_string(),
+    }
+}
