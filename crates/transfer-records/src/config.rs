@@ -1,0 +1,173 @@
+//! The configuration of a study and the part of it that fixes each run's numbers.
+
+use serde::{Deserialize, Serialize};
+use transfer_data::SubsetRule;
+
+use crate::error::RecordError;
+use crate::protocol::Protocol;
+
+/// Everything that determines the numbers of one run, besides its protocol, proportion and
+/// repetition. Its [`hash`](TrainingSettings::hash) is stored in every record; a results
+/// directory never mixes records of different settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSettings {
+    /// Master seed from which every run's seed is derived.
+    pub seed: u64,
+    /// Training iterations of every target-task run.
+    pub iterations: u32,
+    /// Test accuracy is measured every this many iterations (and after the last).
+    pub eval_every: u32,
+    /// Iterations of each pretraining on the source task.
+    pub pretrain_iterations: u32,
+    /// Images per training batch.
+    pub batch_size: usize,
+    /// Adam's learning rate for pretraining.
+    pub pretrain_learning_rate: f64,
+    /// How a proportion of the target training set is chosen.
+    pub subset: SubsetRule,
+    /// Digits of the source task (pretraining).
+    pub source_classes: Vec<u8>,
+    /// Digits of the target task.
+    pub target_classes: Vec<u8>,
+    /// Backend name (`flex`, `ndarray`, `wgpu`, `cuda`): numbers differ across backends in
+    /// the last digits, so they are never mixed.
+    pub backend: String,
+}
+
+impl TrainingSettings {
+    /// The settings of SPEC.md: 1000 iterations, evaluation every 10, batch 100, prefix
+    /// subsets, digits 0-5 then 6-9.
+    pub fn paper(backend: &str) -> Self {
+        TrainingSettings {
+            seed: 2016,
+            iterations: 1000,
+            eval_every: 10,
+            pretrain_iterations: 1000,
+            batch_size: 100,
+            pretrain_learning_rate: 1e-3,
+            subset: SubsetRule::Prefix,
+            source_classes: transfer_data::SOURCE_CLASSES.to_vec(),
+            target_classes: transfer_data::TARGET_CLASSES.to_vec(),
+            backend: backend.to_owned(),
+        }
+    }
+
+    /// Hex SHA-256 of the settings' canonical JSON.
+    pub fn hash(&self) -> String {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        crate::sha256_hex(&json)
+    }
+
+    /// Checks ranges (iterations, batch, evaluation interval, classes).
+    pub fn validate(&self) -> Result<(), RecordError> {
+        let bad = |what: &str| Err(RecordError::Invalid(what.to_owned()));
+        if self.iterations == 0 || self.pretrain_iterations == 0 {
+            return bad("iterations must be at least 1");
+        }
+        if self.eval_every == 0 {
+            return bad("eval-every must be at least 1");
+        }
+        if self.batch_size == 0 {
+            return bad("batch size must be at least 1");
+        }
+        if !(self.pretrain_learning_rate.is_finite() && self.pretrain_learning_rate > 0.0) {
+            return bad("the pretraining learning rate must be positive");
+        }
+        transfer_data::check_classes(&self.source_classes, &[])
+            .and_then(|()| transfer_data::check_classes(&self.target_classes, &self.source_classes))
+            .map_err(|e| RecordError::Invalid(format!("classes: {e}")))
+    }
+}
+
+/// A whole study: the settings, and which protocols, proportions and repetitions to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyConfig {
+    /// The preset this configuration started from (`paper`, `quick`, `smoke`).
+    pub preset: String,
+    /// Repetitions of every (protocol, proportion).
+    pub repetitions: u32,
+    /// Protocols, in the order of the tables.
+    pub protocols: Vec<Protocol>,
+    /// Proportions of the target training set.
+    pub proportions: Vec<f64>,
+    /// What fixes each run's numbers.
+    pub training: TrainingSettings,
+}
+
+impl StudyConfig {
+    /// Checks every part.
+    pub fn validate(&self) -> Result<(), RecordError> {
+        self.training.validate()?;
+        if self.repetitions == 0 {
+            return Err(RecordError::Invalid(
+                "repetitions must be at least 1".into(),
+            ));
+        }
+        if self.protocols.is_empty() || self.proportions.is_empty() {
+            return Err(RecordError::Invalid(
+                "at least one protocol and one proportion are needed".into(),
+            ));
+        }
+        for (i, p) in self.protocols.iter().enumerate() {
+            p.validate()?;
+            if self.protocols[..i].iter().any(|q| q.name == p.name) {
+                return Err(RecordError::Invalid(format!(
+                    "protocol '{}' is listed twice",
+                    p.name
+                )));
+            }
+        }
+        for (i, &p) in self.proportions.iter().enumerate() {
+            if !(p > 0.0 && p <= 1.0) {
+                return Err(RecordError::Invalid(format!(
+                    "proportion {p} is outside (0, 1]"
+                )));
+            }
+            if self.proportions[..i].contains(&p) {
+                return Err(RecordError::Invalid(format!(
+                    "proportion {p} is listed twice"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of target-task runs.
+    pub fn num_runs(&self) -> usize {
+        self.protocols.len() * self.proportions.len() * self.repetitions as usize
+    }
+
+    /// Whether any protocol needs pretrained models.
+    pub fn needs_pretraining(&self) -> bool {
+        self.protocols.iter().any(Protocol::needs_pretraining)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_changes_with_every_setting() {
+        let a = TrainingSettings::paper("flex");
+        let mut b = a.clone();
+        assert_eq!(a.hash(), b.hash());
+        b.eval_every = 20;
+        assert_ne!(a.hash(), b.hash());
+        let mut c = a.clone();
+        c.backend = "wgpu".into();
+        assert_ne!(a.hash(), c.hash());
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let mut s = TrainingSettings::paper("flex");
+        s.iterations = 0;
+        assert!(s.validate().is_err());
+        let mut s = TrainingSettings::paper("flex");
+        s.target_classes = vec![5, 6];
+        assert!(s.validate().unwrap_err().to_string().contains("5"));
+    }
+}
