@@ -217,3 +217,19 @@ fn copy_body(
         progress.advanced(n as u64);
     }
 }
+
+/// Loads the dataset of `manifest` from `dir`, first downloading whatever is missing from
+/// the manifest's mirrors. The one call a program needs to get verified data.
+pub fn ensure_dataset(
+    dir: &Path,
+    manifest: &Manifest,
+    progress: &dyn DownloadProgress,
+) -> Result<crate::Dataset> {
+    download_missing(
+        dir,
+        manifest,
+        &DownloadOptions::for_manifest(manifest),
+        progress,
+    )?;
+    crate::Dataset::load(dir, manifest)
+}

@@ -34,7 +34,9 @@ mod split;
 mod subset;
 
 #[cfg(feature = "download")]
-pub use download::{DownloadOptions, DownloadProgress, Silent, download_missing, part_path};
+pub use download::{
+    DownloadOptions, DownloadProgress, Silent, download_missing, ensure_dataset, part_path,
+};
 pub use error::{DataError, Result};
 pub use idx::{IdxArray, parse_idx, write_idx};
 pub use images::{Batch, ImageSet};

@@ -89,13 +89,8 @@ pub fn mnist_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
-    let manifest = Manifest::mnist();
-    transfer_data::download_missing(
-        &dir,
-        &manifest,
-        &transfer_data::DownloadOptions::for_manifest(&manifest),
-        &transfer_data::Silent,
-    )
-    .unwrap_or_else(|e| panic!("real MNIST is needed: set MNIST_DIR or allow the download ({e})"));
+    transfer_data::ensure_dataset(&dir, &Manifest::mnist(), &transfer_data::Silent).unwrap_or_else(
+        |e| panic!("real MNIST is needed: set MNIST_DIR or allow the download ({e})"),
+    );
     dir
 }

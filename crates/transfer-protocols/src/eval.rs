@@ -1,0 +1,72 @@
+//! Evaluation: the test set uploaded once, in chunks, scored without an autodiff graph.
+
+use burn::prelude::*;
+use transfer_data::{Batch, ImageSet};
+use transfer_model::Cnn;
+
+use crate::error::TrainError;
+
+/// Images and labels of a batch as tensors on `device`.
+pub fn batch_tensors(batch: &Batch, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let images = Tensor::from_data(TensorData::new(batch.images.clone(), batch.shape()), device);
+    let labels: Vec<i64> = batch.labels.iter().map(|&l| i64::from(l)).collect();
+    let labels = Tensor::from_data(TensorData::new(labels, [batch.len()]), device);
+    (images, labels)
+}
+
+/// A test set held on a device as chunks of at most `chunk` images, built once and scored
+/// many times.
+#[derive(Debug, Clone)]
+pub struct EvalSet {
+    chunks: Vec<(Tensor<4>, Tensor<1, Int>)>,
+    len: usize,
+}
+
+impl EvalSet {
+    /// Uploads `set` to `device` (which should not be an autodiff device) in chunks.
+    pub fn new(set: &ImageSet, device: &Device, chunk: usize) -> EvalSet {
+        let indices: Vec<usize> = (0..set.len()).collect();
+        let chunks = indices
+            .chunks(chunk.max(1))
+            .map(|idx| batch_tensors(&set.batch(idx), device))
+            .collect();
+        EvalSet {
+            chunks,
+            len: set.len(),
+        }
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The chunks, for callers that compute something else from the images.
+    pub fn chunks(&self) -> &[(Tensor<4>, Tensor<1, Int>)] {
+        &self.chunks
+    }
+
+    /// Fraction of images `model` (in inference mode) classifies correctly.
+    pub fn accuracy(&self, model: &Cnn) -> Result<f64, TrainError> {
+        let mut correct = 0i64;
+        for (images, labels) in &self.chunks {
+            let predicted = model.forward(images.clone()).argmax(1).flatten::<1>(0, 1);
+            correct += count_equal(predicted, labels.clone())?;
+        }
+        Ok(correct as f64 / self.len.max(1) as f64)
+    }
+}
+
+/// Number of positions where two label tensors agree.
+pub fn count_equal(predicted: Tensor<1, Int>, labels: Tensor<1, Int>) -> Result<i64, TrainError> {
+    let agree = predicted.equal(labels).int().sum();
+    let data = agree.into_data();
+    data.try_into_vec_as::<i64>()
+        .map_err(|e| TrainError::Device(format!("{e:?}")))
+        .map(|v| v.first().copied().unwrap_or(0))
+}

@@ -1,0 +1,25 @@
+//! Dropout masks drawn from the run's own seeded stream.
+
+use burn::prelude::*;
+use transfer_data::SeededRng;
+use transfer_model::DropoutMasks;
+
+/// Draws keep/drop decisions for a batch: `batch * features` on the flattened features
+/// and `batch * hidden` on fc1's output, each kept with probability `1 - drop`.
+pub fn draw_masks(
+    rng: &mut SeededRng,
+    batch: usize,
+    features: usize,
+    hidden: usize,
+    drop: f64,
+    device: &Device,
+) -> DropoutMasks {
+    // Compare 24 random bits against the keep threshold: exact for any drop probability
+    // that is a multiple of 2^-24, such as 0.5.
+    let threshold = ((1.0 - drop) * f64::from(1u32 << 24)).round() as u64;
+    let mut draw =
+        |n: usize| -> Vec<bool> { (0..n).map(|_| (rng.next_u64() >> 40) < threshold).collect() };
+    let keep_features = draw(batch * features);
+    let keep_hidden = draw(batch * hidden);
+    DropoutMasks::from_keep(&keep_features, &keep_hidden, batch, drop, device)
+}
