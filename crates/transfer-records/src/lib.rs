@@ -19,12 +19,14 @@ mod error;
 mod protocol;
 mod run;
 mod seeds;
+mod store;
 
 pub use config::{StudyConfig, TrainingSettings};
 pub use error::RecordError;
 pub use protocol::{BackboneStart, Protocol};
 pub use run::{BackendInfo, CurvePoint, LossPoint, PretrainRecord, RunRecord};
 pub use seeds::{pretrain_seed, run_seed};
+pub use store::{ResultsDir, StoreError, read_json, write_atomic, write_json};
 
 /// Lower-case hex SHA-256 of a string (configuration hashes).
 pub fn sha256_hex(text: &str) -> String {
