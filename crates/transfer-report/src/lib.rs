@@ -1,1 +1,187 @@
-//! placeholder
+//! The report of the MNIST transfer-learning study, from run records alone: statistics
+//! (mean, standard deviation, 95% confidence intervals, Welch's t-tests), the table against
+//! the published one (`table.csv`, `table.md`), figures (SVG and PNG), `summary.json`, and
+//! `report.md` with each of the published claims checked.
+//!
+//! It depends on the record types only, never on the training stack, so results can be
+//! reported on a machine without burn.
+//!
+//! ```no_run
+//! use transfer_report::{ReportContext, StudyResults, write_report};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::path::Path::new("results/paper");
+//! let results = StudyResults::read(dir)?;
+//! let files = write_report(dir, &results, &ReportContext::default())?;
+//! println!("wrote {} files", files.len());
+//! # Ok(()) }
+//! ```
+
+mod analysis;
+mod figures;
+mod markdown;
+pub mod stats;
+mod tables;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use transfer_records::{
+    PretrainRecord, ResultsDir, RunRecord, StoreError, StudyConfig, TrainingSettings, write_atomic,
+};
+
+pub use analysis::{
+    Analysis, Cell, Claim, Comparison, MeanCurve, REPORT_PROPORTIONS, REPORT_TABLE, Verdict,
+    analyse, report_value,
+};
+pub use figures::write_figures;
+pub use markdown::report_md;
+pub use tables::{CSV_HEADER, table_csv, table_md};
+
+/// Why the report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The results could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A figure could not be drawn.
+    #[error("{path}: cannot draw the figure: {what}")]
+    Figure {
+        /// The figure file.
+        path: PathBuf,
+        /// What the plotting library said.
+        what: String,
+    },
+    /// There is nothing to report.
+    #[error("{0} holds no finished run")]
+    Empty(PathBuf),
+}
+
+impl ReportError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        ReportError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    fn figure(path: &Path, what: String) -> Self {
+        ReportError::Figure {
+            path: path.to_owned(),
+            what,
+        }
+    }
+}
+
+/// Everything a results directory holds.
+#[derive(Debug, Clone)]
+pub struct StudyResults {
+    /// The study configuration last run into the directory, if stored.
+    pub config: Option<StudyConfig>,
+    /// The settings every record was made with.
+    pub settings: TrainingSettings,
+    /// The finished runs.
+    pub runs: Vec<RunRecord>,
+    /// The finished pretrainings.
+    pub pretrains: Vec<PretrainRecord>,
+}
+
+impl StudyResults {
+    /// Reads every record under a results directory.
+    pub fn read(dir: &Path) -> Result<StudyResults, ReportError> {
+        let store = ResultsDir::open(dir)?;
+        Ok(StudyResults {
+            config: store.study()?,
+            settings: store.settings().clone(),
+            runs: store.runs()?,
+            pretrains: store.pretrains()?,
+        })
+    }
+}
+
+/// What the records cannot know: where and how the study ran.
+#[derive(Debug, Clone, Default)]
+pub struct ReportContext {
+    /// A line naming the study (preset, backend, machine), shown under the title.
+    pub label: String,
+    /// CPU or GPU model, cores, memory.
+    pub hardware: String,
+    /// The command that produced the results.
+    pub command: String,
+    /// Wall time of the invocation that finished the study, if known.
+    pub wall_seconds: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    config: &'a Option<StudyConfig>,
+    settings: &'a TrainingSettings,
+    settings_hash: String,
+    pretraining: Vec<PretrainSummary>,
+    analysis: &'a Analysis,
+}
+
+#[derive(Serialize)]
+struct PretrainSummary {
+    repetition: u32,
+    seed: u64,
+    source_test_accuracy: f64,
+}
+
+/// Writes `table.csv`, `table.md`, `summary.json`, `report.md` and `figures/` into `dir`.
+/// Returns the files written. Every file is written atomically.
+pub fn write_report(
+    dir: &Path,
+    results: &StudyResults,
+    ctx: &ReportContext,
+) -> Result<Vec<PathBuf>, ReportError> {
+    if results.runs.is_empty() {
+        return Err(ReportError::Empty(dir.to_owned()));
+    }
+    let order: Vec<String> = match &results.config {
+        Some(c) => c.protocols.iter().map(|p| p.name.clone()).collect(),
+        None => transfer_records::Protocol::PRESET_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    let analysis = analyse(&results.runs, &results.pretrains, &order);
+    let mut written = Vec::new();
+    let mut put = |name: &str, text: String| -> Result<(), ReportError> {
+        let path = dir.join(name);
+        write_atomic(&path, text.as_bytes()).map_err(|e| ReportError::io(&path, e))?;
+        written.push(path);
+        Ok(())
+    };
+    put("table.csv", table_csv(&analysis))?;
+    put("table.md", table_md(&analysis))?;
+    let summary = Summary {
+        config: &results.config,
+        settings: &results.settings,
+        settings_hash: results.settings.hash(),
+        pretraining: results
+            .pretrains
+            .iter()
+            .map(|p| PretrainSummary {
+                repetition: p.repetition,
+                seed: p.seed,
+                source_test_accuracy: p.source_test_accuracy,
+            })
+            .collect(),
+        analysis: &analysis,
+    };
+    let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
+    put("summary.json", json)?;
+    put("report.md", report_md(results, &analysis, ctx))?;
+    written.extend(write_figures(&analysis, &dir.join("figures"))?);
+    Ok(written)
+}

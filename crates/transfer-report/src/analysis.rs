@@ -1,0 +1,386 @@
+//! From run records to cells, mean curves and the report's claims checked.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use transfer_records::{PretrainRecord, RunRecord};
+
+use crate::stats::{Summary, Welch, summarize, welch};
+
+/// Proportions of the published table, in its column order.
+pub const REPORT_PROPORTIONS: [f64; 4] = [0.005, 0.01, 0.1, 1.0];
+
+/// The published table (SPEC.md section 6): mean final test accuracy of 10 repetitions.
+pub const REPORT_TABLE: [(&str, [f64; 4]); 4] = [
+    ("raw", [0.8559, 0.9016, 0.9806, 0.9919]),
+    ("frozen", [0.8846, 0.9203, 0.9814, 0.9926]),
+    ("finetune", [0.8750, 0.9194, 0.9821, 0.9932]),
+    ("dropout", [0.8778, 0.9194, 0.9845, 0.9927]),
+];
+
+/// The published value for a protocol and proportion, if the report has one.
+pub fn report_value(protocol: &str, proportion: f64) -> Option<f64> {
+    let column = REPORT_PROPORTIONS.iter().position(|&p| p == proportion)?;
+    REPORT_TABLE
+        .iter()
+        .find(|(name, _)| *name == protocol)
+        .map(|(_, values)| values[column])
+}
+
+/// One (protocol, proportion) of the results table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cell {
+    /// Protocol name.
+    pub protocol: String,
+    /// Proportion of the target training set.
+    pub proportion: f64,
+    /// Training images the runs used (the smallest, if they differ).
+    pub train_samples: usize,
+    /// Final accuracies of the repetitions, by repetition.
+    pub finals: Vec<f64>,
+    /// Their summary.
+    pub summary: Summary,
+    /// The published value.
+    pub report_value: Option<f64>,
+    /// `mean - report_value`.
+    pub delta: Option<f64>,
+}
+
+/// The mean test-accuracy curve of one (protocol, proportion) over its repetitions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeanCurve {
+    /// Protocol name.
+    pub protocol: String,
+    /// Proportion.
+    pub proportion: f64,
+    /// Iterations of the evaluation points.
+    pub iterations: Vec<u32>,
+    /// Mean accuracy at each point.
+    pub mean: Vec<f64>,
+    /// Lower end of the 95% confidence interval at each point.
+    pub ci95_low: Vec<f64>,
+    /// Upper end.
+    pub ci95_high: Vec<f64>,
+}
+
+/// Whether one of the report's claims holds in these results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every comparison goes the claimed way and is significant (p < 0.05).
+    Holds,
+    /// Every comparison goes the claimed way, but not all are significant.
+    DirectionOnly,
+    /// At least one comparison goes the other way.
+    DoesNotHold,
+    /// The results lack the protocols or proportions the claim needs.
+    NotTested,
+}
+
+impl Verdict {
+    /// The verdict in words.
+    pub fn words(self) -> &'static str {
+        match self {
+            Verdict::Holds => "holds (every comparison significant at the 5% level)",
+            Verdict::DirectionOnly => {
+                "holds in direction only (not every comparison is significant at this sample size)"
+            }
+            Verdict::DoesNotHold => "does not hold (at least one comparison goes the other way)",
+            Verdict::NotTested => "not tested (the needed protocols or proportions were not run)",
+        }
+    }
+}
+
+/// One comparison behind a claim: `a` against `b`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// What is compared, in words.
+    pub label: String,
+    /// Mean of the side claimed to be higher.
+    pub mean_a: f64,
+    /// Mean of the other side.
+    pub mean_b: f64,
+    /// Welch's test of `a` against `b` (absent with fewer than two repetitions).
+    pub test: Option<Welch>,
+}
+
+impl Comparison {
+    fn goes_the_claimed_way(&self) -> bool {
+        self.mean_a > self.mean_b
+    }
+
+    fn significant(&self) -> bool {
+        self.test.is_some_and(|t| t.p_greater < 0.05)
+    }
+}
+
+/// A claim of the report, checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Claim {
+    /// The claim as the report makes it.
+    pub statement: String,
+    /// The comparisons that test it.
+    pub comparisons: Vec<Comparison>,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+fn verdict(comparisons: &[Comparison]) -> Verdict {
+    if comparisons.is_empty() {
+        Verdict::NotTested
+    } else if !comparisons.iter().all(Comparison::goes_the_claimed_way) {
+        Verdict::DoesNotHold
+    } else if comparisons.iter().all(Comparison::significant) {
+        Verdict::Holds
+    } else {
+        Verdict::DirectionOnly
+    }
+}
+
+/// Everything computed from the records.
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    /// Protocols in table order.
+    pub protocols: Vec<String>,
+    /// Proportions, ascending.
+    pub proportions: Vec<f64>,
+    /// One cell per (protocol, proportion) that has runs, protocol-major.
+    pub cells: Vec<Cell>,
+    /// Mean curves, in the order of `cells`.
+    pub curves: Vec<MeanCurve>,
+    /// Source-test accuracy of the pretrained models.
+    pub pretraining: Option<Summary>,
+    /// The report's claims, checked.
+    pub claims: Vec<Claim>,
+}
+
+impl Analysis {
+    /// The cell of a protocol and proportion.
+    pub fn cell(&self, protocol: &str, proportion: f64) -> Option<&Cell> {
+        self.cells
+            .iter()
+            .find(|c| c.protocol == protocol && c.proportion == proportion)
+    }
+}
+
+/// Analyses the records. `protocol_order` puts those protocols first (the configuration's
+/// order); others follow alphabetically.
+pub fn analyse(
+    runs: &[RunRecord],
+    pretrains: &[PretrainRecord],
+    protocol_order: &[String],
+) -> Analysis {
+    let mut groups: BTreeMap<(String, u64), Vec<&RunRecord>> = BTreeMap::new();
+    for run in runs {
+        groups
+            .entry((run.protocol.name.clone(), run.proportion.to_bits()))
+            .or_default()
+            .push(run);
+    }
+    let mut protocols: Vec<String> = protocol_order
+        .iter()
+        .filter(|p| groups.keys().any(|(name, _)| name == *p))
+        .cloned()
+        .collect();
+    for (name, _) in groups.keys() {
+        if !protocols.contains(name) {
+            protocols.push(name.clone());
+        }
+    }
+    let mut proportions: Vec<f64> = groups.keys().map(|(_, p)| f64::from_bits(*p)).collect();
+    proportions.sort_by(f64::total_cmp);
+    proportions.dedup();
+    let mut cells = Vec::new();
+    let mut curves = Vec::new();
+    for protocol in &protocols {
+        for &proportion in &proportions {
+            let Some(group) = groups.get(&(protocol.clone(), proportion.to_bits())) else {
+                continue;
+            };
+            let mut group = group.clone();
+            group.sort_by_key(|r| r.repetition);
+            let finals: Vec<f64> = group.iter().map(|r| r.final_accuracy).collect();
+            let summary = summarize(&finals);
+            let report = report_value(protocol, proportion);
+            cells.push(Cell {
+                protocol: protocol.clone(),
+                proportion,
+                train_samples: group.iter().map(|r| r.train_samples).min().unwrap_or(0),
+                summary,
+                delta: report.map(|v| summary.mean - v),
+                report_value: report,
+                finals,
+            });
+            curves.push(mean_curve(protocol, proportion, &group));
+        }
+    }
+    let pretraining = (!pretrains.is_empty()).then(|| {
+        summarize(
+            &pretrains
+                .iter()
+                .map(|p| p.source_test_accuracy)
+                .collect::<Vec<_>>(),
+        )
+    });
+    let mut analysis = Analysis {
+        protocols,
+        proportions,
+        cells,
+        curves,
+        pretraining,
+        claims: Vec::new(),
+    };
+    analysis.claims = claims(&analysis);
+    analysis
+}
+
+fn mean_curve(protocol: &str, proportion: f64, runs: &[&RunRecord]) -> MeanCurve {
+    // Points present in every run, by iteration.
+    let mut iterations: Vec<u32> = runs
+        .first()
+        .map(|r| r.curve.iter().map(|p| p.iteration).collect())
+        .unwrap_or_default();
+    iterations.retain(|it| {
+        runs.iter()
+            .all(|r| r.curve.iter().any(|p| p.iteration == *it))
+    });
+    let (mut mean, mut low, mut high) = (Vec::new(), Vec::new(), Vec::new());
+    for it in &iterations {
+        let values: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| {
+                r.curve
+                    .iter()
+                    .find(|p| p.iteration == *it)
+                    .map(|p| p.accuracy)
+            })
+            .collect();
+        let s = summarize(&values);
+        mean.push(s.mean);
+        low.push(s.ci95_low);
+        high.push(s.ci95_high);
+    }
+    MeanCurve {
+        protocol: protocol.to_owned(),
+        proportion,
+        iterations,
+        mean,
+        ci95_low: low,
+        ci95_high: high,
+    }
+}
+
+fn compare(
+    analysis: &Analysis,
+    a: (&str, f64),
+    b: (&str, f64),
+    label: String,
+) -> Option<Comparison> {
+    let (ca, cb) = (analysis.cell(a.0, a.1)?, analysis.cell(b.0, b.1)?);
+    Some(Comparison {
+        label,
+        mean_a: ca.summary.mean,
+        mean_b: cb.summary.mean,
+        test: welch(&ca.finals, &cb.finals),
+    })
+}
+
+fn claims(analysis: &Analysis) -> Vec<Claim> {
+    let props = &analysis.proportions;
+    let mut out = Vec::new();
+
+    let more_data: Vec<Comparison> = analysis
+        .protocols
+        .iter()
+        .flat_map(|protocol| {
+            props.windows(2).filter_map(move |w| {
+                compare(
+                    analysis,
+                    (protocol, w[1]),
+                    (protocol, w[0]),
+                    format!("{protocol}: p = {} vs p = {}", w[1], w[0]),
+                )
+            })
+        })
+        .collect();
+    out.push(Claim {
+        statement: "More data gives higher accuracy (every protocol, each proportion against the next smaller one).".into(),
+        verdict: verdict(&more_data),
+        comparisons: more_data,
+    });
+
+    // Pretrained features help, and most at the smallest proportion.
+    let mut help = Vec::new();
+    for pretrained in ["frozen", "finetune"] {
+        for &p in props {
+            help.extend(compare(
+                analysis,
+                (pretrained, p),
+                ("raw", p),
+                format!("{pretrained} vs raw at p = {p}"),
+            ));
+        }
+    }
+    let mut verdict_help = verdict(&help);
+    let gains: Vec<(f64, f64)> = props
+        .iter()
+        .filter_map(|&p| {
+            Some((
+                p,
+                analysis.cell("frozen", p)?.summary.mean - analysis.cell("raw", p)?.summary.mean,
+            ))
+        })
+        .collect();
+    let most_at_smallest = gains
+        .first()
+        .is_some_and(|(_, g0)| gains.iter().all(|(_, g)| g <= g0));
+    if verdict_help != Verdict::NotTested && !most_at_smallest {
+        verdict_help = Verdict::DoesNotHold;
+    }
+    out.push(Claim {
+        statement: "Pretrained features help, most at the smallest proportion (frozen and finetune against raw; the frozen gain must be largest at the smallest p).".into(),
+        comparisons: help,
+        verdict: verdict_help,
+    });
+
+    let dropout: Vec<Comparison> = props
+        .iter()
+        .filter_map(|&p| {
+            compare(
+                analysis,
+                ("dropout", p),
+                ("raw", p),
+                format!("dropout vs raw at p = {p}"),
+            )
+        })
+        .collect();
+    out.push(Claim {
+        statement: "Dropout beats raw training (at every proportion).".into(),
+        verdict: verdict(&dropout),
+        comparisons: dropout,
+    });
+
+    let best: Vec<Comparison> = if props.contains(&1.0) {
+        analysis
+            .protocols
+            .iter()
+            .filter(|p| *p != "finetune")
+            .filter_map(|other| {
+                compare(
+                    analysis,
+                    ("finetune", 1.0),
+                    (other, 1.0),
+                    format!("finetune vs {other} at p = 1"),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    out.push(Claim {
+        statement: "Pretraining plus fine-tuning is best at p = 1.".into(),
+        verdict: verdict(&best),
+        comparisons: best,
+    });
+    out
+}

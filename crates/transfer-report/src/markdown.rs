@@ -1,0 +1,184 @@
+//! `report.md`: the reproduction in words and numbers.
+
+use std::fmt::Write;
+
+use crate::analysis::{Analysis, Verdict};
+use crate::tables::table_md;
+use crate::{ReportContext, StudyResults};
+
+/// The written report.
+pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContext) -> String {
+    let mut out = String::new();
+    let s = &results.settings;
+    let runs = results.runs.len();
+    let _ = writeln!(
+        out,
+        "# Transfer learning on MNIST digits: reproduction report\n"
+    );
+    let _ = writeln!(out, "{}\n", ctx.label);
+    let _ = writeln!(out, "## Configuration\n");
+    if let Some(config) = &results.config {
+        let _ = writeln!(
+            out,
+            "- preset: `{}`; repetitions: {}",
+            config.preset, config.repetitions
+        );
+    }
+    let _ = writeln!(
+        out,
+        "- {} iterations per run at batch {}, test accuracy every {} iterations; pretraining {} iterations (Adam {}); subset rule `{}`",
+        s.iterations,
+        s.batch_size,
+        s.eval_every,
+        s.pretrain_iterations,
+        s.pretrain_learning_rate,
+        s.subset
+    );
+    let _ = writeln!(
+        out,
+        "- source digits {:?}, target digits {:?}; master seed {}",
+        s.source_classes, s.target_classes, s.seed
+    );
+    let _ = writeln!(out, "- protocols:");
+    let protocols: Vec<_> = match &results.config {
+        Some(c) => c.protocols.clone(),
+        None => results
+            .runs
+            .iter()
+            .map(|r| r.protocol.clone())
+            .fold(Vec::new(), |mut v, p| {
+                if !v
+                    .iter()
+                    .any(|q: &transfer_records::Protocol| q.name == p.name)
+                {
+                    v.push(p);
+                }
+                v
+            }),
+    };
+    for p in &protocols {
+        let _ = writeln!(
+            out,
+            "  - `{}`: backbone {:?}{}, dropout {}, learning rate {}",
+            p.name,
+            p.backbone,
+            if p.freeze_backbone { " (frozen)" } else { "" },
+            p.dropout,
+            p.learning_rate
+        );
+    }
+    let backend = results.runs.first().map(|r| &r.backend);
+    if let Some(b) = backend {
+        let driver = if b.driver.is_empty() {
+            String::new()
+        } else {
+            format!(", driver {}", b.driver)
+        };
+        let _ = writeln!(
+            out,
+            "- backend `{}` on {}{driver}, {} CPU threads",
+            b.backend, b.device, b.threads
+        );
+    }
+    let _ = writeln!(out, "- hardware: {}", ctx.hardware);
+    let run_seconds: f64 = results.runs.iter().map(|r| r.wall_seconds).sum::<f64>()
+        + results
+            .pretrains
+            .iter()
+            .map(|p| p.wall_seconds)
+            .sum::<f64>();
+    let _ = writeln!(
+        out,
+        "- {runs} runs and {} pretrainings; compute time {} (sum over runs){}",
+        results.pretrains.len(),
+        duration(run_seconds),
+        ctx.wall_seconds
+            .map(|w| format!(", wall time of the last invocation {}", duration(w)))
+            .unwrap_or_default()
+    );
+    if !ctx.command.is_empty() {
+        let _ = writeln!(out, "- command: `{}`", ctx.command);
+    }
+    if let Some(p) = &analysis.pretraining {
+        let _ = writeln!(
+            out,
+            "\nPretraining on the source digits reached a source-test accuracy of {:.4} ± {:.4} (mean ± 95% CI half-width, {} models).",
+            p.mean,
+            (p.ci95_high - p.ci95_low) / 2.0,
+            p.n
+        );
+    }
+    let _ = writeln!(out, "\n## Results against the published table\n");
+    out.push_str(&table_md(analysis));
+    let _ = writeln!(
+        out,
+        "\nDifferences from the published values (mean minus report):\n"
+    );
+    for c in &analysis.cells {
+        if let Some(d) = c.delta {
+            let inside = c
+                .report_value
+                .is_some_and(|v| v >= c.summary.ci95_low && v <= c.summary.ci95_high);
+            let _ = writeln!(
+                out,
+                "- {} at p = {}: {d:+.4}{}",
+                c.protocol,
+                c.proportion,
+                if inside {
+                    " (published value inside our 95% CI)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    let _ = writeln!(out, "\n## The report's claims, checked\n");
+    let _ = writeln!(
+        out,
+        "Each comparison gives the difference of mean final accuracies and Welch's one-sided t-test p-value for the claimed direction.\n"
+    );
+    for claim in &analysis.claims {
+        let _ = writeln!(out, "### {}\n", claim.statement);
+        let _ = writeln!(out, "**Verdict: {}.**\n", claim.verdict.words());
+        for c in &claim.comparisons {
+            let p = c
+                .test
+                .map(|t| format!("p = {}", p_value(t.p_greater)))
+                .unwrap_or_else(|| "no test (fewer than 2 repetitions)".into());
+            let _ = writeln!(out, "- {}: {:+.4} ({p})", c.label, c.mean_a - c.mean_b);
+        }
+        if claim.verdict == Verdict::NotTested {
+            let _ = writeln!(out, "- (no comparison possible with these runs)");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "## Figures\n");
+    for protocol in &analysis.protocols {
+        let _ = writeln!(out, "![{protocol}](figures/protocol-{protocol}.png)\n");
+    }
+    for p in &analysis.proportions {
+        let _ = writeln!(out, "![p = {p}](figures/proportion-{p}.png)\n");
+    }
+    out
+}
+
+fn duration(seconds: f64) -> String {
+    if seconds < 120.0 {
+        format!("{seconds:.1} s")
+    } else if seconds < 7200.0 {
+        format!("{:.1} min", seconds / 60.0)
+    } else {
+        format!("{:.2} h", seconds / 3600.0)
+    }
+}
+
+/// A p-value in three significant digits, or as a bound when tiny.
+fn p_value(p: f64) -> String {
+    if p < 1e-4 {
+        "< 0.0001".into()
+    } else if p < 0.01 {
+        format!("{p:.4}")
+    } else {
+        format!("{p:.3}")
+    }
+}

@@ -1,0 +1,78 @@
+//! `table.csv` and `table.md`.
+
+use crate::analysis::Analysis;
+
+/// The exact header of `table.csv`.
+pub const CSV_HEADER: &str =
+    "protocol,proportion,train_samples,reps,mean,std,ci95_low,ci95_high,report_value,delta";
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.6}")).unwrap_or_default()
+}
+
+/// One row per (protocol, proportion), protocol-major.
+pub fn table_csv(analysis: &Analysis) -> String {
+    let mut out = String::from(CSV_HEADER);
+    out.push('\n');
+    for c in &analysis.cells {
+        out.push_str(&format!(
+            "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{}\n",
+            c.protocol,
+            c.proportion,
+            c.train_samples,
+            c.summary.n,
+            c.summary.mean,
+            c.summary.std,
+            c.summary.ci95_low,
+            c.summary.ci95_high,
+            opt(c.report_value),
+            opt(c.delta),
+        ));
+    }
+    out
+}
+
+/// The report's table laid out as in SPEC.md section 6: a row per protocol, a column per
+/// proportion, each cell `mean ± half-width of the 95% CI`, with the published value beside it.
+pub fn table_md(analysis: &Analysis) -> String {
+    let mut out = String::from("| protocol |");
+    for p in &analysis.proportions {
+        out.push_str(&format!(" p = {p} |"));
+    }
+    out.push_str("\n| --- |");
+    for _ in &analysis.proportions {
+        out.push_str(" --- |");
+    }
+    out.push('\n');
+    for protocol in &analysis.protocols {
+        out.push_str(&format!("| {protocol} |"));
+        for &p in &analysis.proportions {
+            match analysis.cell(protocol, p) {
+                Some(c) => {
+                    let half = (c.summary.ci95_high - c.summary.ci95_low) / 2.0;
+                    let report = c
+                        .report_value
+                        .map(|v| format!(" (report {v:.4})"))
+                        .unwrap_or_default();
+                    out.push_str(&format!(" {:.4} ± {half:.4}{report} |", c.summary.mean));
+                }
+                None => out.push_str(" - |"),
+            }
+        }
+        out.push('\n');
+    }
+    let reps: Vec<usize> = analysis.cells.iter().map(|c| c.summary.n).collect();
+    let (min, max) = (
+        reps.iter().min().copied().unwrap_or(0),
+        reps.iter().max().copied().unwrap_or(0),
+    );
+    let reps = if min == max {
+        min.to_string()
+    } else {
+        format!("{min} to {max}")
+    };
+    out.push_str(&format!(
+        "\nMean final test accuracy on the target test set over {reps} repetitions, ± the half-width of its 95% confidence interval (Student's t); the published value in brackets.\n"
+    ));
+    out
+}
