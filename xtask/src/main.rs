@@ -1,1 +1,406 @@
-fn main() {}
+//! `cargo xtask`: the command line of the MNIST transfer-learning study.
+//!
+//! It composes the crates: it parses arguments, picks the backend, runs the plan with
+//! progress, and asks the report crate for the outputs. It decides nothing about training
+//! or statistics.
+
+mod backend;
+mod bench;
+mod error;
+mod hardware;
+mod plan;
+mod progress;
+mod runner;
+mod study;
+mod timing;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use transfer_data::{SubsetRule, subset_size};
+use transfer_records::{Protocol, TrainingSettings};
+
+use crate::backend::Backend;
+use crate::error::{Result, XtaskError};
+use crate::plan::{ConfigFile, Overrides, Preset, Shard, build_config};
+use crate::runner::{Workspace, load_dataset};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Transfer learning on MNIST digits: data, training, the whole study, its report",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download (if needed) and verify MNIST, and print the sizes of the splits and subsets.
+    Data(DataArgs),
+    /// Run one protocol at one proportion (pretraining first when it needs it).
+    Train(TrainArgs),
+    /// Run the whole study (resumable), then write the table, figures and report.
+    Study(StudyArgs),
+    /// Write the report from the records under a results directory.
+    Report(ReportArgs),
+    /// Measure training and evaluation speed on a backend.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args, Clone)]
+struct DataOptions {
+    /// Directory holding (or receiving) the dataset files.
+    #[arg(long, default_value = "data/mnist", env = "MNIST_DIR")]
+    dir: PathBuf,
+    /// A JSON manifest of another IDX dataset (Fashion-MNIST, KMNIST) instead of MNIST.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DataArgs {
+    #[command(flatten)]
+    data: DataOptions,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Protocol: raw, frozen, finetune or dropout.
+    #[arg(long)]
+    protocol: String,
+    /// Proportion of the target training set, in (0, 1].
+    #[arg(long)]
+    proportion: f64,
+    /// Repetition index (selects the seeds and the pretrained model).
+    #[arg(long, default_value_t = 0)]
+    rep: u32,
+    /// Training iterations.
+    #[arg(long, default_value_t = 1000)]
+    iters: u32,
+    /// Test accuracy every this many iterations.
+    #[arg(long, default_value_t = 10)]
+    eval_every: u32,
+    /// Pretraining iterations.
+    #[arg(long, default_value_t = 1000)]
+    pretrain_iters: u32,
+    /// Master seed.
+    #[arg(long, default_value_t = 2016)]
+    seed: u64,
+    /// Subset rule.
+    #[arg(long, default_value = "prefix")]
+    subset: SubsetRule,
+    /// Backend.
+    #[arg(long, value_enum, default_value_t = Backend::default_compiled())]
+    backend: Backend,
+    /// Results directory (pretrained models are kept and reused there).
+    #[arg(long, default_value = "results/train")]
+    out: PathBuf,
+    /// Also write the run record to this JSON file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Plain log lines instead of progress bars.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    data: DataOptions,
+}
+
+#[derive(Args)]
+struct StudyArgs {
+    /// Starting configuration (default: paper, or the config file's).
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
+    /// A TOML configuration file (see docs/study.md); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Backend.
+    #[arg(long, value_enum, default_value_t = Backend::default_compiled())]
+    backend: Backend,
+    /// Repetitions of every configuration.
+    #[arg(long)]
+    reps: Option<u32>,
+    /// Training iterations per run.
+    #[arg(long)]
+    iters: Option<u32>,
+    /// Test accuracy every this many iterations.
+    #[arg(long)]
+    eval_every: Option<u32>,
+    /// Pretraining iterations.
+    #[arg(long)]
+    pretrain_iters: Option<u32>,
+    /// Protocols, comma-separated (raw,frozen,finetune,dropout or the config file's).
+    #[arg(long, value_delimiter = ',')]
+    protocols: Option<Vec<String>>,
+    /// Proportions, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    props: Option<Vec<f64>>,
+    /// Subset rule: prefix (the report's) or stratified.
+    #[arg(long)]
+    subset: Option<SubsetRule>,
+    /// Master seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Results directory (default results/<preset>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Runs at once.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Run only slice I of N (or auto/N from SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX).
+    #[arg(long)]
+    shard: Option<String>,
+    /// Plain log lines instead of progress bars.
+    #[arg(long)]
+    quiet: bool,
+    /// Skip the up-front time estimate.
+    #[arg(long)]
+    no_estimate: bool,
+    #[command(flatten)]
+    data: DataOptions,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The results directory.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn main() -> ExitCode {
+    // A panic inside a library is a bug; say so in one line rather than a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        eprintln!("internal error: {}", message.lines().next().unwrap_or(""));
+    }));
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    let backend = match &cli.command {
+        Command::Train(a) => Some(a.backend),
+        Command::Study(a) => Some(a.backend),
+        Command::Bench(a) => Some(a.backend),
+        Command::Data(_) | Command::Report(_) => None,
+    };
+    if let Some(backend) = backend
+        && let Some(code) = backend::rerun_with_feature(backend)?
+    {
+        return Ok(u8::try_from(code).unwrap_or(1));
+    }
+    match cli.command {
+        Command::Data(args) => data(args),
+        Command::Train(args) => train(args),
+        Command::Study(args) => study(args),
+        Command::Report(args) => report(args),
+        Command::Bench(args) => bench::bench(args),
+    }
+    .map(|()| 0)
+}
+
+fn data(args: DataArgs) -> Result<()> {
+    let start = std::time::Instant::now();
+    let dataset = load_dataset(&args.data.dir, args.data.manifest.as_deref())?;
+    println!(
+        "{} in {}: verified (SHA-256 of every file) and loaded in {:.2} s",
+        dataset.name,
+        args.data.dir.display(),
+        start.elapsed().as_secs_f64()
+    );
+    let (source, target) = dataset.transfer_tasks(
+        &transfer_data::SOURCE_CLASSES,
+        &transfer_data::TARGET_CLASSES,
+    )?;
+    println!("\n| split | digits | train | test |\n| --- | --- | --- | --- |");
+    println!(
+        "| all | 0-9 | {} | {} |",
+        dataset.train.len(),
+        dataset.test.len()
+    );
+    println!(
+        "| source | 0-5 | {} | {} |",
+        source.train.len(),
+        source.test.len()
+    );
+    println!(
+        "| target | 6-9 | {} | {} |",
+        target.train.len(),
+        target.test.len()
+    );
+    println!(
+        "\n| proportion | prefix subset (batch 100) | stratified subset |\n| --- | --- | --- |"
+    );
+    for p in [0.005, 0.01, 0.1, 1.0] {
+        let prefix = subset_size(SubsetRule::Prefix, target.train.len(), p, 100)?;
+        let stratified = subset_size(SubsetRule::Stratified, target.train.len(), p, 100)?;
+        println!("| {p} | {prefix} | {stratified} |");
+    }
+    Ok(())
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let protocol = Protocol::resolve(&args.protocol, &[])?;
+    let mut settings = TrainingSettings::paper(args.backend.name());
+    settings.iterations = args.iters;
+    settings.eval_every = args.eval_every;
+    settings.pretrain_iterations = args.pretrain_iters;
+    settings.seed = args.seed;
+    settings.subset = args.subset;
+    settings.validate()?;
+    if !(args.proportion > 0.0 && args.proportion <= 1.0) {
+        return Err(XtaskError::Usage(format!(
+            "--proportion {} is outside (0, 1] (the study uses 0.005, 0.01, 0.1 and 1)",
+            args.proportion
+        )));
+    }
+    let (device, info) = args.backend.device()?;
+    let dataset = load_dataset(&args.data.dir, args.data.manifest.as_deref())?;
+    let ws = Workspace::new(&dataset, device, info, &args.out, &settings)?;
+    let progress = progress::Progress::new(1, args.quiet, "runs");
+    let pretrained = if protocol.needs_pretraining() {
+        let mut observer = progress.run(
+            &format!("pretrain rep {}", args.rep),
+            settings.pretrain_iterations,
+        );
+        let (backbone, finished) = ws.pretrained(args.rep, &mut observer)?;
+        drop(observer);
+        progress.line(&format!(
+            "pretrained model (rep {}): source test accuracy {:.4}{}",
+            args.rep,
+            finished.record.source_test_accuracy,
+            if finished.reused {
+                " (reused from the results directory)"
+            } else {
+                ""
+            }
+        ));
+        Some((backbone, finished.record.seed))
+    } else {
+        None
+    };
+    let label = format!("{} p={} rep {}", protocol.name, args.proportion, args.rep);
+    let mut observer = progress.run(&label, settings.iterations);
+    let finished = ws.run(
+        &protocol,
+        args.proportion,
+        args.rep,
+        pretrained.as_ref().map(|(b, s)| (b, *s)),
+        &mut observer,
+    )?;
+    drop(observer);
+    progress.finish();
+    let r = &finished.record;
+    println!(
+        "{label}: {} training images, final test accuracy {:.4} ({:.1} s{})",
+        r.train_samples,
+        r.final_accuracy,
+        r.wall_seconds,
+        if finished.reused { ", reused" } else { "" }
+    );
+    if let Some(path) = args.json {
+        transfer_records::write_json(&path, r)?;
+        println!("run record written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn study(args: StudyArgs) -> Result<()> {
+    let file = args.config.as_deref().map(ConfigFile::read).transpose()?;
+    let flags = Overrides {
+        reps: args.reps,
+        iters: args.iters,
+        eval_every: args.eval_every,
+        pretrain_iters: args.pretrain_iters,
+        protocols: args.protocols.clone(),
+        props: args.props.clone(),
+        subset: args.subset,
+        seed: args.seed,
+    };
+    let config = build_config(args.preset, file.as_ref(), &flags, args.backend.name())?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(|s| Shard::parse(s, |v| std::env::var(v).ok()))
+        .transpose()?;
+    if args.jobs == 0 {
+        return Err(XtaskError::Usage("--jobs must be at least 1".into()));
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results").join(&config.preset));
+    println!(
+        "effective configuration (stored in {}/study.json):",
+        out.display()
+    );
+    println!(
+        "  preset {}, {} repetitions x {} protocols ({}) x {} proportions ({:?})",
+        config.preset,
+        config.repetitions,
+        config.protocols.len(),
+        config
+            .protocols
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        config.proportions.len(),
+        config.proportions
+    );
+    let t = &config.training;
+    println!(
+        "  {} iterations (eval every {}), pretraining {} iterations, batch {}, subset {}, seed {}, backend {}",
+        t.iterations,
+        t.eval_every,
+        t.pretrain_iterations,
+        t.batch_size,
+        t.subset,
+        t.seed,
+        t.backend
+    );
+    let (device, info) = args.backend.device()?;
+    let dataset = load_dataset(&args.data.dir, args.data.manifest.as_deref())?;
+    let ws = Workspace::new(&dataset, device, info, &out, &config.training)?;
+    let exec = study::Execution {
+        jobs: args.jobs,
+        shard,
+        quiet: args.quiet,
+        no_estimate: args.no_estimate,
+        command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+    };
+    study::run_study(&ws, &config, &exec)
+}
+
+fn report(args: ReportArgs) -> Result<()> {
+    let results = transfer_report::StudyResults::read(&args.out)?;
+    let ctx = match &results.config {
+        Some(config) => study::report_context(config, "", None),
+        None => transfer_report::ReportContext {
+            hardware: hardware::describe(),
+            ..Default::default()
+        },
+    };
+    let files = transfer_report::write_report(&args.out, &results, &ctx)?;
+    println!(
+        "{} runs reported; {} files written to {}",
+        results.runs.len(),
+        files.len(),
+        args.out.display()
+    );
+    Ok(())
+}

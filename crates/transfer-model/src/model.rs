@@ -154,11 +154,9 @@ impl Backbone {
         self.pool.forward(x).flatten(1, 3)
     }
 
-    /// Saves the backbone's weights (burn's record format).
+    /// Saves the backbone's weights (burn's record format), atomically.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        self.clone()
-            .save_file(path)
-            .map_err(|e| weights_error(path, e))
+        save_atomic(self.clone(), path)
     }
 
     /// Loads weights saved by [`Backbone::save`] into this backbone's shape.
@@ -273,17 +271,38 @@ impl Cnn {
             .with_fc_width(fc_width)
     }
 
-    /// Saves the whole network's weights (burn's record format).
+    /// Saves the whole network's weights (burn's record format), atomically.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        self.clone()
-            .save_file(path)
-            .map_err(|e| weights_error(path, e))
+        save_atomic(self.clone(), path)
     }
 
     /// Loads weights saved by [`Cnn::save`] into this network's shape.
     pub fn load(self, path: &Path) -> Result<Cnn, ModelError> {
         self.try_load_file(path).map_err(|e| weights_error(path, e))
     }
+}
+
+/// Writes a module to a temporary file beside `path`, syncs it and renames it into place,
+/// so a reader (another shard of a study, say) never sees a partial file.
+fn save_atomic<M: Module>(module: M, path: &Path) -> Result<(), ModelError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let result = module
+        .save_file(&tmp)
+        .map_err(|e| weights_error(path, e))
+        .and_then(|()| {
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .map_err(|e| weights_error(path, e))
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 fn weights_error(path: &Path, e: impl std::fmt::Display) -> ModelError {

@@ -1,0 +1,62 @@
+//! The command line's error: every failure as one line of plain words.
+
+use std::path::PathBuf;
+
+/// Anything that stops a command.
+#[derive(Debug, thiserror::Error)]
+pub enum XtaskError {
+    /// The dataset could not be had.
+    #[error(transparent)]
+    Data(#[from] transfer_data::DataError),
+    /// A training run failed.
+    #[error(transparent)]
+    Train(#[from] transfer_protocols::TrainError),
+    /// A model could not be saved or loaded.
+    #[error(transparent)]
+    Model(#[from] transfer_model::ModelError),
+    /// A protocol or configuration is invalid.
+    #[error(transparent)]
+    Record(#[from] transfer_records::RecordError),
+    /// The results directory cannot be used.
+    #[error(transparent)]
+    Store(#[from] transfer_records::StoreError),
+    /// The report could not be written.
+    #[error(transparent)]
+    Report(#[from] transfer_report::ReportError),
+    /// A configuration file is wrong.
+    #[error("{path}: {what}")]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// A file could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A backend cannot be used.
+    #[error("{0}")]
+    Backend(String),
+    /// Arguments that do not make sense together.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl XtaskError {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        XtaskError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The command line's result type.
+pub type Result<T, E = XtaskError> = std::result::Result<T, E>;

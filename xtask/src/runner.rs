@@ -1,0 +1,239 @@
+//! Runs pretrainings and protocol runs against a results directory: finished work is read
+//! back, never redone; new work is written atomically as soon as it finishes.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use transfer_data::{Dataset, Manifest, Task, select_subset};
+use transfer_model::{Backbone, CnnConfig};
+use transfer_protocols::{LoopSettings, Observer, RunInput, pretrain, run_protocol};
+use transfer_records::{
+    BackendInfo, PretrainRecord, Protocol, ResultsDir, RunRecord, TrainingSettings, pretrain_seed,
+    run_seed,
+};
+
+use crate::error::Result;
+use crate::progress::DownloadBar;
+
+/// Loads (downloading if needed) and verifies MNIST from `dir`, or a dataset described by
+/// a manifest file.
+pub fn load_dataset(dir: &Path, manifest: Option<&Path>) -> Result<Dataset> {
+    let manifest = match manifest {
+        Some(path) => Manifest::from_json_file(path)?,
+        None => Manifest::mnist(),
+    };
+    Ok(transfer_data::ensure_dataset(
+        dir,
+        &manifest,
+        &DownloadBar::new(),
+    )?)
+}
+
+/// One results directory, the data and the device: everything a run needs.
+pub struct Workspace {
+    /// The device runs train on.
+    pub device: Device,
+    /// Its description, stored in every record.
+    pub backend: BackendInfo,
+    /// The source task (pretraining).
+    pub source: Task,
+    /// The target task.
+    pub target: Task,
+    /// Where records go.
+    pub store: ResultsDir,
+}
+
+/// A finished run and whether it was computed now or found on disk.
+pub struct Finished<T> {
+    /// The record.
+    pub record: T,
+    /// True when read from the results directory.
+    pub reused: bool,
+}
+
+impl Workspace {
+    /// Binds the data, device and results directory for `settings`.
+    pub fn new(
+        dataset: &Dataset,
+        device: Device,
+        backend: BackendInfo,
+        out: &Path,
+        settings: &TrainingSettings,
+    ) -> Result<Workspace> {
+        let (source, target) =
+            dataset.transfer_tasks(&settings.source_classes, &settings.target_classes)?;
+        let store = ResultsDir::create(out, settings)?;
+        Ok(Workspace {
+            device,
+            backend,
+            source,
+            target,
+            store,
+        })
+    }
+
+    fn settings(&self) -> &TrainingSettings {
+        self.store.settings()
+    }
+
+    /// Loop settings of the pretraining: ten evaluation points on the source test set.
+    pub fn pretrain_loop(&self) -> LoopSettings {
+        let s = self.settings();
+        let mut settings =
+            LoopSettings::new(s.pretrain_iterations, (s.pretrain_iterations / 10).max(1));
+        settings.batch_size = s.batch_size;
+        settings
+    }
+
+    /// Loop settings of a target-task run.
+    pub fn run_loop(&self) -> LoopSettings {
+        let s = self.settings();
+        let mut settings = LoopSettings::new(s.iterations, s.eval_every);
+        settings.batch_size = s.batch_size;
+        settings
+    }
+
+    /// The pretrained backbone of `repetition`: loaded if already in the results directory,
+    /// else trained, saved (weights first, then the record) and returned.
+    pub fn pretrained(
+        &self,
+        repetition: u32,
+        observer: &mut dyn Observer,
+    ) -> Result<(Backbone, Finished<PretrainRecord>)> {
+        let config = CnnConfig::new(self.source.num_classes());
+        let weights = self.store.weights_path(repetition);
+        if let Some(record) = self.store.finished_pretrain(repetition)? {
+            let backbone = config.init_backbone(&self.device, 0).load(&weights)?;
+            return Ok((
+                backbone,
+                Finished {
+                    record,
+                    reused: true,
+                },
+            ));
+        }
+        let seed = pretrain_seed(self.settings().seed, repetition);
+        let outcome = pretrain(
+            &self.device,
+            &self.source,
+            &self.pretrain_loop(),
+            self.settings().pretrain_learning_rate,
+            seed,
+            observer,
+        )?;
+        outcome.model.backbone.save(&weights)?;
+        let record = PretrainRecord {
+            repetition,
+            seed,
+            iterations: self.settings().pretrain_iterations,
+            train_samples: self.source.train.len(),
+            curve: outcome.curve,
+            loss_curve: outcome.loss_curve,
+            source_test_accuracy: outcome.final_accuracy,
+            wall_seconds: outcome.wall_seconds,
+            backend: self.backend.clone(),
+            settings_hash: self.store.settings_hash().to_owned(),
+            weights_file: weights
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        self.store.write_pretrain(&record)?;
+        Ok((
+            outcome.model.backbone,
+            Finished {
+                record,
+                reused: false,
+            },
+        ))
+    }
+
+    /// The record of a run if it is already finished. A record made with another definition
+    /// of the protocol is an error, never mixed in.
+    pub fn finished_run(
+        &self,
+        protocol: &Protocol,
+        proportion: f64,
+        repetition: u32,
+    ) -> Result<Option<RunRecord>> {
+        let path = self.store.run_path(&protocol.name, proportion, repetition);
+        let Some(record) = self.store.finished_run(&path)? else {
+            return Ok(None);
+        };
+        if record.protocol != *protocol {
+            return Err(crate::error::XtaskError::Usage(format!(
+                "{}: made with another definition of protocol '{}'; choose another --out or rename the protocol",
+                path.display(),
+                protocol.name
+            )));
+        }
+        Ok(Some(record))
+    }
+
+    /// Runs `protocol` at `proportion`, repetition `repetition` (reusing a finished record),
+    /// and stores the record.
+    pub fn run(
+        &self,
+        protocol: &Protocol,
+        proportion: f64,
+        repetition: u32,
+        pretrained: Option<(&Backbone, u64)>,
+        observer: &mut dyn Observer,
+    ) -> Result<Finished<RunRecord>> {
+        if let Some(record) = self.finished_run(protocol, proportion, repetition)? {
+            return Ok(Finished {
+                record,
+                reused: true,
+            });
+        }
+        let s = self.settings();
+        let seed = run_seed(s.seed, &protocol.name, proportion, repetition);
+        let subset = select_subset(
+            &self.target.train.labels,
+            self.target.num_classes(),
+            proportion,
+            s.subset,
+            s.batch_size,
+            seed,
+        )?;
+        let train = self.target.train.select(&subset);
+        let settings = self.run_loop();
+        let outcome = run_protocol(
+            &self.device,
+            &RunInput {
+                protocol,
+                train: &train,
+                test: &self.target.test,
+                num_classes: self.target.num_classes(),
+                pretrained: pretrained.map(|(b, _)| b),
+                settings: &settings,
+                seed,
+            },
+            observer,
+        )?;
+        let record = RunRecord {
+            protocol: protocol.clone(),
+            proportion,
+            repetition,
+            seed,
+            pretrain_seed: if protocol.needs_pretraining() {
+                pretrained.map(|(_, seed)| seed)
+            } else {
+                None
+            },
+            train_samples: train.len(),
+            iterations: s.iterations,
+            curve: outcome.curve,
+            loss_curve: outcome.loss_curve,
+            final_accuracy: outcome.final_accuracy,
+            wall_seconds: outcome.wall_seconds,
+            backend: self.backend.clone(),
+            settings_hash: self.store.settings_hash().to_owned(),
+        };
+        self.store.write_run(&record)?;
+        Ok(Finished {
+            record,
+            reused: false,
+        })
+    }
+}

@@ -1,0 +1,283 @@
+//! `cargo xtask study`: every run of the configuration, resumable, sharded, in parallel,
+//! then the report.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use transfer_model::Backbone;
+use transfer_records::{BackboneStart, Protocol, StudyConfig};
+use transfer_report::{ReportContext, StudyResults, write_report};
+
+use crate::error::{Result, XtaskError};
+use crate::plan::{PlannedRun, Shard, plan};
+use crate::progress::Progress;
+use crate::runner::Workspace;
+use crate::timing::{seconds_per_eval_image, seconds_per_step, stand_in_backbone};
+
+/// How to execute a study.
+pub struct Execution {
+    /// Runs at once.
+    pub jobs: usize,
+    /// The slice of the plan this process runs.
+    pub shard: Option<Shard>,
+    /// Plain log lines instead of bars.
+    pub quiet: bool,
+    /// Skip the up-front time estimate.
+    pub no_estimate: bool,
+    /// The command line, for the report.
+    pub command: String,
+}
+
+/// Runs the study into the workspace's results directory and writes the report when the
+/// whole plan is finished.
+pub fn run_study(ws: &Workspace, config: &StudyConfig, exec: &Execution) -> Result<()> {
+    let started = Instant::now();
+    ws.store.write_study(config)?;
+    let all = plan(config);
+    let mine = match exec.shard {
+        Some(shard) => shard.select(&all),
+        None => all.clone(),
+    };
+    let mut todo = Vec::new();
+    for run in &mine {
+        if ws
+            .finished_run(&run.protocol, run.proportion, run.repetition)?
+            .is_none()
+        {
+            todo.push(run.clone());
+        }
+    }
+    let mut reps_to_pretrain: Vec<u32> = todo
+        .iter()
+        .filter(|r| r.protocol.needs_pretraining())
+        .map(|r| r.repetition)
+        .collect();
+    reps_to_pretrain.sort_unstable();
+    reps_to_pretrain.dedup();
+    let missing_pretrain: Vec<u32> = reps_to_pretrain
+        .iter()
+        .copied()
+        .filter(|&r| ws.store.finished_pretrain(r).ok().flatten().is_none())
+        .collect();
+    println!(
+        "{} runs in this {}; {} already finished, {} to run; {} pretrained models to train",
+        mine.len(),
+        if exec.shard.is_some() {
+            "shard"
+        } else {
+            "study"
+        },
+        mine.len() - todo.len(),
+        todo.len(),
+        missing_pretrain.len()
+    );
+    if !todo.is_empty() && !exec.no_estimate {
+        estimate(ws, config, &todo, missing_pretrain.len())?;
+    }
+
+    let progress = Progress::new(
+        (missing_pretrain.len() + todo.len()) as u64,
+        exec.quiet,
+        "runs",
+    );
+    // Pretrained backbones, by repetition: loaded or trained (in parallel across jobs).
+    let backbones: Mutex<Vec<(u32, Backbone, u64)>> = Mutex::new(Vec::new());
+    parallel(&reps_to_pretrain, exec.jobs, |&rep| {
+        let fresh = missing_pretrain.contains(&rep);
+        let mut observer = progress.run(
+            &format!("pretrain rep {rep}"),
+            ws.store.settings().pretrain_iterations,
+        );
+        let (backbone, finished) = ws.pretrained(rep, &mut observer)?;
+        drop(observer);
+        if fresh {
+            progress.advance();
+            progress.line(&format!(
+                "pretrained rep {rep}: source test accuracy {:.4} ({:.1} s)",
+                finished.record.source_test_accuracy, finished.record.wall_seconds
+            ));
+        }
+        lock(&backbones)?.push((rep, backbone, finished.record.seed));
+        Ok(())
+    })?;
+    let backbones = backbones
+        .into_inner()
+        .map_err(|_| XtaskError::Usage("a pretraining thread failed".into()))?;
+    let done = AtomicUsize::new(0);
+    parallel(&todo, exec.jobs, |run: &PlannedRun| {
+        let pretrained = match run.protocol.backbone {
+            BackboneStart::Pretrained => backbones
+                .iter()
+                .find(|(rep, _, _)| *rep == run.repetition)
+                .map(|(_, b, seed)| (b, *seed)),
+            BackboneStart::Fresh => None,
+        };
+        let mut observer = progress.run(&run.label(), ws.store.settings().iterations);
+        let finished = ws.run(
+            &run.protocol,
+            run.proportion,
+            run.repetition,
+            pretrained,
+            &mut observer,
+        )?;
+        drop(observer);
+        progress.advance();
+        let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+        progress.line(&format!(
+            "[{n}/{}] {}: final test accuracy {:.4} ({:.1} s)",
+            todo.len(),
+            run.label(),
+            finished.record.final_accuracy,
+            finished.record.wall_seconds
+        ));
+        Ok(())
+    })?;
+    progress.finish();
+
+    let complete = all.iter().all(|r| {
+        matches!(
+            ws.finished_run(&r.protocol, r.proportion, r.repetition),
+            Ok(Some(_))
+        )
+    });
+    if complete {
+        let results = StudyResults::read(ws.store.root())?;
+        let ctx = report_context(config, &exec.command, Some(started.elapsed().as_secs_f64()));
+        let files = write_report(ws.store.root(), &results, &ctx)?;
+        println!(
+            "study complete: {} files written to {} (table.md, report.md, figures/)",
+            files.len(),
+            ws.store.root().display()
+        );
+        if let Ok(table) = std::fs::read_to_string(ws.store.root().join("table.md")) {
+            println!("\n{table}");
+        }
+    } else {
+        println!(
+            "this shard is done; when every shard has finished, `cargo xtask report --out {}` writes the report",
+            ws.store.root().display()
+        );
+    }
+    Ok(())
+}
+
+/// The report's context line for a configuration.
+pub fn report_context(
+    config: &StudyConfig,
+    command: &str,
+    wall_seconds: Option<f64>,
+) -> ReportContext {
+    ReportContext {
+        label: format!(
+            "Preset `{}`, backend `{}`, on {}.",
+            config.preset,
+            config.training.backend,
+            crate::hardware::describe()
+        ),
+        hardware: crate::hardware::describe(),
+        command: command.to_owned(),
+        wall_seconds,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
+    m.lock()
+        .map_err(|_| XtaskError::Usage("a worker thread failed".into()))
+}
+
+/// Runs `work` over `items` on `jobs` threads, stopping at the first error (runs already
+/// in flight finish and are stored; nothing computed is lost).
+fn parallel<T: Sync>(
+    items: &[T],
+    jobs: usize,
+    work: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<XtaskError>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = items.get(i) else { return };
+                    if let Err(e) = work(item)
+                        && let Ok(mut slot) = failure.lock()
+                    {
+                        slot.get_or_insert(e);
+                    }
+                }
+            });
+        }
+    });
+    match failure.into_inner() {
+        Ok(Some(e)) => Err(e),
+        Ok(None) => Ok(()),
+        Err(_) => Err(XtaskError::Usage("a worker thread failed".into())),
+    }
+}
+
+/// Measures a few steps and prints the expected time, with faster alternatives when long.
+fn estimate(
+    ws: &Workspace,
+    config: &StudyConfig,
+    todo: &[PlannedRun],
+    pretrainings: usize,
+) -> Result<()> {
+    let stand_in = stand_in_backbone(&ws.device);
+    let step = |name: &str| -> Result<f64> {
+        let protocol = Protocol::preset(name).unwrap_or_else(|| Protocol::presets().remove(0));
+        seconds_per_step(&ws.device, &ws.target, &protocol, &stand_in, 3)
+    };
+    let (full, frozen) = (step("raw")?, step("frozen")?);
+    let eval_image = seconds_per_eval_image(&ws.device, &ws.target, 500, 1)?;
+    let s = ws.store.settings();
+    let test = ws.target.test.len() as f64;
+    let evals = f64::from(s.iterations.div_ceil(s.eval_every));
+    let mut seconds = pretrainings as f64
+        * (f64::from(s.pretrain_iterations) * full
+            + 10.0 * ws.source.test.len() as f64 * eval_image);
+    for run in todo {
+        seconds += if run.protocol.freeze_backbone {
+            let images = ws.target.train.len() as f64 * run.proportion + test;
+            images * eval_image + f64::from(s.iterations) * frozen
+        } else {
+            f64::from(s.iterations) * full + evals * test * eval_image
+        };
+    }
+    let wall = seconds;
+    println!(
+        "estimated time with one job: {} (measured: {:.3} s per training step, {:.4} s per frozen step, {:.0} test images/s)",
+        human(wall),
+        full,
+        frozen,
+        1.0 / eval_image
+    );
+    if wall > 1800.0 {
+        println!("that is long; faster alternatives:");
+        if config.preset == "paper" {
+            println!(
+                "  --preset quick            about 10 minutes, the same effects at fewer iterations"
+            );
+        }
+        println!(
+            "  --shard I/N               split the runs across N machines (Slurm array, Kubernetes Indexed Job)"
+        );
+        println!("  --backend wgpu | cuda     train on a GPU");
+        println!("  --reps R / --props LIST   fewer repetitions or proportions");
+    }
+    Ok(())
+}
+
+fn human(seconds: f64) -> String {
+    if seconds < 90.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 5400.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{:.1} h", seconds / 3600.0)
+    }
+}

@@ -1,0 +1,75 @@
+//! Measuring the building blocks: seconds per training step of a protocol and per image
+//! of evaluation. Used by `bench` and by the study's up-front time estimate.
+
+use std::time::Instant;
+
+use burn::prelude::*;
+use transfer_data::{ImageSet, Task};
+use transfer_model::{Backbone, CnnConfig};
+use transfer_protocols::{EvalSet, LoopSettings, RunInput, Silent, run_protocol};
+use transfer_records::Protocol;
+
+use crate::error::Result;
+
+/// Seconds per training step (batch 100) of `protocol`, from the difference between runs
+/// of `warmup` and `warmup + steps` iterations, which cancels set-up and evaluation.
+pub fn seconds_per_step(
+    device: &Device,
+    target: &Task,
+    protocol: &Protocol,
+    pretrained: &Backbone,
+    steps: u32,
+) -> Result<f64> {
+    let train = first(&target.train, 500);
+    let test = first(&target.test, 100);
+    let time = |iterations: u32| -> Result<f64> {
+        let settings = LoopSettings::new(iterations, iterations);
+        let start = Instant::now();
+        run_protocol(
+            device,
+            &RunInput {
+                protocol,
+                train: &train,
+                test: &test,
+                num_classes: target.num_classes(),
+                pretrained: Some(pretrained),
+                settings: &settings,
+                seed: 1,
+            },
+            &mut Silent,
+        )?;
+        Ok(start.elapsed().as_secs_f64())
+    };
+    let warmup = 2;
+    time(warmup)?; // first use: allocations, kernel selection
+    let short = time(warmup)?;
+    let long = time(warmup + steps)?;
+    Ok(((long - short) / f64::from(steps)).max(1e-6))
+}
+
+/// Seconds per image of scoring the whole target test set with a fresh model (the set is
+/// uploaded once, as in training).
+pub fn seconds_per_eval_image(
+    device: &Device,
+    target: &Task,
+    chunk: usize,
+    repeats: u32,
+) -> Result<f64> {
+    let model = CnnConfig::new(target.num_classes()).init(device, 1);
+    let eval = EvalSet::new(&target.test, device, chunk);
+    eval.accuracy(&model)?;
+    let start = Instant::now();
+    for _ in 0..repeats {
+        eval.accuracy(&model)?;
+    }
+    Ok(start.elapsed().as_secs_f64() / (f64::from(repeats) * target.test.len() as f64))
+}
+
+/// A fresh backbone standing in for a pretrained one in timings.
+pub fn stand_in_backbone(device: &Device) -> Backbone {
+    CnnConfig::new(6).init_backbone(device, 1)
+}
+
+fn first(set: &ImageSet, n: usize) -> ImageSet {
+    set.select(&(0..n.min(set.len())).collect::<Vec<_>>())
+}

@@ -1,0 +1,269 @@
+//! The command line end to end, on real MNIST: the smoke study and its resumption, a study
+//! killed with SIGKILL and resumed, sharding, and errors in plain words.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn mnist_dir() -> PathBuf {
+    std::env::var_os("MNIST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist"))
+}
+
+fn temp(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xtask-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn xtask(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.args(args).arg("--dir").arg(mnist_dir());
+    cmd
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = xtask(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{args:?} failed:\n{text}");
+    text
+}
+
+fn run_err(args: &[&str]) -> String {
+    let out: Output = xtask(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    err
+}
+
+/// The run records of a results directory without their wall times, by file name.
+fn records(dir: &Path) -> Vec<(String, serde_json::Value)> {
+    let mut out: Vec<(String, serde_json::Value)> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            v.as_object_mut().unwrap().remove("wall_seconds");
+            (p.file_name().unwrap().to_string_lossy().into_owned(), v)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn smoke_study_writes_everything_and_a_rerun_trains_nothing() {
+    let out = temp("smoke");
+    let o = out.to_str().unwrap();
+    run_ok(&[
+        "study",
+        "--preset",
+        "smoke",
+        "--out",
+        o,
+        "--quiet",
+        "--no-estimate",
+    ]);
+    let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "protocol,proportion,train_samples,reps,mean,std,ci95_low,ci95_high,report_value,delta"
+    );
+    assert_eq!(lines.len(), 17, "{csv}");
+    for file in [
+        "summary.json",
+        "report.md",
+        "table.md",
+        "study.json",
+        "figures/protocol-frozen.png",
+        "figures/proportion-0.005.svg",
+    ] {
+        assert!(out.join(file).is_file(), "{file} is missing");
+    }
+    let before = records(&out);
+    assert_eq!(before.len(), 32);
+    let started = Instant::now();
+    let text = run_ok(&["study", "--preset", "smoke", "--out", o, "--quiet"]);
+    assert!(text.contains("32 already finished, 0 to run"), "{text}");
+    assert_eq!(records(&out), before);
+    eprintln!("rerun took {:.1} s", started.elapsed().as_secs_f64());
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+const SMALL: [&str; 14] = [
+    "study",
+    "--props",
+    "0.005,0.1",
+    "--protocols",
+    "raw,frozen,dropout",
+    "--reps",
+    "2",
+    "--iters",
+    "6",
+    "--eval-every",
+    "3",
+    "--pretrain-iters",
+    "6",
+    "--no-estimate",
+];
+
+fn small(out: &Path, extra: &[&str]) -> Command {
+    let mut args: Vec<&str> = SMALL.to_vec();
+    args.extend(["--out", out.to_str().unwrap(), "--quiet"]);
+    args.extend(extra);
+    xtask(&args)
+}
+
+#[test]
+fn killed_resumed_and_sharded_studies_equal_an_uninterrupted_one() {
+    let whole = temp("whole");
+    assert!(small(&whole, &[]).status().unwrap().success());
+    let expected = records(&whole);
+    assert_eq!(expected.len(), 12);
+    let table = std::fs::read_to_string(whole.join("table.csv")).unwrap();
+
+    // Killed with SIGKILL once a few runs are stored, then resumed.
+    let killed = temp("killed");
+    let mut child = small(&killed, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let stored = std::fs::read_dir(killed.join("runs"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if stored >= 3 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = records(&killed).len();
+    assert!(partial < 12, "the study finished before it could be killed");
+    assert!(small(&killed, &[]).status().unwrap().success());
+    assert_eq!(records(&killed), expected);
+    assert_eq!(
+        std::fs::read_to_string(killed.join("table.csv")).unwrap(),
+        table
+    );
+
+    // Two shards into one directory, then the report from their union.
+    let sharded = temp("sharded");
+    assert!(
+        small(&sharded, &["--shard", "0/2"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        !sharded.join("table.csv").exists(),
+        "a partial study must not write the table"
+    );
+    assert!(
+        small(&sharded, &["--shard", "1/2"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    run_ok(&["report", "--out", sharded.to_str().unwrap()]);
+    assert_eq!(records(&sharded), expected);
+    assert_eq!(
+        std::fs::read_to_string(sharded.join("table.csv")).unwrap(),
+        table
+    );
+
+    // Other settings into the same directory are refused, naming what differs.
+    let mut args: Vec<&str> = SMALL.to_vec();
+    args[8] = "7";
+    args.extend(["--out", whole.to_str().unwrap()]);
+    let err = run_err(&args);
+    assert!(err.contains("iterations: 6 there, 7 now"), "{err}");
+
+    for dir in [whole, killed, sharded] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn train_writes_its_record_and_rejects_bad_arguments() {
+    let out = temp("train");
+    let json = out.join("run.json");
+    let text = run_ok(&[
+        "train",
+        "--protocol",
+        "frozen",
+        "--proportion",
+        "0.005",
+        "--iters",
+        "4",
+        "--eval-every",
+        "2",
+        "--pretrain-iters",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(text.contains("source test accuracy"), "{text}");
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(record["final_accuracy"].as_f64().unwrap() > 0.0);
+    assert_eq!(record["curve"].as_array().unwrap().len(), 2);
+    assert_eq!(record["curve"][1]["iteration"], 4);
+    let err = run_err(&["train", "--protocol", "nope", "--proportion", "0.1"]);
+    assert!(err.contains("raw, frozen, finetune, dropout"), "{err}");
+    let err = run_err(&["train", "--protocol", "raw", "--proportion", "0"]);
+    assert!(err.contains("outside (0, 1]"), "{err}");
+    let err = run_err(&[
+        "train",
+        "--protocol",
+        "raw",
+        "--proportion",
+        "0.1",
+        "--iters",
+        "0",
+    ]);
+    assert!(err.contains("at least 1"), "{err}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn a_damaged_dataset_fails_in_one_line() {
+    let dir = temp("damaged");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(mnist_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "gz") {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let labels = dir.join("t10k-labels-idx1-ubyte.gz");
+    let bytes = std::fs::read(&labels).unwrap();
+    std::fs::write(&labels, &bytes[..bytes.len() - 10]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["data", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("t10k-labels-idx1-ubyte.gz"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
