@@ -26,7 +26,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub eval_passes: u32,
     /// Images per evaluation chunk.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 100)]
     pub eval_chunk: usize,
     /// Also write the figures as JSON.
     #[arg(long)]
@@ -152,7 +152,7 @@ fn paper_estimate(
 ) -> f64 {
     let props = [0.005, 0.01, 0.1, 1.0];
     let evals = 100.0 * test as f64 * eval_image;
-    let pretrain = 10.0 * (1000.0 / raw + 10.0 * source_test as f64 * eval_image);
+    let pretrain = 10.0 * (1000.0 / raw + 5.0 * source_test as f64 * eval_image);
     let full = |rate: f64| 40.0 * (1000.0 / rate + evals);
     let frozen_runs: f64 = props
         .iter()

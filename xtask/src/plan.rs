@@ -14,7 +14,7 @@ use crate::error::{Result, XtaskError};
 pub enum Preset {
     /// SPEC.md exactly: 10 repetitions of 1000 iterations, test accuracy every 10.
     Paper,
-    /// About 10 minutes on a 2-core CPU: 3 repetitions of 150 iterations, every 25.
+    /// About 10 minutes on a 2-core CPU: 2 repetitions of 100 iterations, every 50.
     Quick,
     /// About a minute: 2 repetitions of 5 iterations, for CI and trying the pipeline.
     Smoke,
@@ -40,8 +40,8 @@ impl Preset {
                     training.iterations,
                     training.eval_every,
                     training.pretrain_iterations,
-                ) = (150, 25, 300);
-                3
+                ) = (100, 50, 200);
+                2
             }
             Preset::Smoke => {
                 (
@@ -366,7 +366,7 @@ mod tests {
         assert_eq!(config.preset, "quick");
         assert_eq!(config.repetitions, 7);
         assert_eq!(config.training.iterations, 20);
-        assert_eq!(config.training.eval_every, 25);
+        assert_eq!(config.training.eval_every, 50);
     }
 
     #[test]

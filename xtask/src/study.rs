@@ -233,13 +233,13 @@ fn estimate(
         seconds_per_step(&ws.device, &ws.target, &protocol, &stand_in, 3)
     };
     let (full, frozen) = (step("raw")?, step("frozen")?);
-    let eval_image = seconds_per_eval_image(&ws.device, &ws.target, 500, 1)?;
+    let eval_image = seconds_per_eval_image(&ws.device, &ws.target, 100, 1)?;
     let s = ws.store.settings();
     let test = ws.target.test.len() as f64;
     let evals = f64::from(s.iterations.div_ceil(s.eval_every));
     let mut seconds = pretrainings as f64
         * (f64::from(s.pretrain_iterations) * full
-            + 10.0 * ws.source.test.len() as f64 * eval_image);
+            + 5.0 * ws.source.test.len() as f64 * eval_image);
     for run in todo {
         seconds += if run.protocol.freeze_backbone {
             let images = ws.target.train.len() as f64 * run.proportion + test;

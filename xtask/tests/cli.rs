@@ -17,9 +17,10 @@ fn temp(tag: &str) -> PathBuf {
     dir
 }
 
+/// The binary with `args`, reading MNIST from the test data directory.
 fn xtask(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.args(args).arg("--dir").arg(mnist_dir());
+    cmd.args(args).env("MNIST_DIR", mnist_dir());
     cmd
 }
 
@@ -102,20 +103,21 @@ fn smoke_study_writes_everything_and_a_rerun_trains_nothing() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+/// A small study: 12 runs of 4 iterations, one evaluation each.
 const SMALL: [&str; 14] = [
     "study",
     "--props",
-    "0.005,0.1",
+    "0.005,0.01",
     "--protocols",
     "raw,frozen,dropout",
     "--reps",
     "2",
     "--iters",
-    "6",
+    "4",
     "--eval-every",
-    "3",
+    "4",
     "--pretrain-iters",
-    "6",
+    "4",
     "--no-estimate",
 ];
 
@@ -129,7 +131,7 @@ fn small(out: &Path, extra: &[&str]) -> Command {
 #[test]
 fn killed_resumed_and_sharded_studies_equal_an_uninterrupted_one() {
     let whole = temp("whole");
-    assert!(small(&whole, &[]).status().unwrap().success());
+    assert!(small(&whole, &[]).output().unwrap().status.success());
     let expected = records(&whole);
     assert_eq!(expected.len(), 12);
     let table = std::fs::read_to_string(whole.join("table.csv")).unwrap();
@@ -155,30 +157,34 @@ fn killed_resumed_and_sharded_studies_equal_an_uninterrupted_one() {
     child.wait().unwrap();
     let partial = records(&killed).len();
     assert!(partial < 12, "the study finished before it could be killed");
-    assert!(small(&killed, &[]).status().unwrap().success());
+    assert!(small(&killed, &[]).output().unwrap().status.success());
     assert_eq!(records(&killed), expected);
     assert_eq!(
         std::fs::read_to_string(killed.join("table.csv")).unwrap(),
         table
     );
 
-    // Two shards into one directory, then the report from their union.
+    // Two shards into one directory, two runs at a time, then the report from their union.
     let sharded = temp("sharded");
+    let shard = small(&sharded, &["--shard", "0/2", "--jobs", "2"])
+        .output()
+        .unwrap();
     assert!(
-        small(&sharded, &["--shard", "0/2"])
-            .status()
-            .unwrap()
-            .success()
+        shard.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shard.stderr)
     );
     assert!(
         !sharded.join("table.csv").exists(),
         "a partial study must not write the table"
     );
+    let shard = small(&sharded, &["--shard", "1/2", "--jobs", "2"])
+        .output()
+        .unwrap();
     assert!(
-        small(&sharded, &["--shard", "1/2"])
-            .status()
-            .unwrap()
-            .success()
+        shard.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shard.stderr)
     );
     run_ok(&["report", "--out", sharded.to_str().unwrap()]);
     assert_eq!(records(&sharded), expected);
@@ -192,7 +198,7 @@ fn killed_resumed_and_sharded_studies_equal_an_uninterrupted_one() {
     args[8] = "7";
     args.extend(["--out", whole.to_str().unwrap()]);
     let err = run_err(&args);
-    assert!(err.contains("iterations: 6 there, 7 now"), "{err}");
+    assert!(err.contains("iterations: 4 there, 7 now"), "{err}");
 
     for dir in [whole, killed, sharded] {
         std::fs::remove_dir_all(dir).unwrap();
