@@ -36,7 +36,7 @@ impl BatchSampler {
         Ok(BatchSampler {
             permutation: (0..subset_len).collect(),
             batch,
-            rng: SeededRng::stream(seed, 0xBA7C_4E5),
+            rng: SeededRng::stream(seed, 0x0BA7_C4E5),
         })
     }
 

@@ -112,7 +112,8 @@ fn trusting(files: &[(String, Vec<u8>)]) -> transfer_data::Manifest {
 #[test]
 fn bad_idx_headers_are_refused_even_when_checksums_match() {
     let (_, files) = synthetic(10, 10, 6);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Damage)> = vec![
         ("magic", Box::new(|b: &mut Vec<u8>| b[0] = 7)),
         ("dimensions", Box::new(|b: &mut Vec<u8>| b[3] = 2)),
         (

@@ -64,7 +64,7 @@ impl CnnConfig {
         if self.num_classes < 2 {
             return bad("num_classes must be at least 2");
         }
-        if self.kernel_size % 2 == 0 {
+        if self.kernel_size.is_multiple_of(2) {
             return bad("kernel_size must be odd for 'same' padding");
         }
         if self.image_size < 2 || self.in_channels == 0 || self.fc_width == 0 {

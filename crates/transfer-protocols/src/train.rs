@@ -17,7 +17,7 @@ use crate::features::{FeatureSet, train_classifier_on_features};
 use crate::masks::draw_masks;
 
 /// Stream of a run's seed that drives dropout masks.
-const DROPOUT_STREAM: u64 = 0xD509_0A7;
+const DROPOUT_STREAM: u64 = 0x0D50_90A7;
 
 /// How long to train and how often to measure.
 #[derive(Debug, Clone, PartialEq)]
