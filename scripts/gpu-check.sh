@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The GPU check: on a machine with an NVIDIA GPU, measure the backends and run the paper
+# preset, writing timings, the table and the device's description under one folder.
+#
+#   scripts/gpu-check.sh OUT_DIR
+#
+# Environment:
+#   XTASK_BIN     a release xtask built with the GPU features (default target/release/xtask;
+#                 build it with `cargo build --release -p xtask --features cuda,wgpu`, which
+#                 is how a machine without a package registry gets it: build elsewhere, copy)
+#   MNIST_DIR     the MNIST files (default data/mnist)
+#   BACKENDS      backends to measure and use, first one runs the study (default "cuda wgpu")
+#   STUDY_LIMIT   seconds allowed for the study (default 420); it resumes if run again
+#   JOBS          runs at once (default 4)
+set -uo pipefail
+out="${1:?usage: scripts/gpu-check.sh OUT_DIR}"
+bin="${XTASK_BIN:-target/release/xtask}"
+mnist="${MNIST_DIR:-data/mnist}"
+backends="${BACKENDS:-cuda wgpu}"
+limit="${STUDY_LIMIT:-420}"
+jobs="${JOBS:-4}"
+mkdir -p "$out"
+export MNIST_DIR="$mnist"
+
+{
+  echo "date: $(date -u +%FT%TZ)"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) ($(nproc) cores)"
+  "$bin" --version
+} > "$out/device.txt" 2>&1
+
+study_backend=""
+for b in $backends; do
+  if "$bin" bench --backend "$b" --steps 50 --eval-passes 5 --json "$out/bench-$b.json" > "$out/bench-$b.txt" 2>&1; then
+    [ -z "$study_backend" ] && study_backend="$b"
+  fi
+done
+"$bin" bench --backend flex --steps 10 --eval-passes 1 --json "$out/bench-flex.json" > "$out/bench-flex.txt" 2>&1
+
+if [ -n "$study_backend" ]; then
+  start=$(date +%s)
+  timeout "$limit" "$bin" study --preset paper --backend "$study_backend" --jobs "$jobs" \
+    --out results/paper-"$study_backend" --quiet > "$out/study.txt" 2>&1
+  echo "exit $? after $(( $(date +%s) - start )) s" >> "$out/study.txt"
+  cp results/paper-"$study_backend"/table.md results/paper-"$study_backend"/report.md "$out"/ 2>/dev/null
+  tar czf "$out/results.tar.gz" results/paper-"$study_backend" 2>/dev/null
+else
+  echo "no GPU backend started; see bench-*.txt" > "$out/study.txt"
+fi
+ls -la "$out"
