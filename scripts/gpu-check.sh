@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with an NVIDIA GPU, measure the backends and run the paper
-# preset, writing timings, the table and the device's description under one folder.
+# preset, writing timings, the table and the device's description under one folder (at
+# most eight files: device.txt, bench.txt, bench-*.json, study.txt, results.tar.gz).
 #
 #   scripts/gpu-check.sh OUT_DIR
 #
@@ -31,20 +32,21 @@ export MNIST_DIR="$mnist"
 
 study_backend=""
 for b in $backends; do
-  if "$bin" bench --backend "$b" --steps 50 --eval-passes 5 --json "$out/bench-$b.json" > "$out/bench-$b.txt" 2>&1; then
+  echo "== bench $b" >> "$out/bench.txt"
+  if "$bin" bench --backend "$b" --steps 50 --eval-passes 5 --json "$out/bench-$b.json" >> "$out/bench.txt" 2>&1; then
     [ -z "$study_backend" ] && study_backend="$b"
   fi
 done
-"$bin" bench --backend flex --steps 10 --eval-passes 1 --json "$out/bench-flex.json" > "$out/bench-flex.txt" 2>&1
+echo "== bench flex (this machine's CPU)" >> "$out/bench.txt"
+"$bin" bench --backend flex --steps 10 --eval-passes 1 --json "$out/bench-flex.json" >> "$out/bench.txt" 2>&1
 
 if [ -n "$study_backend" ]; then
   start=$(date +%s)
   timeout "$limit" "$bin" study --preset paper --backend "$study_backend" --jobs "$jobs" \
     --out results/paper-"$study_backend" --quiet > "$out/study.txt" 2>&1
   echo "exit $? after $(( $(date +%s) - start )) s" >> "$out/study.txt"
-  cp results/paper-"$study_backend"/table.md results/paper-"$study_backend"/report.md "$out"/ 2>/dev/null
   tar czf "$out/results.tar.gz" results/paper-"$study_backend" 2>/dev/null
 else
-  echo "no GPU backend started; see bench-*.txt" > "$out/study.txt"
+  echo "no GPU backend started; see bench.txt" > "$out/study.txt"
 fi
 ls -la "$out"
