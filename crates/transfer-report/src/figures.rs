@@ -137,7 +137,7 @@ where
         .y_desc("test accuracy")
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(RGBColor(246, 246, 246))
         .draw()
         .map_err(|e| e.to_string())?;
     for (i, (label, curve)) in figure.lines.iter().enumerate() {
@@ -177,6 +177,18 @@ where
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 22, y)], colour.stroke_width(3))
             });
+        // Sparse curves (short runs) also get a marker per point, so a single point shows.
+        if curve.iterations.len() <= 25 {
+            chart
+                .draw_series(
+                    curve
+                        .iterations
+                        .iter()
+                        .zip(&curve.mean)
+                        .map(|(&x, &y)| Circle::new((x, clamp(y)), 4, colour.filled())),
+                )
+                .map_err(|e| e.to_string())?;
+        }
     }
     chart
         .configure_series_labels()
