@@ -9,7 +9,7 @@ use transfer_records::{CurvePoint, LossPoint};
 
 use crate::error::TrainError;
 use crate::eval::{EvalSet, count_equal};
-use crate::masks::draw_masks;
+use crate::masks::classify;
 use crate::train::{LoopSettings, Observer, Optimised, optimise};
 
 /// Backbone features of a set of images (`[N, 6272]`) with their labels, on one device.
@@ -74,7 +74,6 @@ pub fn train_classifier_on_features(
 ) -> Result<(Classifier, Vec<CurvePoint>, Vec<LossPoint>), TrainError> {
     let ad = device.clone().autodiff();
     let classifier = classifier.fork(&ad).train();
-    let feature_len = train.features.dims()[1];
     let (classifier, curve, loss_curve): Optimised<Classifier> = optimise(
         classifier,
         &ad,
@@ -89,20 +88,7 @@ pub fn train_classifier_on_features(
                 Tensor::<1, Int>::from_data(TensorData::new(index, [positions.len()]), device);
             let features = train.features.clone().select(0, index.clone()).autodiff();
             let labels = train.labels.clone().select(0, index).autodiff();
-            let logits = if dropout > 0.0 {
-                let hidden = classifier.fc1.weight.shape().dims::<2>()[1];
-                let masks = draw_masks(
-                    masks_rng,
-                    positions.len(),
-                    feature_len,
-                    hidden,
-                    dropout,
-                    &ad,
-                );
-                classifier.forward_masked(features, &masks)
-            } else {
-                classifier.forward(features)
-            };
+            let logits = classify(classifier, features, dropout, masks_rng, &ad);
             (logits, labels)
         },
         |classifier: &Classifier| test.accuracy(&classifier.valid()),

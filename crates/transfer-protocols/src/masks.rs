@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 use transfer_data::SeededRng;
-use transfer_model::DropoutMasks;
+use transfer_model::{Classifier, DropoutMasks};
 
 /// Draws keep/drop decisions for a batch: `batch * features` on the flattened features
 /// and `batch * hidden` on fc1's output, each kept with probability `1 - drop`.
@@ -22,4 +22,24 @@ pub fn draw_masks(
     let keep_features = draw(batch * features);
     let keep_hidden = draw(batch * hidden);
     DropoutMasks::from_keep(&keep_features, &keep_hidden, batch, drop, device)
+}
+
+/// The classifier's logits for `features`, through fresh dropout masks when `drop > 0`.
+/// Training the whole network and training on cached features both go through here, so
+/// the two paths draw the same masks from the same stream.
+pub fn classify(
+    classifier: &Classifier,
+    features: Tensor<2>,
+    drop: f64,
+    rng: &mut SeededRng,
+    device: &Device,
+) -> Tensor<2> {
+    if drop > 0.0 {
+        let [batch, feature_len] = features.dims();
+        let hidden = classifier.fc1.weight.shape().dims::<2>()[1];
+        let masks = draw_masks(rng, batch, feature_len, hidden, drop, device);
+        classifier.forward_masked(features, &masks)
+    } else {
+        classifier.forward(features)
+    }
 }

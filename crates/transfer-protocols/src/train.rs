@@ -14,7 +14,7 @@ use transfer_records::{BackboneStart, CurvePoint, LossPoint, Protocol};
 use crate::error::TrainError;
 use crate::eval::{EvalSet, batch_tensors};
 use crate::features::{FeatureSet, train_classifier_on_features};
-use crate::masks::draw_masks;
+use crate::masks::classify;
 
 /// Stream of a run's seed that drives dropout masks.
 const DROPOUT_STREAM: u64 = 0x0D50_90A7;
@@ -219,7 +219,6 @@ pub fn train_model(
     // stay frozen.
     let model = model.fork(&ad).train();
     let eval = EvalSet::new(test, device, settings.eval_chunk);
-    let features = model.config(2).feature_len();
     let mut batch = Batch::default();
     let (model, curve, loss_curve) = optimise(
         model,
@@ -232,13 +231,8 @@ pub fn train_model(
         |model: &Cnn, positions: &[usize], masks_rng: &mut SeededRng| {
             train.fill_batch(positions, &mut batch);
             let (images, labels) = batch_tensors(&batch, &ad);
-            let logits = if dropout > 0.0 {
-                let hidden = model.classifier.fc1.weight.shape().dims::<2>()[1];
-                let masks = draw_masks(masks_rng, positions.len(), features, hidden, dropout, &ad);
-                model.forward_masked(images, &masks)
-            } else {
-                model.forward(images)
-            };
+            let features = model.backbone.forward(images);
+            let logits = classify(&model.classifier, features, dropout, masks_rng, &ad);
             (logits, labels)
         },
         |model: &Cnn| eval.accuracy(&model.valid()),

@@ -11,7 +11,8 @@ use burn::prelude::*;
 use transfer_data::{Dataset, ImageSet, Manifest, Task};
 use transfer_model::Cnn;
 use transfer_protocols::{
-    EvalSet, LoopSettings, RunInput, Silent, batch_tensors, pretrain, run_protocol, train_model,
+    EvalSet, LoopSettings, RunInput, Silent, TrainOutcome, batch_tensors, pretrain, run_protocol,
+    train_model,
 };
 use transfer_records::Protocol;
 
@@ -67,6 +68,30 @@ fn pretrained() -> &'static Cnn {
     })
 }
 
+/// Runs the preset `name` on `train`, scoring on `test`, from the shared pretrained model.
+fn run(
+    name: &str,
+    train: &ImageSet,
+    test: &ImageSet,
+    settings: &LoopSettings,
+    seed: u64,
+) -> TrainOutcome {
+    run_protocol(
+        &Device::flex(),
+        &RunInput {
+            protocol: &Protocol::preset(name).unwrap(),
+            train,
+            test,
+            num_classes: 4,
+            pretrained: Some(&pretrained().backbone),
+            settings,
+            seed,
+        },
+        &mut Silent,
+    )
+    .unwrap()
+}
+
 #[test]
 fn no_gradient_reaches_a_frozen_backbone() {
     let (_, target) = tasks();
@@ -98,23 +123,9 @@ fn frozen_backbone_is_bit_identical_after_training_on_both_paths() {
     let train = first(&target.train, 200);
     let test = first(&target.test, 300);
     let settings = LoopSettings::new(20, 10);
-    let protocol = Protocol::preset("frozen").unwrap();
     let pre = pretrained();
     // Fast path: features computed once.
-    let fast = run_protocol(
-        &device,
-        &RunInput {
-            protocol: &protocol,
-            train: &train,
-            test: &test,
-            num_classes: 4,
-            pretrained: Some(&pre.backbone),
-            settings: &settings,
-            seed: 3,
-        },
-        &mut Silent,
-    )
-    .unwrap();
+    let fast = run("frozen", &train, &test, &settings, 3);
     // Full path: the convolutions run at every step, with gradients switched off.
     let start = pre.clone().with_fresh_classifier(4, 3);
     let start = Cnn {
@@ -178,26 +189,10 @@ fn start_fc1(pre: &Cnn) -> Tensor<2> {
 #[test]
 fn the_same_seed_gives_identical_runs() {
     let (_, target) = tasks();
-    let device = Device::flex();
     let train = first(&target.train, 300);
     let test = first(&target.test, 200);
     let settings = LoopSettings::new(6, 3);
-    let run = |name: &str, seed: u64| {
-        run_protocol(
-            &device,
-            &RunInput {
-                protocol: &Protocol::preset(name).unwrap(),
-                train: &train,
-                test: &test,
-                num_classes: 4,
-                pretrained: Some(&pretrained().backbone),
-                settings: &settings,
-                seed,
-            },
-            &mut Silent,
-        )
-        .unwrap()
-    };
+    let run = |name: &str, seed: u64| run(name, &train, &test, &settings, seed);
     let finetuned = run("finetune", 9);
     assert_ne!(
         values(finetuned.model.backbone.conv1.weight.val()),
@@ -222,20 +217,7 @@ fn dropout_is_inactive_at_evaluation() {
     let device = Device::flex();
     let train = first(&target.train, 200);
     let test = first(&target.test, 500);
-    let outcome = run_protocol(
-        &device,
-        &RunInput {
-            protocol: &Protocol::preset("dropout").unwrap(),
-            train: &train,
-            test: &test,
-            num_classes: 4,
-            pretrained: None,
-            settings: &LoopSettings::new(10, 10),
-            seed: 4,
-        },
-        &mut Silent,
-    )
-    .unwrap();
+    let outcome = run("dropout", &train, &test, &LoopSettings::new(10, 10), 4);
     let eval = EvalSet::new(&test, &device, 250);
     let (a, b) = (
         eval.accuracy(&outcome.model).unwrap(),
@@ -253,24 +235,10 @@ fn dropout_is_inactive_at_evaluation() {
 #[test]
 fn every_preset_learns_the_target_task() {
     let (_, target) = tasks();
-    let device = Device::flex();
     let train = first(&target.train, 2300);
     let test = first(&target.test, 1000);
     for name in Protocol::PRESET_NAMES {
-        let outcome = run_protocol(
-            &device,
-            &RunInput {
-                protocol: &Protocol::preset(name).unwrap(),
-                train: &train,
-                test: &test,
-                num_classes: 4,
-                pretrained: Some(&pretrained().backbone),
-                settings: &LoopSettings::new(30, 30),
-                seed: 21,
-            },
-            &mut Silent,
-        )
-        .unwrap();
+        let outcome = run(name, &train, &test, &LoopSettings::new(30, 30), 21);
         assert!(
             outcome.final_accuracy > 0.8,
             "{name}: {}",
