@@ -147,8 +147,9 @@ struct StudyArgs {
     /// Results directory (default results/<preset>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Runs at once.
-    #[arg(long, default_value_t = 1)]
+    /// Runs at once (default: 2 where there are 2 or more cores; measured to nearly double
+    /// throughput on a 2-core CPU).
+    #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
     /// Run only slice I of N (or auto/N from SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX).
     #[arg(long)]
@@ -168,6 +169,11 @@ struct ReportArgs {
     /// The results directory.
     #[arg(long)]
     out: PathBuf,
+}
+
+/// Two runs at once where there are at least two cores, else one.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
 fn main() -> ExitCode {

@@ -76,11 +76,12 @@ impl Workspace {
         self.store.settings()
     }
 
-    /// Loop settings of the pretraining: ten evaluation points on the source test set.
+    /// Loop settings of the pretraining: evaluated on the source test set at most five
+    /// times, and never more often than the target runs are.
     pub fn pretrain_loop(&self) -> LoopSettings {
         let s = self.settings();
-        let mut settings =
-            LoopSettings::new(s.pretrain_iterations, (s.pretrain_iterations / 10).max(1));
+        let every = s.eval_every.max(s.pretrain_iterations.div_ceil(5));
+        let mut settings = LoopSettings::new(s.pretrain_iterations, every);
         settings.batch_size = s.batch_size;
         settings
     }
