@@ -13,17 +13,21 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
 }
 
-/// Total memory in GiB, from `/proc/meminfo`.
-pub fn memory_gib() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb: f64 = text
+/// The number after `key` in a `/proc` file of `key: value kB` lines, in KiB.
+fn proc_kib(file: &str, key: &str) -> Option<f64> {
+    std::fs::read_to_string(file)
+        .ok()?
         .lines()
-        .find(|l| l.starts_with("MemTotal"))?
+        .find(|l| l.starts_with(key))?
         .split_whitespace()
         .nth(1)?
         .parse()
-        .ok()?;
-    Some(kb / 1024.0 / 1024.0)
+        .ok()
+}
+
+/// Total memory in GiB, from `/proc/meminfo`.
+pub fn memory_gib() -> Option<f64> {
+    proc_kib("/proc/meminfo", "MemTotal").map(|kib| kib / 1024.0 / 1024.0)
 }
 
 /// One line: CPU model, logical cores, memory.
@@ -37,13 +41,5 @@ pub fn describe() -> String {
 
 /// Peak resident memory of this process in MiB (Linux `VmHWM`).
 pub fn peak_rss_mib() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = text
-        .lines()
-        .find(|l| l.starts_with("VmHWM"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
+    proc_kib("/proc/self/status", "VmHWM").map(|kib| kib / 1024.0)
 }

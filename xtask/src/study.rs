@@ -255,7 +255,7 @@ fn estimate(
     println!(
         "estimated time with {} job(s): {} (measured: {:.3} s per training step, {:.4} s per frozen step, {:.0} test images/s)",
         exec.jobs,
-        human(wall),
+        transfer_report::duration(wall),
         full,
         frozen,
         1.0 / eval_image
@@ -274,14 +274,4 @@ fn estimate(
         println!("  --reps R / --props LIST   fewer repetitions or proportions");
     }
     Ok(())
-}
-
-fn human(seconds: f64) -> String {
-    if seconds < 90.0 {
-        format!("{seconds:.0} s")
-    } else if seconds < 5400.0 {
-        format!("{:.0} min", seconds / 60.0)
-    } else {
-        format!("{:.1} h", seconds / 3600.0)
-    }
 }

@@ -35,7 +35,7 @@ pub use analysis::{
     analyse, report_value,
 };
 pub use figures::write_figures;
-pub use markdown::report_md;
+pub use markdown::{duration, report_md};
 pub use tables::{CSV_HEADER, table_csv, table_md};
 
 /// Why the report could not be written.

@@ -59,9 +59,12 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
     for p in &protocols {
         let _ = writeln!(
             out,
-            "  - `{}`: backbone {:?}{}, dropout {}, learning rate {}",
+            "  - `{}`: backbone {}{}, dropout {}, learning rate {}",
             p.name,
-            p.backbone,
+            match p.backbone {
+                transfer_records::BackboneStart::Fresh => "fresh",
+                transfer_records::BackboneStart::Pretrained => "pretrained",
+            },
             if p.freeze_backbone { " (frozen)" } else { "" },
             p.dropout,
             p.learning_rate
@@ -162,7 +165,8 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
     out
 }
 
-fn duration(seconds: f64) -> String {
+/// A duration in seconds, minutes or hours, whichever reads best.
+pub fn duration(seconds: f64) -> String {
     if seconds < 120.0 {
         format!("{seconds:.1} s")
     } else if seconds < 7200.0 {
