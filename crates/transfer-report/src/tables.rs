@@ -72,7 +72,7 @@ pub fn table_md(analysis: &Analysis) -> String {
         format!("{min} to {max}")
     };
     out.push_str(&format!(
-        "\nMean final test accuracy on the target test set over {reps} repetitions, ± the half-width of its 95% confidence interval (Student's t); the published value in brackets.\n"
+        "\nMean final test accuracy on the target test set over {reps}, ± the half-width of its 95% confidence interval (Student's t); the published value in brackets.\n"
     ));
     out
 }
