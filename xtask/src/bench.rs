@@ -10,8 +10,11 @@ use transfer_records::Protocol;
 
 use crate::backend::Backend;
 use crate::error::Result;
+use crate::plan::{Preset, plan};
 use crate::runner::load_dataset;
-use crate::timing::{seconds_per_eval_image, seconds_per_step, stand_in_backbone};
+use crate::timing::{
+    Costs, Sizes, seconds_per_eval_image, seconds_per_step, stand_in_backbone, study_seconds,
+};
 
 /// Arguments of `cargo xtask bench`.
 #[derive(Args)]
@@ -105,15 +108,22 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         gflops: raw * 100.0 * 3.0 * flops as f64 / 1e9,
         eval_gflops: flops as f64 / eval_image / 1e9,
         peak_rss_mb: crate::hardware::peak_rss_mib().unwrap_or(0.0),
-        paper_estimate_s: paper_estimate(
-            raw,
-            frozen,
-            dropout,
-            eval_image,
-            target.train.len(),
-            target.test.len(),
-            source.test.len(),
-        ),
+        paper_estimate_s: {
+            let paper = Preset::Paper.config(&info.backend);
+            study_seconds(
+                Costs {
+                    step: 1.0 / raw,
+                    frozen_step: 1.0 / frozen,
+                    eval_image,
+                },
+                Sizes::of(&source, &target),
+                &paper.training,
+                paper.repetitions as usize,
+                plan(&paper)
+                    .iter()
+                    .map(|r| (r.protocol.freeze_backbone, r.proportion)),
+            )
+        },
     };
     println!(
         "evaluation: {:.0} images/s over the {} test images (chunks of {})",
@@ -137,26 +147,4 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         println!("figures written to {}", path.display());
     }
     Ok(())
-}
-
-/// Seconds of the paper preset: 10 pretrainings, 40 runs of each protocol over the four
-/// proportions, 100 evaluations of every non-frozen run.
-fn paper_estimate(
-    raw: f64,
-    frozen: f64,
-    dropout: f64,
-    eval_image: f64,
-    train: usize,
-    test: usize,
-    source_test: usize,
-) -> f64 {
-    let props = [0.005, 0.01, 0.1, 1.0];
-    let evals = 100.0 * test as f64 * eval_image;
-    let pretrain = 10.0 * (1000.0 / raw + 5.0 * source_test as f64 * eval_image);
-    let full = |rate: f64| 40.0 * (1000.0 / rate + evals);
-    let frozen_runs: f64 = props
-        .iter()
-        .map(|p| 10.0 * ((train as f64 * p + test as f64) * eval_image + 1000.0 / frozen))
-        .sum();
-    pretrain + 2.0 * full(raw) + full(dropout) + frozen_runs
 }

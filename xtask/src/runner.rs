@@ -29,6 +29,22 @@ pub fn load_dataset(dir: &Path, manifest: Option<&Path>) -> Result<Dataset> {
     )?)
 }
 
+/// Loop settings of a pretraining: evaluated on the source test set at most five times,
+/// and never more often than the target runs are.
+pub fn pretrain_loop(s: &TrainingSettings) -> LoopSettings {
+    let every = s.eval_every.max(s.pretrain_iterations.div_ceil(5));
+    let mut settings = LoopSettings::new(s.pretrain_iterations, every);
+    settings.batch_size = s.batch_size;
+    settings
+}
+
+/// Loop settings of a target-task run.
+pub fn run_loop(s: &TrainingSettings) -> LoopSettings {
+    let mut settings = LoopSettings::new(s.iterations, s.eval_every);
+    settings.batch_size = s.batch_size;
+    settings
+}
+
 /// One results directory, the data and the device: everything a run needs.
 pub struct Workspace {
     /// The device runs train on.
@@ -72,26 +88,9 @@ impl Workspace {
         })
     }
 
-    fn settings(&self) -> &TrainingSettings {
+    /// The settings every run here uses.
+    pub fn settings(&self) -> &TrainingSettings {
         self.store.settings()
-    }
-
-    /// Loop settings of the pretraining: evaluated on the source test set at most five
-    /// times, and never more often than the target runs are.
-    pub fn pretrain_loop(&self) -> LoopSettings {
-        let s = self.settings();
-        let every = s.eval_every.max(s.pretrain_iterations.div_ceil(5));
-        let mut settings = LoopSettings::new(s.pretrain_iterations, every);
-        settings.batch_size = s.batch_size;
-        settings
-    }
-
-    /// Loop settings of a target-task run.
-    pub fn run_loop(&self) -> LoopSettings {
-        let s = self.settings();
-        let mut settings = LoopSettings::new(s.iterations, s.eval_every);
-        settings.batch_size = s.batch_size;
-        settings
     }
 
     /// The pretrained backbone of `repetition`: loaded if already in the results directory,
@@ -117,7 +116,7 @@ impl Workspace {
         let outcome = pretrain(
             &self.device,
             &self.source,
-            &self.pretrain_loop(),
+            &pretrain_loop(self.settings()),
             self.settings().pretrain_learning_rate,
             seed,
             observer,
@@ -198,7 +197,7 @@ impl Workspace {
             seed,
         )?;
         let train = self.target.train.select(&subset);
-        let settings = self.run_loop();
+        let settings = run_loop(s);
         let outcome = run_protocol(
             &self.device,
             &RunInput {

@@ -13,7 +13,9 @@ use crate::error::{Result, XtaskError};
 use crate::plan::{PlannedRun, Shard, plan};
 use crate::progress::Progress;
 use crate::runner::Workspace;
-use crate::timing::{seconds_per_eval_image, seconds_per_step, stand_in_backbone};
+use crate::timing::{
+    Costs, Sizes, seconds_per_eval_image, seconds_per_step, stand_in_backbone, study_seconds,
+};
 
 /// How to execute a study.
 pub struct Execution {
@@ -135,12 +137,15 @@ pub fn run_study(ws: &Workspace, config: &StudyConfig, exec: &Execution) -> Resu
     })?;
     progress.finish();
 
-    let complete = all.iter().all(|r| {
-        matches!(
-            ws.finished_run(&r.protocol, r.proportion, r.repetition),
-            Ok(Some(_))
-        )
-    });
+    // Every run of this process is stored by now (a failure returned above); a shard's
+    // study is complete only once the other shards' runs are stored too.
+    let complete = exec.shard.is_none()
+        || all.iter().all(|r| {
+            matches!(
+                ws.finished_run(&r.protocol, r.proportion, r.repetition),
+                Ok(Some(_))
+            )
+        });
     if complete {
         let results = StudyResults::read(ws.store.root())?;
         let ctx = report_context(config, &exec.command, Some(started.elapsed().as_secs_f64()));
@@ -230,26 +235,24 @@ fn estimate(
 ) -> Result<()> {
     let stand_in = stand_in_backbone(&ws.device);
     let step = |name: &str| -> Result<f64> {
-        let protocol = Protocol::preset(name).unwrap_or_else(|| Protocol::presets().remove(0));
+        let protocol = Protocol::resolve(name, &[])?;
         seconds_per_step(&ws.device, &ws.target, &protocol, &stand_in, 3)
     };
     let (full, frozen) = (step("raw")?, step("frozen")?);
     let eval_image = seconds_per_eval_image(&ws.device, &ws.target, 100, 1)?;
-    let s = ws.store.settings();
-    let test = ws.target.test.len() as f64;
-    let evals = f64::from(s.iterations.div_ceil(s.eval_every));
-    let pre = ws.pretrain_loop();
-    let pre_evals = f64::from(pre.iterations.div_ceil(pre.eval_every));
-    let mut seconds = pretrainings as f64
-        * (f64::from(pre.iterations) * full + pre_evals * ws.source.test.len() as f64 * eval_image);
-    for run in todo {
-        seconds += if run.protocol.freeze_backbone {
-            let images = ws.target.train.len() as f64 * run.proportion + test;
-            images * eval_image + f64::from(s.iterations) * frozen
-        } else {
-            f64::from(s.iterations) * full + evals * test * eval_image
-        };
-    }
+    let costs = Costs {
+        step: full,
+        frozen_step: frozen,
+        eval_image,
+    };
+    let seconds = study_seconds(
+        costs,
+        Sizes::of(&ws.source, &ws.target),
+        ws.settings(),
+        pretrainings,
+        todo.iter()
+            .map(|r| (r.protocol.freeze_backbone, r.proportion)),
+    );
     // Two jobs on two cores measured close to twice the throughput of one.
     let wall = seconds / exec.jobs.min(2) as f64;
     println!(

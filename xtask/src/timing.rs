@@ -7,9 +7,10 @@ use burn::prelude::*;
 use transfer_data::{ImageSet, Task};
 use transfer_model::{Backbone, CnnConfig};
 use transfer_protocols::{EvalSet, LoopSettings, RunInput, Silent, run_protocol};
-use transfer_records::Protocol;
+use transfer_records::{Protocol, TrainingSettings};
 
 use crate::error::Result;
+use crate::runner::{pretrain_loop, run_loop};
 
 /// Seconds per training step (batch 100) of `protocol`, from the difference between runs
 /// of `warmup` and `warmup + steps` iterations, which cancels set-up and evaluation. A
@@ -79,4 +80,67 @@ pub fn stand_in_backbone(device: &Device) -> Backbone {
 
 fn first(set: &ImageSet, n: usize) -> ImageSet {
     set.select(&(0..n.min(set.len())).collect::<Vec<_>>())
+}
+
+/// Measured costs of the study's building blocks, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Costs {
+    /// One training step of the whole network (batch 100).
+    pub step: f64,
+    /// One training step of the classifier on cached features.
+    pub frozen_step: f64,
+    /// Scoring (or extracting the features of) one image.
+    pub eval_image: f64,
+}
+
+/// Image counts the cost model needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    /// Target training images.
+    pub target_train: usize,
+    /// Target test images.
+    pub target_test: usize,
+    /// Source test images.
+    pub source_test: usize,
+}
+
+impl Sizes {
+    /// The sizes of a source and a target task.
+    pub fn of(source: &Task, target: &Task) -> Sizes {
+        Sizes {
+            target_train: target.train.len(),
+            target_test: target.test.len(),
+            source_test: source.test.len(),
+        }
+    }
+}
+
+/// Seconds one job needs for `pretrainings` pretrainings and the runs given as
+/// `(frozen backbone, proportion)` under `settings`: training steps, evaluations, and for
+/// frozen runs the feature pass over the subset and the test set.
+pub fn study_seconds(
+    costs: Costs,
+    sizes: Sizes,
+    settings: &TrainingSettings,
+    pretrainings: usize,
+    runs: impl IntoIterator<Item = (bool, f64)>,
+) -> f64 {
+    let pre = pretrain_loop(settings);
+    let run = run_loop(settings);
+    let iterations = f64::from(run.iterations);
+    let test = sizes.target_test as f64;
+    let pre_evals = f64::from(pre.iterations.div_ceil(pre.eval_every));
+    let evals = f64::from(run.iterations.div_ceil(run.eval_every));
+    let mut seconds = pretrainings as f64
+        * (f64::from(pre.iterations) * costs.step
+            + pre_evals * sizes.source_test as f64 * costs.eval_image);
+    for (frozen, proportion) in runs {
+        seconds += if frozen {
+            (sizes.target_train as f64 * proportion + test) * costs.eval_image
+                + iterations * costs.frozen_step
+        } else {
+            iterations * costs.step + evals * test * costs.eval_image
+        };
+    }
+    seconds
 }
