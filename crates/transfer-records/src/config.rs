@@ -74,6 +74,9 @@ impl TrainingSettings {
         if !(self.pretrain_learning_rate.is_finite() && self.pretrain_learning_rate > 0.0) {
             return bad("the pretraining learning rate must be positive");
         }
+        if self.source_classes.len() < 2 || self.target_classes.len() < 2 {
+            return bad("each task needs at least two classes");
+        }
         transfer_data::check_classes(&self.source_classes, &[])
             .and_then(|()| transfer_data::check_classes(&self.target_classes, &self.source_classes))
             .map_err(|e| RecordError::Invalid(format!("classes: {e}")))
@@ -169,5 +172,13 @@ mod tests {
         let mut s = TrainingSettings::paper("flex");
         s.target_classes = vec![5, 6];
         assert!(s.validate().unwrap_err().to_string().contains("5"));
+        let mut s = TrainingSettings::paper("flex");
+        s.target_classes = vec![9];
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("two classes")
+        );
     }
 }
