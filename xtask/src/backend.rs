@@ -95,10 +95,11 @@ impl Backend {
                 )));
             }
         }
+        let (name, driver) = describe_device(self, &device);
         let info = BackendInfo {
             backend: self.name().to_owned(),
-            device: describe_device(self, &device),
-            driver: String::new(),
+            device: name,
+            driver,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         Ok((device, info))
@@ -121,11 +122,30 @@ impl Backend {
     }
 }
 
-fn describe_device(backend: Backend, device: &Device) -> String {
+/// The device's name and what runs the kernels: for the CPU backends the processor and the
+/// backend's kernels, for GPUs the name the runtime reports and what it compiles kernels for.
+fn describe_device(backend: Backend, device: &Device) -> (String, String) {
     match backend {
-        Backend::Flex | Backend::Ndarray => crate::hardware::cpu_model(),
-        Backend::Wgpu | Backend::Cuda => format!("{device:?}"),
+        Backend::Flex => (
+            crate::hardware::cpu_model(),
+            "burn-flex, fused backbone kernels".into(),
+        ),
+        Backend::Ndarray => (crate::hardware::cpu_model(), "burn-ndarray".into()),
+        Backend::Wgpu | Backend::Cuda => gpu_identity(device),
     }
+}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn gpu_identity(device: &Device) -> (String, String) {
+    match device.identity() {
+        Some(id) => (id.name, id.fingerprint),
+        None => (format!("{device:?}"), String::new()),
+    }
+}
+
+#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+fn gpu_identity(device: &Device) -> (String, String) {
+    (format!("{device:?}"), String::new())
 }
 
 /// Re-runs this command through cargo with the backend's feature when this binary lacks

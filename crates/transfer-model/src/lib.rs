@@ -27,6 +27,7 @@
 //! ```
 
 mod export;
+pub mod fused;
 mod init;
 mod model;
 

@@ -148,7 +148,19 @@ pub struct Backbone {
 
 impl Backbone {
     /// Pooled features, flattened: `[N, 1, 28, 28] -> [N, 6272]`.
+    ///
+    /// On burn-flex devices this is one fused operation (see [`crate::fused`]); elsewhere,
+    /// and for shapes the fused kernel does not handle, [`Backbone::forward_unfused`].
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        match crate::fused::forward(self, &images) {
+            Some(pooled) => pooled.flatten(1, 3),
+            None => self.forward_unfused(images),
+        }
+    }
+
+    /// The same features through burn's own modules, on any device: what
+    /// [`Backbone::forward`] computes wherever no fused kernel applies.
+    pub fn forward_unfused(&self, images: Tensor<4>) -> Tensor<2> {
         let x = relu(self.conv1.forward(images));
         let x = relu(self.conv2.forward(x));
         self.pool.forward(x).flatten(1, 3)

@@ -1,0 +1,775 @@
+//! The backbone's CPU kernels on plain slices: conv1 -> ReLU -> conv2 -> ReLU -> 2x2 max-pool,
+//! forward and backward, one image at a time on the rayon pool.
+//!
+//! Both convolutions are im2col followed by one matrix product per image, so that an image's
+//! working set (conv2's 784 x 288 column matrix, under 1 MB) stays in the core's cache. The first
+//! activation is kept in channels-last order, which makes conv2's im2col a sequence of contiguous
+//! copies. Gradients of the weights are summed per fixed group of images and the groups are then
+//! added in order: the result does not depend on the number of threads or on scheduling.
+
+use rayon::prelude::*;
+
+/// Images whose weight gradients are summed together before the groups are added in order.
+const GRAD_GROUP: usize = 4;
+
+/// Shapes of one fused backbone call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input channels.
+    pub c0: usize,
+    /// conv1's output channels.
+    pub c1: usize,
+    /// conv2's output channels.
+    pub c2: usize,
+    /// Image height (even).
+    pub height: usize,
+    /// Image width (even).
+    pub width: usize,
+    /// Square kernel size (odd; "same" padding of `kernel / 2`).
+    pub kernel: usize,
+}
+
+impl Geometry {
+    /// Pixels per image.
+    pub fn pixels(&self) -> usize {
+        self.height * self.width
+    }
+    /// Pooled values per image (`c2 * height/2 * width/2`).
+    pub fn pooled_len(&self) -> usize {
+        self.c2 * (self.height / 2) * (self.width / 2)
+    }
+    fn taps(&self) -> usize {
+        self.kernel * self.kernel
+    }
+    /// Whether these shapes are ones the kernels handle.
+    pub fn supported(&self) -> bool {
+        self.batch > 0
+            && self.c0 > 0
+            && self.c1 > 0
+            && self.c2 > 0
+            && self.kernel % 2 == 1
+            && self.height >= 2
+            && self.width >= 2
+            && self.height.is_multiple_of(2)
+            && self.width.is_multiple_of(2)
+    }
+}
+
+/// The weights of both convolutions in burn's layouts: `w1` `[c1, c0, k, k]`, `w2`
+/// `[c2, c1, k, k]`, and their biases.
+#[derive(Debug, Clone, Copy)]
+pub struct Weights<'a> {
+    /// conv1's weight.
+    pub w1: &'a [f32],
+    /// conv1's bias.
+    pub b1: &'a [f32],
+    /// conv2's weight.
+    pub w2: &'a [f32],
+    /// conv2's bias.
+    pub b2: &'a [f32],
+}
+
+/// What the forward pass keeps for the backward pass.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    /// conv1's activation after ReLU, channels last: `[batch, pixels, c1]`.
+    pub act1: Vec<f32>,
+    /// Which of the four pooled pixels won, per pooled value: `[batch, pooled_len]`.
+    pub argmax: Vec<u8>,
+}
+
+/// Gradients of the backbone's inputs, in burn's layouts.
+#[derive(Debug, Clone)]
+pub struct Grads {
+    /// Of the images, when asked for: `[batch, c0, height, width]`.
+    pub input: Option<Vec<f32>>,
+    /// Of conv1's weight, `[c1, c0, k, k]`.
+    pub w1: Vec<f32>,
+    /// Of conv1's bias.
+    pub b1: Vec<f32>,
+    /// Of conv2's weight, `[c2, c1, k, k]`.
+    pub w2: Vec<f32>,
+    /// Of conv2's bias.
+    pub b2: Vec<f32>,
+}
+
+/// Pooled features `[batch, c2, height/2, width/2]` of `input` `[batch, c0, height, width]`.
+pub fn forward(g: &Geometry, input: &[f32], w: Weights<'_>) -> Vec<f32> {
+    forward_impl(g, input, w, false).0
+}
+
+/// [`forward`], also keeping what [`backward`] needs.
+pub fn forward_saving(g: &Geometry, input: &[f32], w: Weights<'_>) -> (Vec<f32>, Saved) {
+    let (pooled, saved) = forward_impl(g, input, w, true);
+    (
+        pooled,
+        saved.unwrap_or(Saved {
+            act1: Vec::new(),
+            argmax: Vec::new(),
+        }),
+    )
+}
+
+fn forward_impl(
+    g: &Geometry,
+    input: &[f32],
+    w: Weights<'_>,
+    save: bool,
+) -> (Vec<f32>, Option<Saved>) {
+    let p = g.pixels();
+    let k1 = g.c0 * g.taps();
+    let k2 = g.c1 * g.taps();
+    let image_len = g.c0 * p;
+    let w2_rows = conv2_weight_rows(g, w.w2);
+    let mut pooled = vec![0.0f32; g.batch * g.pooled_len()];
+    let mut act1 = vec![0.0f32; if save { g.batch * p * g.c1 } else { 0 }];
+    let mut argmax = vec![0u8; if save { g.batch * g.pooled_len() } else { 0 }];
+
+    let act1_len = if save { p * g.c1 } else { 0 };
+    let argmax_len = if save { g.pooled_len() } else { 0 };
+    let scratch = || Scratch {
+        cols1: vec![0.0; p * k1],
+        act1: vec![0.0; p * g.c1],
+        cols2: vec![0.0; p * k2],
+        act2: vec![0.0; p * g.c2],
+    };
+    let images = input
+        .par_chunks(image_len)
+        .zip(pooled.par_chunks_mut(g.pooled_len()));
+    let body = |s: &mut Scratch,
+                image: &[f32],
+                out: &mut [f32],
+                act1: Option<&mut [f32]>,
+                argmax: Option<&mut [u8]>| {
+        let act1_buf = match act1 {
+            Some(a) => a,
+            None => &mut s.act1[..],
+        };
+        conv1_relu(g, image, w, &mut s.cols1, act1_buf);
+        im2col_channels_last(g, act1_buf, g.c1, &mut s.cols2);
+        // act2 = cols2 [p, k2] x w2_rows [k2, c2], plus bias, ReLU.
+        matmul(
+            &mut s.act2,
+            p,
+            g.c2,
+            k2,
+            Mat::rows(&s.cols2, k2),
+            Mat::rows(&w2_rows, g.c2),
+            false,
+        );
+        bias_relu(&mut s.act2, w.b2);
+        max_pool(g, &s.act2, out, argmax);
+    };
+    if save {
+        images
+            .zip(act1.par_chunks_mut(act1_len))
+            .zip(argmax.par_chunks_mut(argmax_len))
+            .for_each_init(scratch, |s, (((image, out), a1), am)| {
+                body(s, image, out, Some(a1), Some(am))
+            });
+        (pooled, Some(Saved { act1, argmax }))
+    } else {
+        images.for_each_init(scratch, |s, (image, out)| body(s, image, out, None, None));
+        (pooled, None)
+    }
+}
+
+/// Gradients of the inputs of [`forward`] given the gradient `grad` of its output, the
+/// output `pooled` itself and what it saved. The images' gradient is computed only when
+/// `input_grad` is set.
+pub fn backward(
+    g: &Geometry,
+    input: &[f32],
+    w: Weights<'_>,
+    pooled: &[f32],
+    saved: &Saved,
+    grad: &[f32],
+    input_grad: bool,
+) -> Grads {
+    let p = g.pixels();
+    let taps = g.taps();
+    let k1 = g.c0 * taps;
+    let k2 = g.c1 * taps;
+    let image_len = g.c0 * p;
+    let w2_flipped = flipped_weight_rows(g.c2, g.c1, g.kernel, w.w2);
+    let w1_flipped = flipped_weight_rows(g.c1, g.c0, g.kernel, w.w1);
+    let mut input_grads = vec![0.0f32; if input_grad { g.batch * image_len } else { 0 }];
+    let groups = g.batch.div_ceil(GRAD_GROUP);
+    let group_len = if input_grad {
+        GRAD_GROUP * image_len
+    } else {
+        0
+    };
+    let mut input_chunks: Vec<&mut [f32]> = if input_grad {
+        input_grads.chunks_mut(group_len).collect()
+    } else {
+        (0..groups).map(|_| <&mut [f32]>::default()).collect()
+    };
+
+    let partial: Vec<Grads> = input_chunks
+        .par_iter_mut()
+        .enumerate()
+        .map(|(group, dx)| {
+            let mut acc = Grads {
+                input: None,
+                w1: vec![0.0; g.c1 * k1],
+                b1: vec![0.0; g.c1],
+                w2: vec![0.0; g.c2 * k2],
+                b2: vec![0.0; g.c2],
+            };
+            let mut cols1 = vec![0.0; p * k1];
+            let mut cols2 = vec![0.0; p * k2];
+            let mut grad_z2 = vec![0.0; p * g.c2];
+            let mut grad_cols = vec![0.0; p * g.c2 * taps];
+            let mut grad_act1 = vec![0.0; p * g.c1];
+            let mut dx_cols = vec![0.0; if input_grad { p * g.c1 * taps } else { 0 }];
+            let mut dx_hwc = vec![0.0; if input_grad { p * g.c0 } else { 0 }];
+            let first = group * GRAD_GROUP;
+            let last = (first + GRAD_GROUP).min(g.batch);
+            for (local, i) in (first..last).enumerate() {
+                let pl = g.pooled_len();
+                let act1 = &saved.act1[i * p * g.c1..(i + 1) * p * g.c1];
+                // Through the pooling and conv2's ReLU: only winners with a positive value.
+                unpool(
+                    g,
+                    &grad[i * pl..(i + 1) * pl],
+                    &pooled[i * pl..(i + 1) * pl],
+                    &saved.argmax[i * pl..(i + 1) * pl],
+                    &mut grad_z2,
+                );
+                column_sums(&grad_z2, g.c2, &mut acc.b2);
+                // dW2 [c2, k2] += grad_z2^T [c2, p] x cols2 [p, k2] (columns in (tap, c1) order).
+                im2col_channels_last(g, act1, g.c1, &mut cols2);
+                matmul(
+                    &mut acc.w2,
+                    g.c2,
+                    k2,
+                    p,
+                    Mat::cols(&grad_z2, g.c2),
+                    Mat::rows(&cols2, k2),
+                    true,
+                );
+                // grad_act1 = conv of grad_z2 with the flipped kernel, then conv1's ReLU.
+                im2col_channels_last(g, &grad_z2, g.c2, &mut grad_cols);
+                matmul(
+                    &mut grad_act1,
+                    p,
+                    g.c1,
+                    g.c2 * taps,
+                    Mat::rows(&grad_cols, g.c2 * taps),
+                    Mat::rows(&w2_flipped, g.c1),
+                    false,
+                );
+                for (d, &a) in grad_act1.iter_mut().zip(act1) {
+                    if a <= 0.0 {
+                        *d = 0.0;
+                    }
+                }
+                column_sums(&grad_act1, g.c1, &mut acc.b1);
+                // dW1 [c1, k1] += grad_act1^T [c1, p] x cols1 [p, k1].
+                im2col_planar(g, &input[i * image_len..(i + 1) * image_len], &mut cols1);
+                matmul(
+                    &mut acc.w1,
+                    g.c1,
+                    k1,
+                    p,
+                    Mat::cols(&grad_act1, g.c1),
+                    Mat::rows(&cols1, k1),
+                    true,
+                );
+                if input_grad {
+                    im2col_channels_last(g, &grad_act1, g.c1, &mut dx_cols);
+                    matmul(
+                        &mut dx_hwc,
+                        p,
+                        g.c0,
+                        g.c1 * taps,
+                        Mat::rows(&dx_cols, g.c1 * taps),
+                        Mat::rows(&w1_flipped, g.c0),
+                        false,
+                    );
+                    let out = &mut dx[local * image_len..(local + 1) * image_len];
+                    for (pixel, row) in dx_hwc.chunks_exact(g.c0).enumerate() {
+                        for (c, &v) in row.iter().enumerate() {
+                            out[c * p + pixel] = v;
+                        }
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+
+    let mut total = Grads {
+        input: input_grad.then_some(input_grads),
+        w1: vec![0.0; g.c1 * k1],
+        b1: vec![0.0; g.c1],
+        w2: vec![0.0; g.c2 * k2],
+        b2: vec![0.0; g.c2],
+    };
+    for part in &partial {
+        add(&mut total.w1, &part.w1);
+        add(&mut total.b1, &part.b1);
+        add(&mut total.w2, &part.w2);
+        add(&mut total.b2, &part.b2);
+    }
+    total.w2 = tap_major_to_burn(g.c2, g.c1, g.kernel, &total.w2);
+    total
+}
+
+struct Scratch {
+    cols1: Vec<f32>,
+    act1: Vec<f32>,
+    cols2: Vec<f32>,
+    act2: Vec<f32>,
+}
+
+/// conv1 with ReLU for one image: `act1 [p, c1] = relu(cols1 [p, k1] x w1^T + b1)`.
+fn conv1_relu(g: &Geometry, image: &[f32], w: Weights<'_>, cols1: &mut [f32], act1: &mut [f32]) {
+    let k1 = g.c0 * g.taps();
+    im2col_planar(g, image, cols1);
+    // w1 is [c1, k1] row-major: as the right operand [k1, c1] its rows are strided by 1.
+    matmul(
+        act1,
+        g.pixels(),
+        g.c1,
+        k1,
+        Mat::rows(cols1, k1),
+        Mat {
+            data: w.w1,
+            row_stride: 1,
+            col_stride: k1,
+        },
+        false,
+    );
+    bias_relu(act1, w.b1);
+}
+
+/// Columns of a channels-first image `[c0, h, w]`: `cols [p, c0 * k * k]` in (channel, tap)
+/// order, matching burn's weight layout; zero outside the image.
+fn im2col_planar(g: &Geometry, image: &[f32], cols: &mut [f32]) {
+    let (h, w, k) = (g.height, g.width, g.kernel);
+    let r = k / 2;
+    let width = g.c0 * k * k;
+    for y in 0..h {
+        for x in 0..w {
+            let row = &mut cols[(y * w + x) * width..(y * w + x + 1) * width];
+            let mut j = 0;
+            for c in 0..g.c0 {
+                let plane = &image[c * h * w..(c + 1) * h * w];
+                for ky in 0..k {
+                    let sy = (y + ky) as isize - r as isize;
+                    for kx in 0..k {
+                        let sx = (x + kx) as isize - r as isize;
+                        row[j] = if sy >= 0 && sy < h as isize && sx >= 0 && sx < w as isize {
+                            plane[sy as usize * w + sx as usize]
+                        } else {
+                            0.0
+                        };
+                        j += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Columns of a channels-last map `[p, channels]`: `cols [p, k * k * channels]` in (tap,
+/// channel) order; zero outside the map.
+fn im2col_channels_last(g: &Geometry, map: &[f32], channels: usize, cols: &mut [f32]) {
+    let (h, w, k) = (g.height, g.width, g.kernel);
+    let r = k / 2;
+    let width = k * k * channels;
+    for y in 0..h {
+        for x in 0..w {
+            let row = &mut cols[(y * w + x) * width..(y * w + x + 1) * width];
+            for ky in 0..k {
+                let sy = (y + ky) as isize - r as isize;
+                for kx in 0..k {
+                    let sx = (x + kx) as isize - r as isize;
+                    let dst = &mut row[(ky * k + kx) * channels..(ky * k + kx + 1) * channels];
+                    if sy >= 0 && sy < h as isize && sx >= 0 && sx < w as isize {
+                        let src = (sy as usize * w + sx as usize) * channels;
+                        dst.copy_from_slice(&map[src..src + channels]);
+                    } else {
+                        dst.fill(0.0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// conv2's weight `[c2, c1, k, k]` as the right operand of the channels-last im2col:
+/// `[k * k * c1, c2]`, row `(tap, c1)`.
+fn conv2_weight_rows(g: &Geometry, w2: &[f32]) -> Vec<f32> {
+    let taps = g.taps();
+    let mut rows = vec![0.0; taps * g.c1 * g.c2];
+    for co in 0..g.c2 {
+        for ci in 0..g.c1 {
+            for t in 0..taps {
+                rows[(t * g.c1 + ci) * g.c2 + co] = w2[(co * g.c1 + ci) * taps + t];
+            }
+        }
+    }
+    rows
+}
+
+/// The weight `[out, in, k, k]` of a "same" convolution rearranged to compute the gradient of
+/// its input: `[k * k * out, in]`, row `(tap, out)`, with the kernel rotated by 180 degrees.
+fn flipped_weight_rows(out: usize, inp: usize, k: usize, weight: &[f32]) -> Vec<f32> {
+    let taps = k * k;
+    let mut rows = vec![0.0; taps * out * inp];
+    for co in 0..out {
+        for ci in 0..inp {
+            for t in 0..taps {
+                let flipped = taps - 1 - t;
+                rows[(t * out + co) * inp + ci] = weight[(co * inp + ci) * taps + flipped];
+            }
+        }
+    }
+    rows
+}
+
+/// `[c2, (tap, c1)]` to burn's `[c2, c1, k, k]`.
+fn tap_major_to_burn(c2: usize, c1: usize, k: usize, grad: &[f32]) -> Vec<f32> {
+    let taps = k * k;
+    let mut out = vec![0.0; grad.len()];
+    for co in 0..c2 {
+        for t in 0..taps {
+            for ci in 0..c1 {
+                out[(co * c1 + ci) * taps + t] = grad[co * taps * c1 + t * c1 + ci];
+            }
+        }
+    }
+    out
+}
+
+fn bias_relu(map: &mut [f32], bias: &[f32]) {
+    for row in map.chunks_exact_mut(bias.len()) {
+        for (v, &b) in row.iter_mut().zip(bias) {
+            *v = (*v + b).max(0.0);
+        }
+    }
+}
+
+/// 2x2 max-pooling, stride 2, of a channels-last map `[h * w, c2]` into channels-first
+/// `[c2, h/2, w/2]`; records the winner (0..4, row-major in the window, first on ties).
+fn max_pool(g: &Geometry, act2: &[f32], out: &mut [f32], mut argmax: Option<&mut [u8]>) {
+    let (w, c) = (g.width, g.c2);
+    let (ph, pw) = (g.height / 2, g.width / 2);
+    for y in 0..ph {
+        for x in 0..pw {
+            let corners = [
+                (2 * y) * w + 2 * x,
+                (2 * y) * w + 2 * x + 1,
+                (2 * y + 1) * w + 2 * x,
+                (2 * y + 1) * w + 2 * x + 1,
+            ];
+            for ch in 0..c {
+                let mut best = act2[corners[0] * c + ch];
+                let mut which = 0u8;
+                for (n, &pixel) in corners.iter().enumerate().skip(1) {
+                    let v = act2[pixel * c + ch];
+                    if v > best {
+                        best = v;
+                        which = n as u8;
+                    }
+                }
+                let o = (ch * ph + y) * pw + x;
+                out[o] = best;
+                if let Some(a) = argmax.as_deref_mut() {
+                    a[o] = which;
+                }
+            }
+        }
+    }
+}
+
+/// The gradient of conv2's pre-activation `[p, c2]` from the pooled gradient: the winner of
+/// each window gets it when the pooled value is positive (ReLU passed it), others get zero.
+fn unpool(g: &Geometry, grad: &[f32], pooled: &[f32], argmax: &[u8], grad_z2: &mut [f32]) {
+    let (w, c) = (g.width, g.c2);
+    let (ph, pw) = (g.height / 2, g.width / 2);
+    grad_z2.fill(0.0);
+    for ch in 0..c {
+        for y in 0..ph {
+            for x in 0..pw {
+                let o = (ch * ph + y) * pw + x;
+                if pooled[o] > 0.0 {
+                    let a = argmax[o] as usize;
+                    let pixel = (2 * y + a / 2) * w + 2 * x + a % 2;
+                    grad_z2[pixel * c + ch] = grad[o];
+                }
+            }
+        }
+    }
+}
+
+fn column_sums(map: &[f32], columns: usize, sums: &mut [f32]) {
+    for row in map.chunks_exact(columns) {
+        add(sums, row);
+    }
+}
+
+fn add(acc: &mut [f32], values: &[f32]) {
+    for (a, &v) in acc.iter_mut().zip(values) {
+        *a += v;
+    }
+}
+
+/// A matrix view of a slice: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// Row-major with rows of `width` values.
+    fn rows(data: &'a [f32], width: usize) -> Self {
+        Mat {
+            data,
+            row_stride: width,
+            col_stride: 1,
+        }
+    }
+    /// The transpose of a row-major matrix whose rows have `height` values.
+    fn cols(data: &'a [f32], height: usize) -> Self {
+        Mat {
+            data,
+            row_stride: 1,
+            col_stride: height,
+        }
+    }
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0
+            || cols == 0
+            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `dst [m, n] (row-major) = (dst if accumulate) + lhs [m, k] x rhs [k, n]`, single-threaded
+/// (the callers parallelise over images).
+fn matmul(
+    dst: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: Mat<'_>,
+    rhs: Mat<'_>,
+    accumulate: bool,
+) {
+    assert!(
+        dst.len() >= m * n && lhs.fits(m, k) && rhs.fits(k, n),
+        "matmul operands smaller than their shapes"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the assertion above keeps every index gemm forms, `i * rs + j * cs` over the
+    // given shapes, inside the three slices; `dst` does not alias the inputs (it is a
+    // mutable borrow).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct (loop) reference of the forward pass, channels-first.
+    fn reference_forward(g: &Geometry, input: &[f32], w: Weights<'_>) -> Vec<f32> {
+        let (h, wd, k) = (g.height, g.width, g.kernel);
+        let r = k as isize / 2;
+        let conv = |src: &[f32], cin: usize, cout: usize, weight: &[f32], bias: &[f32]| {
+            let mut out = vec![0.0f32; cout * h * wd];
+            for co in 0..cout {
+                for y in 0..h {
+                    for x in 0..wd {
+                        let mut s = bias[co];
+                        for ci in 0..cin {
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let sy = y as isize + ky as isize - r;
+                                    let sx = x as isize + kx as isize - r;
+                                    if sy >= 0 && sy < h as isize && sx >= 0 && sx < wd as isize {
+                                        s += src[(ci * h + sy as usize) * wd + sx as usize]
+                                            * weight[((co * cin + ci) * k + ky) * k + kx];
+                                    }
+                                }
+                            }
+                        }
+                        out[(co * h + y) * wd + x] = s.max(0.0);
+                    }
+                }
+            }
+            out
+        };
+        let mut pooled = Vec::new();
+        for i in 0..g.batch {
+            let image = &input[i * g.c0 * h * wd..(i + 1) * g.c0 * h * wd];
+            let a1 = conv(image, g.c0, g.c1, w.w1, w.b1);
+            let a2 = conv(&a1, g.c1, g.c2, w.w2, w.b2);
+            for c in 0..g.c2 {
+                for y in 0..h / 2 {
+                    for x in 0..wd / 2 {
+                        let at = |dy: usize, dx: usize| a2[(c * h + 2 * y + dy) * wd + 2 * x + dx];
+                        pooled.push(at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1)));
+                    }
+                }
+            }
+        }
+        pooled
+    }
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = transfer_data::SeededRng::new(seed);
+        (0..n)
+            .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
+            .collect()
+    }
+
+    fn small() -> Geometry {
+        Geometry {
+            batch: 5,
+            c0: 2,
+            c1: 3,
+            c2: 4,
+            height: 6,
+            width: 4,
+            kernel: 3,
+        }
+    }
+
+    #[test]
+    fn forward_matches_direct_convolution() {
+        let g = small();
+        let input = values(g.batch * g.c0 * g.pixels(), 1);
+        let (w1, b1) = (values(g.c1 * g.c0 * 9, 2), values(g.c1, 3));
+        let (w2, b2) = (values(g.c2 * g.c1 * 9, 4), values(g.c2, 5));
+        let w = Weights {
+            w1: &w1,
+            b1: &b1,
+            w2: &w2,
+            b2: &b2,
+        };
+        let expected = reference_forward(&g, &input, w);
+        let (fast, saved) = forward_saving(&g, &input, w);
+        let plain = forward(&g, &input, w);
+        assert_eq!(saved.act1.len(), g.batch * g.pixels() * g.c1);
+        assert_eq!(fast, plain);
+        for (a, b) in fast.iter().zip(&expected) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+    }
+
+    /// Every weight gradient against a central finite difference of `sum(pooled * probe)`.
+    #[test]
+    fn backward_matches_finite_differences() {
+        let g = small();
+        let input = values(g.batch * g.c0 * g.pixels(), 11);
+        let mut params = [
+            values(g.c1 * g.c0 * 9, 12),
+            values(g.c1, 13),
+            values(g.c2 * g.c1 * 9, 14),
+            values(g.c2, 15),
+        ];
+        let probe = values(g.batch * g.pooled_len(), 16);
+        let loss = |p: &[Vec<f32>; 4], x: &[f32]| -> f64 {
+            let w = Weights {
+                w1: &p[0],
+                b1: &p[1],
+                w2: &p[2],
+                b2: &p[3],
+            };
+            let out = forward(&g, x, w);
+            out.iter()
+                .zip(&probe)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum()
+        };
+        let w = Weights {
+            w1: &params[0],
+            b1: &params[1],
+            w2: &params[2],
+            b2: &params[3],
+        };
+        let (pooled, saved) = forward_saving(&g, &input, w);
+        let grads = backward(&g, &input, w, &pooled, &saved, &probe, true);
+        let analytic = [
+            grads.w1.clone(),
+            grads.b1.clone(),
+            grads.w2.clone(),
+            grads.b2.clone(),
+        ];
+        let eps = 1e-3f32;
+        for which in 0..4 {
+            for j in 0..params[which].len() {
+                let orig = params[which][j];
+                params[which][j] = orig + eps;
+                let up = loss(&params, &input);
+                params[which][j] = orig - eps;
+                let down = loss(&params, &input);
+                params[which][j] = orig;
+                let numeric = (up - down) / (2.0 * eps as f64);
+                let a = analytic[which][j] as f64;
+                assert!(
+                    (a - numeric).abs() <= 2e-2 * (1.0 + numeric.abs()),
+                    "param {which}[{j}]: {a} vs {numeric}"
+                );
+            }
+        }
+        let dx = grads.input.unwrap();
+        let mut x = input.clone();
+        for j in (0..x.len()).step_by(7) {
+            let orig = x[j];
+            x[j] = orig + eps;
+            let up = loss(&params, &x);
+            x[j] = orig - eps;
+            let down = loss(&params, &x);
+            x[j] = orig;
+            let numeric = (up - down) / (2.0 * eps as f64);
+            assert!(
+                (dx[j] as f64 - numeric).abs() <= 2e-2 * (1.0 + numeric.abs()),
+                "input[{j}]: {} vs {numeric}",
+                dx[j]
+            );
+        }
+    }
+
+    #[test]
+    fn odd_sizes_are_not_supported() {
+        let mut g = small();
+        assert!(g.supported());
+        g.height = 5;
+        assert!(!g.supported());
+        g.height = 6;
+        g.kernel = 2;
+        assert!(!g.supported());
+    }
+}

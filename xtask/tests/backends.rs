@@ -1,0 +1,159 @@
+//! The GPU backend (burn-wgpu) against the CPU backend (burn-flex) on real MNIST: the same
+//! weights give the same logits, and a short training run gives the same curve.
+//!
+//! Needs the `wgpu` feature and a Vulkan, Metal or DX12 device; Mesa's software Vulkan driver
+//! (Debian `mesa-vulkan-drivers`, "lavapipe") is enough:
+//!
+//! ```text
+//! cargo test -p xtask --features wgpu --test backends -- --nocapture
+//! ```
+//!
+//! Without the feature, or without a device, the tests say so and pass; with
+//! `TRANSFER_REQUIRE_WGPU=1` (set by CI) a missing device fails them instead.
+
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn wgpu_agreement_is_skipped_without_the_wgpu_feature() {
+    eprintln!(
+        "SKIPPED: wgpu agreement tests need the `wgpu` feature: \
+         cargo test -p xtask --features wgpu --test backends"
+    );
+}
+
+#[cfg(feature = "wgpu")]
+mod wgpu {
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
+    use burn::prelude::*;
+    use transfer_data::{Dataset, ImageSet, Manifest, Task};
+    use transfer_model::CnnConfig;
+    use transfer_protocols::{LoopSettings, RunInput, Silent, TrainOutcome, run_protocol};
+    use transfer_records::Protocol;
+
+    fn target() -> &'static Task {
+        static TASK: OnceLock<Task> = OnceLock::new();
+        TASK.get_or_init(|| {
+            let dir = std::env::var_os("MNIST_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/mnist"));
+            let mnist: Dataset =
+                transfer_data::ensure_dataset(&dir, &Manifest::mnist(), &transfer_data::Silent)
+                    .unwrap_or_else(|e| panic!("real MNIST is needed: set MNIST_DIR ({e})"));
+            let (_, target) = mnist
+                .transfer_tasks(
+                    &transfer_data::SOURCE_CLASSES,
+                    &transfer_data::TARGET_CLASSES,
+                )
+                .unwrap();
+            target
+        })
+    }
+
+    /// The wgpu device, or `None` (with a message) where none starts and CI does not
+    /// require one.
+    fn wgpu_device() -> Option<Device> {
+        static DEVICE: OnceLock<Option<Device>> = OnceLock::new();
+        DEVICE
+            .get_or_init(|| {
+                let started = std::panic::catch_unwind(|| {
+                    let device = Device::wgpu(DeviceKind::DefaultDevice);
+                    let sum = Tensor::<1>::ones([4], &device).sum().into_data();
+                    let sum = sum.try_into_vec_as::<f32>().ok()?;
+                    (sum == [4.0]).then_some(device)
+                });
+                match started {
+                    Ok(Some(device)) => Some(device),
+                    _ if std::env::var_os("TRANSFER_REQUIRE_WGPU").is_some() => {
+                        panic!("TRANSFER_REQUIRE_WGPU is set but no wgpu device started")
+                    }
+                    _ => {
+                        eprintln!("SKIPPED: no wgpu device (install a Vulkan driver, e.g. mesa-vulkan-drivers)");
+                        None
+                    }
+                }
+            })
+            .clone()
+    }
+
+    fn first(set: &ImageSet, n: usize) -> ImageSet {
+        set.select(&(0..n).collect::<Vec<_>>())
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_into_vec_as::<f32>().unwrap()
+    }
+
+    /// Largest difference relative to the largest magnitude of the reference.
+    fn relative_difference(a: &[f32], reference: &[f32]) -> f32 {
+        let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let diff = a
+            .iter()
+            .zip(reference)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        diff / scale.max(f32::MIN_POSITIVE)
+    }
+
+    #[test]
+    fn same_weights_give_the_same_logits() {
+        let Some(gpu) = wgpu_device() else { return };
+        let cpu = Device::flex();
+        let images = first(&target().test, 64);
+        let batch = images.batch(&(0..64).collect::<Vec<_>>());
+        let logits = |device: &Device| {
+            let model = CnnConfig::new(4).init(device, 11);
+            let (x, _) = transfer_protocols::batch_tensors(&batch, device);
+            values(model.forward(x))
+        };
+        let (on_cpu, on_gpu) = (logits(&cpu), logits(&gpu));
+        let rel = relative_difference(&on_gpu, &on_cpu);
+        eprintln!("wgpu vs flex logits: largest relative difference {rel:.2e}");
+        assert!(rel <= 1e-4, "logits differ by {rel:e} (relative)");
+    }
+
+    fn short_run(device: &Device) -> TrainOutcome {
+        let task = target();
+        let (train, test) = (first(&task.train, 400), first(&task.test, 500));
+        let settings = LoopSettings::new(12, 4);
+        run_protocol(
+            device,
+            &RunInput {
+                protocol: &Protocol::preset("raw").unwrap(),
+                train: &train,
+                test: &test,
+                num_classes: 4,
+                pretrained: None,
+                settings: &settings,
+                seed: 3,
+            },
+            &mut Silent,
+        )
+        .unwrap()
+    }
+
+    /// Twelve Adam steps from the same weights on the same batches. Float rounding differs
+    /// (reduction order, fused multiply-adds), and Adam divides each gradient by its own
+    /// running magnitude, so a weight whose gradient is near zero can move by up to the
+    /// learning rate either way: the trajectories drift apart slowly. The losses agree to
+    /// 1% and the accuracy on 500 test images to 1% (5 images).
+    #[test]
+    fn a_short_training_run_agrees() {
+        let Some(gpu) = wgpu_device() else { return };
+        let (cpu_run, gpu_run) = (short_run(&Device::flex()), short_run(&gpu));
+        for (c, g) in cpu_run.loss_curve.iter().zip(&gpu_run.loss_curve) {
+            eprintln!(
+                "iteration {}: loss flex {:.5} wgpu {:.5}",
+                c.iteration, c.loss, g.loss
+            );
+            assert!((c.loss - g.loss).abs() <= 0.01 * c.loss, "{c:?} vs {g:?}");
+        }
+        for (c, g) in cpu_run.curve.iter().zip(&gpu_run.curve) {
+            eprintln!(
+                "iteration {}: accuracy flex {:.4} wgpu {:.4}",
+                c.iteration, c.accuracy, g.accuracy
+            );
+            assert!((c.accuracy - g.accuracy).abs() <= 0.01, "{c:?} vs {g:?}");
+        }
+        assert_eq!(cpu_run.curve.len(), gpu_run.curve.len());
+    }
+}
