@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use transfer_model::{CnnConfig, forward_flops_per_image};
 use transfer_records::Protocol;
 
 use crate::backend::Backend;
-use crate::error::Result;
+use crate::error::{Result, XtaskError};
 use crate::plan::{Preset, plan};
 use crate::runner::load_dataset;
 use crate::timing::{
@@ -34,6 +34,13 @@ pub struct BenchArgs {
     /// Also write the figures as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also time a plain PyTorch implementation of the same model (scripts/pytorch_bench.py)
+    /// with the same thread count, and print the ratios.
+    #[arg(long)]
+    pub compare: bool,
+    /// The Python interpreter that has PyTorch, for --compare.
+    #[arg(long, default_value = "python3", env = "TRANSFER_PYTHON")]
+    pub python: PathBuf,
     /// Directory of the MNIST files.
     #[arg(long, default_value = "data/mnist", env = "MNIST_DIR")]
     pub dir: PathBuf,
@@ -64,9 +71,33 @@ pub struct BenchFigures {
     pub gflops: f64,
     /// Achieved GFLOP/s of evaluation.
     pub eval_gflops: f64,
+    /// Estimated peak GFLOP/s of the CPU (see `hardware::peak_gflops`); 0 when unknown.
+    pub peak_gflops: f64,
     /// Peak resident memory of the process, MiB.
     pub peak_rss_mb: f64,
     /// Estimated seconds of the paper preset with one job.
+    pub paper_estimate_s: f64,
+    /// The PyTorch figures measured in the same run (`--compare`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pytorch: Option<PytorchFigures>,
+}
+
+/// What `scripts/pytorch_bench.py` measures, and this project's speed relative to it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PytorchFigures {
+    /// Library and version.
+    pub implementation: String,
+    /// Threads PyTorch used.
+    pub threads: usize,
+    /// Training steps per second, batch 100, whole network.
+    pub train_steps_per_s: f64,
+    /// Frozen protocol steps per second (convolutions run every step, without gradients).
+    pub frozen_steps_per_s: f64,
+    /// Images per second scoring the target test set in chunks of 100.
+    pub eval_images_per_s: f64,
+    /// Estimated seconds of the paper preset with one job, straightforwardly (frozen runs
+    /// evaluate the whole network like the others).
+    #[serde(default)]
     pub paper_estimate_s: f64,
 }
 
@@ -107,23 +138,19 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         forward_flops_per_image: flops,
         gflops: raw * 100.0 * 3.0 * flops as f64 / 1e9,
         eval_gflops: flops as f64 / eval_image / 1e9,
+        peak_gflops: crate::hardware::peak_gflops().unwrap_or(0.0),
         peak_rss_mb: crate::hardware::peak_rss_mib().unwrap_or(0.0),
-        paper_estimate_s: {
-            let paper = Preset::Paper.config(&info.backend);
-            study_seconds(
-                Costs {
-                    step: 1.0 / raw,
-                    frozen_step: 1.0 / frozen,
-                    eval_image,
-                },
-                Sizes::of(&source, &target),
-                &paper.training,
-                paper.repetitions as usize,
-                plan(&paper)
-                    .iter()
-                    .map(|r| (r.protocol.freeze_backbone, r.proportion)),
-            )
-        },
+        paper_estimate_s: paper_seconds(
+            Costs {
+                step: 1.0 / raw,
+                frozen_step: 1.0 / frozen,
+                eval_image,
+                frozen_reuses_features: true,
+            },
+            &info.backend,
+            Sizes::of(&source, &target),
+        ),
+        pytorch: None,
     };
     println!(
         "evaluation: {:.0} images/s over the {} test images (chunks of {})",
@@ -137,14 +164,132 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         figures.eval_gflops,
         flops as f64 / 1e6
     );
+    if figures.peak_gflops > 0.0 {
+        println!(
+            "  {:.0}% of the CPU's estimated peak of {:.0} GFLOP/s in training, {:.0}% in evaluation",
+            100.0 * figures.gflops / figures.peak_gflops,
+            figures.peak_gflops,
+            100.0 * figures.eval_gflops / figures.peak_gflops
+        );
+    }
     println!("peak memory: {:.0} MiB", figures.peak_rss_mb);
     println!(
         "paper preset (160 runs + 10 pretrainings, 1000 iterations, evaluation every 10): about {:.1} h with one job",
         figures.paper_estimate_s / 3600.0
     );
+    let mut figures = figures;
+    if args.compare {
+        let mut torch = run_pytorch(&args)?;
+        torch.paper_estimate_s = paper_seconds(
+            Costs {
+                step: 1.0 / torch.train_steps_per_s,
+                frozen_step: 1.0 / torch.frozen_steps_per_s,
+                eval_image: 1.0 / torch.eval_images_per_s,
+                frozen_reuses_features: false,
+            },
+            &info.backend,
+            Sizes::of(&source, &target),
+        );
+        print_comparison(&figures, &torch);
+        figures.pytorch = Some(torch);
+    }
     if let Some(path) = &args.json {
         transfer_records::write_json(path, &figures)?;
         println!("figures written to {}", path.display());
     }
     Ok(())
+}
+
+/// The paper preset's seconds with one job under `costs`.
+fn paper_seconds(costs: Costs, backend: &str, sizes: Sizes) -> f64 {
+    let paper = Preset::Paper.config(backend);
+    study_seconds(
+        costs,
+        sizes,
+        &paper.training,
+        paper.repetitions as usize,
+        plan(&paper)
+            .iter()
+            .map(|r| (r.protocol.freeze_backbone, r.proportion)),
+    )
+}
+
+/// Runs `scripts/pytorch_bench.py` with this machine's thread count and reads its figures.
+fn run_pytorch(args: &BenchArgs) -> Result<PytorchFigures> {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pytorch_bench.py");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "timing PyTorch ({} {}, {threads} threads)...",
+        args.python.display(),
+        script.display()
+    );
+    let output = std::process::Command::new(&args.python)
+        .arg(&script)
+        .arg("--mnist")
+        .arg(&args.dir)
+        .args(["--threads", &threads.to_string()])
+        .args(["--steps", &args.steps.to_string()])
+        .args(["--eval-passes", &args.eval_passes.to_string()])
+        .output()
+        .map_err(|e| {
+            XtaskError::Usage(format!(
+                "--compare could not run {}: {e}; pass --python with an interpreter that has PyTorch",
+                args.python.display()
+            ))
+        })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr.lines().last().unwrap_or("no message");
+        return Err(XtaskError::Usage(format!(
+            "the PyTorch benchmark failed ({last}); is PyTorch installed (pip install torch) for {}?",
+            args.python.display()
+        )));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or("");
+    serde_json::from_str(line).map_err(|e| {
+        XtaskError::Usage(format!(
+            "the PyTorch benchmark printed something other than its figures ({e}): {line}"
+        ))
+    })
+}
+
+fn print_comparison(ours: &BenchFigures, torch: &PytorchFigures) {
+    println!(
+        "side by side, same machine, {} threads ({}):",
+        torch.threads, torch.implementation
+    );
+    println!(
+        "  {:<28} {:>12} {:>12} {:>8}",
+        "", "this project", "PyTorch", "ratio"
+    );
+    let row = |name: &str, a: f64, b: f64| {
+        println!("  {name:<28} {a:>12.1} {b:>12.1} {:>7.2}x", a / b);
+    };
+    row(
+        "train steps/s (raw)",
+        ours.train_steps_per_s,
+        torch.train_steps_per_s,
+    );
+    row(
+        "frozen steps/s",
+        ours.frozen_steps_per_s,
+        torch.frozen_steps_per_s,
+    );
+    row(
+        "eval images/s",
+        ours.eval_images_per_s,
+        torch.eval_images_per_s,
+    );
+    println!(
+        "  {:<28} {:>11.2}h {:>11.2}h {:>7.2}x",
+        "paper preset, one job",
+        ours.paper_estimate_s / 3600.0,
+        torch.paper_estimate_s / 3600.0,
+        torch.paper_estimate_s / ours.paper_estimate_s
+    );
+    println!(
+        "  (frozen: this project trains the classifier on features computed once; PyTorch runs the frozen convolutions every step)"
+    );
 }

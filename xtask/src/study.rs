@@ -244,6 +244,7 @@ fn estimate(
         step: full,
         frozen_step: frozen,
         eval_image,
+        frozen_reuses_features: true,
     };
     let seconds = study_seconds(
         costs,

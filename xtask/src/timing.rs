@@ -91,6 +91,10 @@ pub struct Costs {
     pub frozen_step: f64,
     /// Scoring (or extracting the features of) one image.
     pub eval_image: f64,
+    /// Whether frozen runs compute the backbone's features once and train and score the
+    /// classifier on them (this project), rather than running the whole network at every
+    /// step and evaluation (a straightforward implementation).
+    pub frozen_reuses_features: bool,
 }
 
 /// Image counts the cost model needs.
@@ -135,9 +139,11 @@ pub fn study_seconds(
         * (f64::from(pre.iterations) * costs.step
             + pre_evals * sizes.source_test as f64 * costs.eval_image);
     for (frozen, proportion) in runs {
-        seconds += if frozen {
+        seconds += if frozen && costs.frozen_reuses_features {
             (sizes.target_train as f64 * proportion + test) * costs.eval_image
                 + iterations * costs.frozen_step
+        } else if frozen {
+            iterations * costs.frozen_step + evals * test * costs.eval_image
         } else {
             iterations * costs.step + evals * test * costs.eval_image
         };
