@@ -1,0 +1,56 @@
+//! Criterion benchmarks of the fused backbone kernels (conv1, conv2, ReLUs, pooling) on 100
+//! images of the study's shape: the forward pass alone (evaluation), the forward pass that
+//! keeps its activations, and the backward pass (training).
+//!
+//! `cargo bench -p transfer-model`
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use transfer_data::SeededRng;
+use transfer_model::fused::kernels::{self, Geometry, Weights};
+
+fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut rng = SeededRng::new(seed);
+    (0..n)
+        .map(|_| ((rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale)
+        .collect()
+}
+
+fn backbone(c: &mut Criterion) {
+    let g = Geometry {
+        batch: 100,
+        c0: 1,
+        c1: 32,
+        c2: 32,
+        height: 28,
+        width: 28,
+        kernel: 3,
+    };
+    let input = values(g.batch * g.pixels(), 1, 2.0);
+    let (w1, b1) = (values(32 * 9, 2, 0.6), values(32, 3, 0.1));
+    let (w2, b2) = (values(32 * 32 * 9, 4, 0.2), values(32, 5, 0.1));
+    let w = Weights {
+        w1: &w1,
+        b1: &b1,
+        w2: &w2,
+        b2: &b2,
+    };
+    let grad = values(g.batch * g.pooled_len(), 6, 0.01);
+    let (pooled, saved) = kernels::forward_saving(&g, &input, w);
+
+    let mut group = c.benchmark_group("backbone");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(g.batch as u64));
+    group.bench_function("forward_100_images", |b| {
+        b.iter(|| kernels::forward(&g, &input, w))
+    });
+    group.bench_function("forward_saving_100_images", |b| {
+        b.iter(|| kernels::forward_saving(&g, &input, w))
+    });
+    group.bench_function("backward_100_images", |b| {
+        b.iter(|| kernels::backward(&g, &input, w, &pooled, &saved, &grad, false))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, backbone);
+criterion_main!(benches);
