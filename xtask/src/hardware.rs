@@ -25,28 +25,89 @@ fn proc_kib(file: &str, key: &str) -> Option<f64> {
         .ok()
 }
 
-/// Estimated peak single-precision GFLOP/s of the CPU: logical cores x the clock that
-/// `/proc/cpuinfo` reports x 32 FLOP per cycle (two 8-wide fused multiply-add units, as on
-/// every x86-64 core with AVX2 and FMA since Haswell and Zen 2). `None` off x86-64 or when
-/// the clock is unknown.
-pub fn peak_gflops() -> Option<f64> {
-    if !cfg!(target_arch = "x86_64") {
-        return None;
+/// Peak single-precision GFLOP/s of this CPU, measured: every logical core runs chains of
+/// independent fused multiply-adds on registers (AVX-512 where present, else AVX2 with FMA)
+/// for about `seconds`. `None` off x86-64 or without FMA.
+pub fn peak_gflops(seconds: f64) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let wide = std::arch::is_x86_feature_detected!("avx512f");
+        if !wide && !std::arch::is_x86_feature_detected!("fma") {
+            return None;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let flops: f64 = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..cores)
+                .map(|_| scope.spawn(move || fma_flops(wide, seconds)))
+                .collect();
+            workers.into_iter().filter_map(|w| w.join().ok()).sum()
+        });
+        Some(flops / seconds / 1e9)
     }
-    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    let mhz: f64 = text
-        .lines()
-        .find(|l| l.starts_with("cpu MHz"))?
-        .split(':')
-        .nth(1)?
-        .trim()
-        .parse()
-        .ok()?;
-    let fma = text
-        .lines()
-        .any(|l| l.starts_with("flags") && l.contains(" fma"));
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    fma.then(|| cores as f64 * mhz / 1000.0 * 32.0)
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = seconds;
+        None
+    }
+}
+
+/// FLOPs done by one thread's FMA loop in about `seconds`.
+#[cfg(target_arch = "x86_64")]
+fn fma_flops(wide: bool, seconds: f64) -> f64 {
+    let start = std::time::Instant::now();
+    let mut flops = 0.0;
+    let mut sink = 0.0f32;
+    while start.elapsed().as_secs_f64() < seconds {
+        // SAFETY: each function runs only where its instruction set was detected above.
+        let seed = std::hint::black_box(flops as f32 * 1e-12);
+        let (done, value) = unsafe {
+            if wide {
+                fma_loop_avx512(seed, 1 << 20)
+            } else {
+                fma_loop_avx2(seed, 1 << 20)
+            }
+        };
+        flops += done;
+        sink += value;
+    }
+    std::hint::black_box(sink);
+    flops
+}
+
+/// `rounds` x 12 independent 16-wide FMAs (enough chains to cover the latency of two units),
+/// each chain starting from its own value so that none can be merged with another.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn fma_loop_avx512(seed: f32, rounds: usize) -> (f64, f32) {
+    use std::arch::x86_64::*;
+    let mut acc: [__m512; 12] = std::array::from_fn(|i| _mm512_set1_ps(seed + i as f32));
+    let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    for _ in 0..rounds {
+        for v in acc.iter_mut() {
+            *v = _mm512_fmadd_ps(*v, a, b);
+        }
+    }
+    let total = acc.iter().fold(_mm512_set1_ps(0.0), |s, v| _mm512_add_ps(s, *v));
+    (rounds as f64 * 12.0 * 32.0, _mm512_reduce_add_ps(total))
+}
+
+/// `rounds` x 12 independent 8-wide FMAs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fma_loop_avx2(seed: f32, rounds: usize) -> (f64, f32) {
+    use std::arch::x86_64::*;
+    let mut acc: [__m256; 12] = std::array::from_fn(|i| _mm256_set1_ps(seed + i as f32));
+    let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    for _ in 0..rounds {
+        for v in acc.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, a, b);
+        }
+    }
+    let mut lanes = [0.0f32; 8];
+    let total = acc.iter().fold(_mm256_set1_ps(0.0), |s, v| _mm256_add_ps(s, *v));
+    // SAFETY: `lanes` holds exactly eight f32, what an unaligned 256-bit store writes.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), total) };
+    (rounds as f64 * 12.0 * 16.0, lanes.iter().sum())
 }
 
 /// Total memory in GiB, from `/proc/meminfo`.
