@@ -2,10 +2,17 @@
 //! images of the study's shape: the forward pass alone (evaluation), the forward pass that
 //! keeps its activations, and the backward pass (training).
 //!
+//! The same 100 images also go through `Backbone::forward` (fused on burn-flex) and
+//! `Backbone::forward_unfused` (burn's modules), forward and forward + backward, to measure
+//! the gain in one run.
+//!
 //! `cargo bench -p transfer-model`
 
+use burn::module::Module;
+use burn::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use transfer_data::SeededRng;
+use transfer_model::CnnConfig;
 use transfer_model::fused::kernels::{self, Geometry, Weights};
 
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
@@ -52,5 +59,36 @@ fn backbone(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, backbone);
+fn fused_vs_burn_modules(c: &mut Criterion) {
+    let images = |device: &Device| {
+        Tensor::<4>::from_data(
+            TensorData::new(values(100 * 784, 7, 2.0), [100, 1, 28, 28]),
+            device,
+        )
+    };
+    let mut group = c.benchmark_group("fused_vs_burn_modules");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(100));
+    let device = Device::flex();
+    let backbone = CnnConfig::new(4).init_backbone(&device, 1);
+    let x = images(&device);
+    group.bench_function("forward_fused", |b| {
+        b.iter(|| backbone.forward(x.clone()).into_data())
+    });
+    group.bench_function("forward_burn_modules", |b| {
+        b.iter(|| backbone.forward_unfused(x.clone()).into_data())
+    });
+    let ad = device.autodiff();
+    let trained = backbone.fork(&ad).train();
+    let x = images(&ad);
+    group.bench_function("forward_backward_fused", |b| {
+        b.iter(|| trained.forward(x.clone()).sum().backward())
+    });
+    group.bench_function("forward_backward_burn_modules", |b| {
+        b.iter(|| trained.forward_unfused(x.clone()).sum().backward())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, backbone, fused_vs_burn_modules);
 criterion_main!(benches);
