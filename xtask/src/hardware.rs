@@ -87,7 +87,9 @@ fn fma_loop_avx512(seed: f32, rounds: usize) -> (f64, f32) {
             *v = _mm512_fmadd_ps(*v, a, b);
         }
     }
-    let total = acc.iter().fold(_mm512_set1_ps(0.0), |s, v| _mm512_add_ps(s, *v));
+    let total = acc
+        .iter()
+        .fold(_mm512_set1_ps(0.0), |s, v| _mm512_add_ps(s, *v));
     (rounds as f64 * 12.0 * 32.0, _mm512_reduce_add_ps(total))
 }
 
@@ -104,7 +106,9 @@ fn fma_loop_avx2(seed: f32, rounds: usize) -> (f64, f32) {
         }
     }
     let mut lanes = [0.0f32; 8];
-    let total = acc.iter().fold(_mm256_set1_ps(0.0), |s, v| _mm256_add_ps(s, *v));
+    let total = acc
+        .iter()
+        .fold(_mm256_set1_ps(0.0), |s, v| _mm256_add_ps(s, *v));
     // SAFETY: `lanes` holds exactly eight f32, what an unaligned 256-bit store writes.
     unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), total) };
     (rounds as f64 * 12.0 * 16.0, lanes.iter().sum())

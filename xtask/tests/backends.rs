@@ -132,10 +132,13 @@ mod wgpu {
     }
 
     /// Twelve Adam steps from the same weights on the same batches. Float rounding differs
-    /// (reduction order, fused multiply-adds), and Adam divides each gradient by its own
-    /// running magnitude, so a weight whose gradient is near zero can move by up to the
-    /// learning rate either way: the trajectories drift apart slowly. The losses agree to
-    /// 1% and the accuracy on 500 test images to 1% (5 images).
+    /// (reduction order, fused multiply-adds, flex's fused backbone against wgpu's kernels),
+    /// and Adam divides each gradient by its own running magnitude, so a weight whose gradient
+    /// is near zero can move by up to the learning rate either way: the trajectories drift
+    /// apart, slowly. On lavapipe the mean losses agreed to about 1e-5 (relative) and the
+    /// accuracies exactly; the test allows 1e-3 on the losses and 2 of the 500 test images
+    /// on the accuracy, room for other drivers' rounding without hiding a wrong kernel
+    /// (a broken gradient moves the loss by far more after a few steps).
     #[test]
     fn a_short_training_run_agrees() {
         let Some(gpu) = wgpu_device() else { return };
@@ -145,14 +148,17 @@ mod wgpu {
                 "iteration {}: loss flex {:.5} wgpu {:.5}",
                 c.iteration, c.loss, g.loss
             );
-            assert!((c.loss - g.loss).abs() <= 0.01 * c.loss, "{c:?} vs {g:?}");
+            assert!((c.loss - g.loss).abs() <= 1e-3 * c.loss, "{c:?} vs {g:?}");
         }
         for (c, g) in cpu_run.curve.iter().zip(&gpu_run.curve) {
             eprintln!(
                 "iteration {}: accuracy flex {:.4} wgpu {:.4}",
                 c.iteration, c.accuracy, g.accuracy
             );
-            assert!((c.accuracy - g.accuracy).abs() <= 0.01, "{c:?} vs {g:?}");
+            assert!(
+                (c.accuracy - g.accuracy).abs() <= 2.0 / 500.0 + 1e-9,
+                "{c:?} vs {g:?}"
+            );
         }
         assert_eq!(cpu_run.curve.len(), gpu_run.curve.len());
     }
