@@ -654,7 +654,8 @@ mod tests {
             .collect()
     }
 
-    fn small() -> Geometry {
+    /// Small shapes, with the study's kernel size or a larger one.
+    fn small(kernel: usize) -> Geometry {
         Geometry {
             batch: 5,
             c0: 2,
@@ -662,16 +663,32 @@ mod tests {
             c2: 4,
             height: 6,
             width: 4,
-            kernel: 3,
+            kernel,
         }
     }
 
     #[test]
     fn forward_matches_direct_convolution() {
-        let g = small();
+        for kernel in [3, 5] {
+            forward_matches_direct_convolution_with(small(kernel));
+        }
+        // The study's shapes: 32 channels, 28 x 28.
+        forward_matches_direct_convolution_with(Geometry {
+            batch: 2,
+            c0: 1,
+            c1: 32,
+            c2: 32,
+            height: 28,
+            width: 28,
+            kernel: 3,
+        });
+    }
+
+    fn forward_matches_direct_convolution_with(g: Geometry) {
+        let taps = g.kernel * g.kernel;
         let input = values(g.batch * g.c0 * g.pixels(), 1);
-        let (w1, b1) = (values(g.c1 * g.c0 * 9, 2), values(g.c1, 3));
-        let (w2, b2) = (values(g.c2 * g.c1 * 9, 4), values(g.c2, 5));
+        let (w1, b1) = (values(g.c1 * g.c0 * taps, 2), values(g.c1, 3));
+        let (w2, b2) = (values(g.c2 * g.c1 * taps, 4), values(g.c2, 5));
         let w = Weights {
             w1: &w1,
             b1: &b1,
@@ -691,12 +708,18 @@ mod tests {
     /// Every weight gradient against a central finite difference of `sum(pooled * probe)`.
     #[test]
     fn backward_matches_finite_differences() {
-        let g = small();
+        for kernel in [3, 5] {
+            backward_matches_finite_differences_with(small(kernel));
+        }
+    }
+
+    fn backward_matches_finite_differences_with(g: Geometry) {
+        let taps = g.kernel * g.kernel;
         let input = values(g.batch * g.c0 * g.pixels(), 11);
-        let mut params = [
-            values(g.c1 * g.c0 * 9, 12),
+        let params = [
+            values(g.c1 * g.c0 * taps, 12),
             values(g.c1, 13),
-            values(g.c2 * g.c1 * 9, 14),
+            values(g.c2 * g.c1 * taps, 14),
             values(g.c2, 15),
         ];
         let probe = values(g.batch * g.pooled_len(), 16);
@@ -727,44 +750,50 @@ mod tests {
             grads.w2.clone(),
             grads.b2.clone(),
         ];
-        let eps = 1e-3f32;
-        for which in 0..4 {
-            for j in 0..params[which].len() {
+        // A central difference straddling a ReLU or max-pool switch is meaningless: where the
+        // differences at two step sizes disagree the point is skipped, and at most 5% may be.
+        let (mut checked, mut skipped) = (0, 0);
+        let mut compare = |name: String, analytic: f64, value: &mut dyn FnMut(f32) -> f64| {
+            let mut numeric = |eps: f32| (value(eps) - value(-eps)) / (2.0 * eps as f64);
+            let (coarse, fine) = (numeric(1e-3), numeric(5e-4));
+            let tolerance = 2e-2 * (1.0 + fine.abs());
+            checked += 1;
+            if (coarse - fine).abs() > tolerance {
+                skipped += 1;
+                return;
+            }
+            assert!(
+                (analytic - fine).abs() <= tolerance,
+                "{name}: {analytic} vs {fine}"
+            );
+        };
+        for (which, grad) in analytic.iter().enumerate() {
+            for (j, &a) in grad.iter().enumerate() {
                 let orig = params[which][j];
-                params[which][j] = orig + eps;
-                let up = loss(&params, &input);
-                params[which][j] = orig - eps;
-                let down = loss(&params, &input);
-                params[which][j] = orig;
-                let numeric = (up - down) / (2.0 * eps as f64);
-                let a = analytic[which][j] as f64;
-                assert!(
-                    (a - numeric).abs() <= 2e-2 * (1.0 + numeric.abs()),
-                    "param {which}[{j}]: {a} vs {numeric}"
-                );
+                compare(format!("param {which}[{j}]"), a as f64, &mut |eps| {
+                    let mut p = params.clone();
+                    p[which][j] = orig + eps;
+                    loss(&p, &input)
+                });
             }
         }
         let dx = grads.input.unwrap();
-        let mut x = input.clone();
-        for j in (0..x.len()).step_by(7) {
-            let orig = x[j];
-            x[j] = orig + eps;
-            let up = loss(&params, &x);
-            x[j] = orig - eps;
-            let down = loss(&params, &x);
-            x[j] = orig;
-            let numeric = (up - down) / (2.0 * eps as f64);
-            assert!(
-                (dx[j] as f64 - numeric).abs() <= 2e-2 * (1.0 + numeric.abs()),
-                "input[{j}]: {} vs {numeric}",
-                dx[j]
-            );
+        for j in (0..input.len()).step_by(7) {
+            compare(format!("input[{j}]"), dx[j] as f64, &mut |eps| {
+                let mut x = input.clone();
+                x[j] += eps;
+                loss(&params, &x)
+            });
         }
+        assert!(
+            skipped * 20 <= checked,
+            "{skipped} of {checked} points skipped"
+        );
     }
 
     #[test]
     fn odd_sizes_are_not_supported() {
-        let mut g = small();
+        let mut g = small(3);
         assert!(g.supported());
         g.height = 5;
         assert!(!g.supported());
