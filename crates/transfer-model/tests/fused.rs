@@ -99,3 +99,13 @@ fn fused_results_are_bit_identical_from_run_to_run() {
     let backbone = CnnConfig::new(4).init_backbone(&Device::flex(), 8);
     assert_eq!(gradients(&backbone, true), gradients(&backbone, true));
 }
+
+#[test]
+fn other_padding_takes_burn_modules() {
+    let device = Device::flex();
+    let mut backbone = CnnConfig::new(4).init_backbone(&device, 5);
+    backbone.conv2.padding = burn::nn::PaddingConfig2d::Valid;
+    let x = images(2, &device);
+    assert!(transfer_model::fused::forward(&backbone, &x).is_none());
+    assert_eq!(backbone.forward(x).dims(), [2, 32 * 13 * 13]);
+}

@@ -10,6 +10,7 @@ use burn::backend::backend_extension;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata};
+use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use burn::tensor::DType;
 
@@ -37,14 +38,26 @@ pub(super) fn forward(backbone: &Backbone, images: &Tensor<4>) -> Option<Tensor<
         DispatchDevice::Flex(_)
     );
     let plain_conv = |c: &burn::nn::conv::Conv2d| {
-        c.stride == [1, 1]
+        let r = c.kernel_size[0] / 2;
+        let same = match c.padding {
+            PaddingConfig2d::Same => true,
+            PaddingConfig2d::Explicit(top, left, bottom, right) => {
+                [top, left, bottom, right] == [r; 4]
+            }
+            PaddingConfig2d::Valid => false,
+        };
+        same && c.stride == [1, 1]
             && c.dilation == [1, 1]
             && c.groups == 1
             && c.kernel_size[0] == c.kernel_size[1]
             && c.bias.is_some()
             && c.weight.val().dtype() == DType::F32
     };
-    let plain_pool = pool.kernel_size == [2, 2] && pool.stride == [2, 2] && pool.dilation == [1, 1];
+    let plain_pool = pool.kernel_size == [2, 2]
+        && pool.stride == [2, 2]
+        && pool.dilation == [1, 1]
+        && pool.padding == PaddingConfig2d::Valid
+        && !pool.ceil_mode;
     let [n, c0, h, w] = images.dims();
     let geometry = Geometry {
         batch: n,
