@@ -194,7 +194,12 @@ pub fn backward(
     let k2 = g.c1 * taps;
     let image_len = g.c0 * p;
     let w2_flipped = flipped_weight_rows(g.c2, g.c1, g.kernel, w.w2);
-    let w1_flipped = flipped_weight_rows(g.c1, g.c0, g.kernel, w.w1);
+    // Only the images' gradient needs conv1's rotated kernel.
+    let w1_flipped = if input_grad {
+        flipped_weight_rows(g.c1, g.c0, g.kernel, w.w1)
+    } else {
+        Vec::new()
+    };
     let mut input_grads = vec![0.0f32; if input_grad { g.batch * image_len } else { 0 }];
     let groups = g.batch.div_ceil(GRAD_GROUP);
     let group_len = if input_grad {
