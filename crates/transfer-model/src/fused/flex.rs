@@ -132,7 +132,7 @@ fn run_forward(
     w2: &FlexTensor,
     b2: &FlexTensor,
     save: bool,
-) -> (FlexTensor, Option<Saved>) {
+) -> (FlexTensor, Saved) {
     let g = geometry(images, w1, w2);
     let (x, w1v, b1v, w2v, b2v) = (
         values(images),
@@ -150,9 +150,12 @@ fn run_forward(
     let shape = vec![g.batch, g.c2, g.height / 2, g.width / 2];
     if save {
         let (pooled, saved) = kernels::forward_saving(&g, &x, weights);
-        (tensor(pooled, shape), Some(saved))
+        (tensor(pooled, shape), saved)
     } else {
-        (tensor(kernels::forward(&g, &x, weights), shape), None)
+        (
+            tensor(kernels::forward(&g, &x, weights), shape),
+            Saved::default(),
+        )
     }
 }
 
@@ -246,9 +249,6 @@ impl<C: CheckpointStrategy> BackboneOps for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => {
                 let [x, w1, b1, w2, b2] = [images, w1, b1, w2, b2].map(|t| t.into_primitive());
                 let (pooled, saved) = run_forward(&x, &w1, &b1, &w2, &b2, true);
-                let Some(saved) = saved else {
-                    unreachable!("run_forward keeps the activations when asked to")
-                };
                 let state = State {
                     images: x,
                     w1,

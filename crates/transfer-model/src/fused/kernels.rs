@@ -71,8 +71,8 @@ pub struct Weights<'a> {
     pub b2: &'a [f32],
 }
 
-/// What the forward pass keeps for the backward pass.
-#[derive(Debug, Clone)]
+/// What the forward pass keeps for the backward pass (empty when nothing was kept).
+#[derive(Debug, Clone, Default)]
 pub struct Saved {
     /// conv1's activation after ReLU, channels last: `[batch, pixels, c1]`.
     pub act1: Vec<f32>,
@@ -102,22 +102,10 @@ pub fn forward(g: &Geometry, input: &[f32], w: Weights<'_>) -> Vec<f32> {
 
 /// [`forward`], also keeping what [`backward`] needs.
 pub fn forward_saving(g: &Geometry, input: &[f32], w: Weights<'_>) -> (Vec<f32>, Saved) {
-    let (pooled, saved) = forward_impl(g, input, w, true);
-    (
-        pooled,
-        saved.unwrap_or(Saved {
-            act1: Vec::new(),
-            argmax: Vec::new(),
-        }),
-    )
+    forward_impl(g, input, w, true)
 }
 
-fn forward_impl(
-    g: &Geometry,
-    input: &[f32],
-    w: Weights<'_>,
-    save: bool,
-) -> (Vec<f32>, Option<Saved>) {
+fn forward_impl(g: &Geometry, input: &[f32], w: Weights<'_>, save: bool) -> (Vec<f32>, Saved) {
     let p = g.pixels();
     let k1 = g.c0 * g.taps();
     let k2 = g.c1 * g.taps();
@@ -169,10 +157,10 @@ fn forward_impl(
             .for_each_init(scratch, |s, (((image, out), a1), am)| {
                 body(s, image, out, Some(a1), Some(am))
             });
-        (pooled, Some(Saved { act1, argmax }))
+        (pooled, Saved { act1, argmax })
     } else {
         images.for_each_init(scratch, |s, (image, out)| body(s, image, out, None, None));
-        (pooled, None)
+        (pooled, Saved::default())
     }
 }
 
