@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the fused backbone kernels (conv1, conv2, ReLUs, pooling) on 100
-//! images of the study's shape: the forward pass alone (evaluation), the forward pass that
-//! keeps its activations, and the backward pass (training).
+//! images of the study's shape, by each method this CPU has (im2col + gemm; direct AVX-512):
+//! the forward pass alone (evaluation), the forward pass that keeps its activations, and the
+//! backward pass (training).
 //!
 //! The same 100 images also go through `Backbone::forward` (fused on burn-flex) and
 //! `Backbone::forward_unfused` (burn's modules), forward and forward + backward, to measure
@@ -13,7 +14,7 @@ use burn::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use transfer_data::SeededRng;
 use transfer_model::CnnConfig;
-use transfer_model::fused::kernels::{self, Geometry, Weights};
+use transfer_model::fused::kernels::{self, Geometry, Method, Weights};
 
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut rng = SeededRng::new(seed);
@@ -42,20 +43,26 @@ fn backbone(c: &mut Criterion) {
         b2: &b2,
     };
     let grad = values(g.batch * g.pooled_len(), 6, 0.01);
-    let (pooled, saved) = kernels::forward_saving(&g, &input, w);
 
+    let mut methods = vec![("im2col", Method::Im2col)];
+    if Method::best(&g) == Method::Direct {
+        methods.push(("direct", Method::Direct));
+    }
     let mut group = c.benchmark_group("backbone");
     group.sample_size(20);
     group.throughput(Throughput::Elements(g.batch as u64));
-    group.bench_function("forward_100_images", |b| {
-        b.iter(|| kernels::forward(&g, &input, w))
-    });
-    group.bench_function("forward_saving_100_images", |b| {
-        b.iter(|| kernels::forward_saving(&g, &input, w))
-    });
-    group.bench_function("backward_100_images", |b| {
-        b.iter(|| kernels::backward(&g, &input, w, &pooled, &saved, &grad, false))
-    });
+    for (name, method) in methods {
+        let (pooled, saved) = kernels::forward_with(method, &g, &input, w, true);
+        group.bench_function(format!("{name}/forward_100_images"), |b| {
+            b.iter(|| kernels::forward_with(method, &g, &input, w, false))
+        });
+        group.bench_function(format!("{name}/forward_saving_100_images"), |b| {
+            b.iter(|| kernels::forward_with(method, &g, &input, w, true))
+        });
+        group.bench_function(format!("{name}/backward_100_images"), |b| {
+            b.iter(|| kernels::backward_with(method, &g, &input, w, &pooled, &saved, &grad, false))
+        });
+    }
     group.finish();
 }
 

@@ -9,6 +9,8 @@
 
 use rayon::prelude::*;
 
+use super::direct;
+
 /// Images whose weight gradients are summed together before the groups are added in order.
 const GRAD_GROUP: usize = 4;
 
@@ -95,22 +97,54 @@ pub struct Grads {
     pub b2: Vec<f32>,
 }
 
+/// How conv2 (forward, and its input gradient) is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// im2col and one `gemm` product per image: any CPU, any shapes.
+    Im2col,
+    /// Register-blocked direct convolution with AVX-512, pooling in registers: where the CPU
+    /// has AVX-512F and `c1` and `c2` are multiples of 32.
+    Direct,
+}
+
+impl Method {
+    /// The fastest method this CPU has for these shapes.
+    pub fn best(g: &Geometry) -> Self {
+        if direct::available(g.c1, g.c2) && direct::available(g.c2, g.c1) {
+            Method::Direct
+        } else {
+            Method::Im2col
+        }
+    }
+}
+
 /// Pooled features `[batch, c2, height/2, width/2]` of `input` `[batch, c0, height, width]`.
 pub fn forward(g: &Geometry, input: &[f32], w: Weights<'_>) -> Vec<f32> {
-    forward_impl(g, input, w, false).0
+    forward_with(Method::best(g), g, input, w, false).0
 }
 
 /// [`forward`], also keeping what [`backward`] needs.
 pub fn forward_saving(g: &Geometry, input: &[f32], w: Weights<'_>) -> (Vec<f32>, Saved) {
-    forward_impl(g, input, w, true)
+    forward_with(Method::best(g), g, input, w, true)
 }
 
-fn forward_impl(g: &Geometry, input: &[f32], w: Weights<'_>, save: bool) -> (Vec<f32>, Saved) {
+/// [`forward`] (or with `save`, [`forward_saving`]) by the given method.
+///
+/// Panics when `method` is [`Method::Direct`] and [`Method::best`] is not.
+pub fn forward_with(
+    method: Method,
+    g: &Geometry,
+    input: &[f32],
+    w: Weights<'_>,
+    save: bool,
+) -> (Vec<f32>, Saved) {
     let p = g.pixels();
     let k1 = g.c0 * g.taps();
     let k2 = g.c1 * g.taps();
     let image_len = g.c0 * p;
     let w2_rows = conv2_weight_rows(g, w.w2);
+    let conv2 = conv2_shape(g);
+    let direct = method == Method::Direct;
     let mut pooled = vec![0.0f32; g.batch * g.pooled_len()];
     let mut act1 = vec![0.0f32; if save { g.batch * p * g.c1 } else { 0 }];
     let mut argmax = vec![0u8; if save { g.batch * g.pooled_len() } else { 0 }];
@@ -120,8 +154,11 @@ fn forward_impl(g: &Geometry, input: &[f32], w: Weights<'_>, save: bool) -> (Vec
     let scratch = || Scratch {
         cols1: vec![0.0; p * k1],
         act1: vec![0.0; p * g.c1],
-        cols2: vec![0.0; p * k2],
-        act2: vec![0.0; p * g.c2],
+        cols2: vec![0.0; if direct { 0 } else { p * k2 }],
+        act2: vec![0.0; if direct { 0 } else { p * g.c2 }],
+        padded: vec![0.0; if direct { conv2.padded_len() } else { 0 }],
+        pooled: vec![0.0; if direct { g.pooled_len() } else { 0 }],
+        winners: vec![0; if direct { g.pooled_len() } else { 0 }],
     };
     let images = input
         .par_chunks(image_len)
@@ -136,6 +173,29 @@ fn forward_impl(g: &Geometry, input: &[f32], w: Weights<'_>, save: bool) -> (Vec
             None => &mut s.act1[..],
         };
         conv1_relu(g, image, w, &mut s.cols1, act1_buf);
+        if direct {
+            direct::pad(
+                act1_buf,
+                g.height,
+                g.width,
+                g.c1,
+                g.kernel / 2,
+                &mut s.padded,
+            );
+            direct::conv_bias_relu_pool(
+                &conv2,
+                &s.padded,
+                &w2_rows,
+                w.b2,
+                &mut s.pooled,
+                &mut s.winners,
+            );
+            channels_first(&s.pooled, g.c2, out);
+            if let Some(a) = argmax {
+                channels_first(&s.winners, g.c2, a);
+            }
+            return;
+        }
         im2col_channels_last(g, act1_buf, g.c1, &mut s.cols2);
         // act2 = cols2 [p, k2] x w2_rows [k2, c2], plus bias, ReLU.
         matmul(
@@ -176,6 +236,40 @@ pub fn backward(
     grad: &[f32],
     input_grad: bool,
 ) -> Grads {
+    backward_with(
+        Method::best(g),
+        g,
+        input,
+        w,
+        pooled,
+        saved,
+        grad,
+        input_grad,
+    )
+}
+
+/// [`backward`] by the given method.
+///
+/// Panics when `method` is [`Method::Direct`] and [`Method::best`] is not.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_with(
+    method: Method,
+    g: &Geometry,
+    input: &[f32],
+    w: Weights<'_>,
+    pooled: &[f32],
+    saved: &Saved,
+    grad: &[f32],
+    input_grad: bool,
+) -> Grads {
+    // conv2, and its input gradient: a convolution of grad_z2 with the rotated kernel.
+    let conv2 = conv2_shape(g);
+    let conv2_back = direct::Shape {
+        cin: g.c2,
+        cout: g.c1,
+        ..conv2
+    };
+    let direct = method == Method::Direct;
     let p = g.pixels();
     let taps = g.taps();
     let k1 = g.c0 * taps;
@@ -212,10 +306,16 @@ pub fn backward(
                 w2: vec![0.0; g.c2 * k2],
                 b2: vec![0.0; g.c2],
             };
+            let either = |direct_len: usize, im2col_len: usize| {
+                vec![0.0; if direct { direct_len } else { im2col_len }]
+            };
             let mut cols1 = vec![0.0; p * k1];
-            let mut cols2 = vec![0.0; p * k2];
-            let mut grad_z2 = vec![0.0; p * g.c2];
-            let mut grad_cols = vec![0.0; p * g.c2 * taps];
+            let mut grad_z2_planar = either(0, p * g.c2);
+            let mut cols2 = either(0, p * k2);
+            let mut grad_z2 = either(0, p * g.c2);
+            let mut grad_cols = either(0, p * g.c2 * taps);
+            let mut act1_padded = either(conv2.padded_len(), 0);
+            let mut grad_padded = either(conv2_back.padded_len(), 0);
             let mut grad_act1 = vec![0.0; p * g.c1];
             let mut dx_cols = vec![0.0; if input_grad { p * g.c1 * taps } else { 0 }];
             let mut dx_hwc = vec![0.0; if input_grad { p * g.c0 } else { 0 }];
@@ -225,40 +325,54 @@ pub fn backward(
                 let pl = g.pooled_len();
                 let act1 = &saved.act1[i * p * g.c1..(i + 1) * p * g.c1];
                 // Through the pooling and conv2's ReLU: only winners with a positive value.
-                unpool(
-                    g,
+                let (grad_i, pooled_i, argmax_i) = (
                     &grad[i * pl..(i + 1) * pl],
                     &pooled[i * pl..(i + 1) * pl],
                     &saved.argmax[i * pl..(i + 1) * pl],
-                    &mut grad_z2,
                 );
-                column_sums(&grad_z2, g.c2, &mut acc.b2);
-                // dW2 [c2, k2] += grad_z2^T [c2, p] x cols2 [p, k2] (columns in (tap, c1) order).
-                im2col_channels_last(g, act1, g.c1, &mut cols2);
-                matmul(
-                    &mut acc.w2,
-                    g.c2,
-                    k2,
-                    p,
-                    Mat::cols(&grad_z2, g.c2),
-                    Mat::rows(&cols2, k2),
-                    true,
-                );
-                // grad_act1 = conv of grad_z2 with the flipped kernel, then conv1's ReLU.
-                im2col_channels_last(g, &grad_z2, g.c2, &mut grad_cols);
-                matmul(
-                    &mut grad_act1,
-                    p,
-                    g.c1,
-                    g.c2 * taps,
-                    Mat::rows(&grad_cols, g.c2 * taps),
-                    Mat::rows(&w2_flipped, g.c1),
-                    false,
-                );
-                for (d, &a) in grad_act1.iter_mut().zip(act1) {
-                    if a <= 0.0 {
-                        *d = 0.0;
+                if direct {
+                    // conv2's input and its output's gradient with zero borders, then
+                    // dW2 [tap, c1, c2] and grad_act1 (conv with the flipped kernel) in place.
+                    let r = g.kernel / 2;
+                    direct::pad(act1, g.height, g.width, g.c1, r, &mut act1_padded);
+                    unpool_padded(g, grad_i, pooled_i, argmax_i, &mut grad_padded);
+                    column_sums(&grad_padded, g.c2, &mut acc.b2);
+                    direct::weight_grad(&conv2, &act1_padded, &grad_padded, &mut acc.w2);
+                    direct::conv(&conv2_back, &grad_padded, &w2_flipped, &mut grad_act1);
+                } else {
+                    unpool_planar(g, grad_i, pooled_i, argmax_i, &mut grad_z2_planar);
+                    for (sum, plane) in acc.b2.iter_mut().zip(grad_z2_planar.chunks_exact(p)) {
+                        *sum += plane.iter().sum::<f32>();
                     }
+                    // dW2 [c2, k2] += grad_z2 [c2, p] x cols2 [p, k2] (columns in (tap, c1)
+                    // order).
+                    im2col_channels_last(g, act1, g.c1, &mut cols2);
+                    matmul(
+                        &mut acc.w2,
+                        g.c2,
+                        k2,
+                        p,
+                        Mat::rows(&grad_z2_planar, p),
+                        Mat::rows(&cols2, k2),
+                        true,
+                    );
+                    // grad_act1 = conv of grad_z2 with the flipped kernel.
+                    channels_last(&grad_z2_planar, g.c2, &mut grad_z2);
+                    im2col_channels_last(g, &grad_z2, g.c2, &mut grad_cols);
+                    matmul(
+                        &mut grad_act1,
+                        p,
+                        g.c1,
+                        g.c2 * taps,
+                        Mat::rows(&grad_cols, g.c2 * taps),
+                        Mat::rows(&w2_flipped, g.c1),
+                        false,
+                    );
+                }
+                // conv1's ReLU.
+                // Branch-free (vectorised): about half the activations are zero.
+                for (d, &a) in grad_act1.iter_mut().zip(act1) {
+                    *d = if a > 0.0 { *d } else { 0.0 };
                 }
                 column_sums(&grad_act1, g.c1, &mut acc.b1);
                 // dW1 [c1, k1] += grad_act1^T [c1, p] x cols1 [p, k1].
@@ -308,8 +422,22 @@ pub fn backward(
         add(&mut total.w2, &part.w2);
         add(&mut total.b2, &part.b2);
     }
-    total.w2 = tap_major_to_burn(g.c2, g.c1, g.kernel, &total.w2);
+    total.w2 = match method {
+        Method::Direct => tap_in_out_to_burn(g.c2, g.c1, g.kernel, &total.w2),
+        Method::Im2col => tap_major_to_burn(g.c2, g.c1, g.kernel, &total.w2),
+    };
     total
+}
+
+/// conv2 as a direct convolution.
+fn conv2_shape(g: &Geometry) -> direct::Shape {
+    direct::Shape {
+        height: g.height,
+        width: g.width,
+        cin: g.c1,
+        cout: g.c2,
+        kernel: g.kernel,
+    }
 }
 
 struct Scratch {
@@ -317,6 +445,31 @@ struct Scratch {
     act1: Vec<f32>,
     cols2: Vec<f32>,
     act2: Vec<f32>,
+    /// Direct method: conv1's activation with a zero border.
+    padded: Vec<f32>,
+    /// Direct method: pooled values and winners, channels last.
+    pooled: Vec<f32>,
+    winners: Vec<u8>,
+}
+
+/// A channels-first map `[channels, positions]` into channels-last `out [positions, channels]`.
+fn channels_last(map: &[f32], channels: usize, out: &mut [f32]) {
+    let positions = map.len() / channels;
+    for (c, plane) in map.chunks_exact(positions).enumerate() {
+        for (position, &v) in plane.iter().enumerate() {
+            out[position * channels + c] = v;
+        }
+    }
+}
+
+/// A channels-last map `[positions, channels]` into channels-first `out [channels, positions]`.
+fn channels_first<T: Copy>(map: &[T], channels: usize, out: &mut [T]) {
+    let positions = map.len() / channels;
+    for (position, row) in map.chunks_exact(channels).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * positions + position] = v;
+        }
+    }
 }
 
 /// conv1 with ReLU for one image: `act1 [p, c1] = relu(cols1 [p, k1] x w1^T + b1)`.
@@ -426,6 +579,20 @@ fn flipped_weight_rows(out: usize, inp: usize, k: usize, weight: &[f32]) -> Vec<
     rows
 }
 
+/// `[tap, c1, c2]` to burn's `[c2, c1, k, k]`.
+fn tap_in_out_to_burn(c2: usize, c1: usize, k: usize, grad: &[f32]) -> Vec<f32> {
+    let taps = k * k;
+    let mut out = vec![0.0; grad.len()];
+    for t in 0..taps {
+        for ci in 0..c1 {
+            for co in 0..c2 {
+                out[(co * c1 + ci) * taps + t] = grad[(t * c1 + ci) * c2 + co];
+            }
+        }
+    }
+    out
+}
+
 /// `[c2, (tap, c1)]` to burn's `[c2, c1, k, k]`.
 fn tap_major_to_burn(c2: usize, c1: usize, k: usize, grad: &[f32]) -> Vec<f32> {
     let taps = k * k;
@@ -481,24 +648,52 @@ fn max_pool(g: &Geometry, act2: &[f32], out: &mut [f32], mut argmax: Option<&mut
     }
 }
 
-/// The gradient of conv2's pre-activation `[p, c2]` from the pooled gradient: the winner of
-/// each window gets it when the pooled value is positive (ReLU passed it), others get zero.
-fn unpool(g: &Geometry, grad: &[f32], pooled: &[f32], argmax: &[u8], grad_z2: &mut [f32]) {
-    let (w, c) = (g.width, g.c2);
+/// `value` where `keep`, else zero, without a branch (these selects are unpredictable).
+fn keep_if(keep: bool, value: f32) -> f32 {
+    f32::from_bits(value.to_bits() & 0u32.wrapping_sub(keep as u32))
+}
+
+/// The gradient that reaches conv2's pre-activation through the ReLU and the pooling: the
+/// window's winner gets the pooled gradient when the pooled value is positive, every other
+/// pixel zero. Calls `write(channel, y, x, winner, value)` per window; the caller has zeroed
+/// the map (one store per window, no branch on the unpredictable winner).
+fn unpool(
+    g: &Geometry,
+    grad: &[f32],
+    pooled: &[f32],
+    argmax: &[u8],
+    mut write: impl FnMut(usize, usize, usize, usize, f32),
+) {
     let (ph, pw) = (g.height / 2, g.width / 2);
-    grad_z2.fill(0.0);
-    for ch in 0..c {
-        for y in 0..ph {
-            for x in 0..pw {
+    for y in 0..ph {
+        for x in 0..pw {
+            for ch in 0..g.c2 {
                 let o = (ch * ph + y) * pw + x;
-                if pooled[o] > 0.0 {
-                    let a = argmax[o] as usize;
-                    let pixel = (2 * y + a / 2) * w + 2 * x + a % 2;
-                    grad_z2[pixel * c + ch] = grad[o];
-                }
+                let value = keep_if(pooled[o] > 0.0, grad[o]);
+                write(ch, y, x, (argmax[o] & 3) as usize, value);
             }
         }
     }
+}
+
+/// [`unpool`] into a channels-first map `[c2, p]`.
+fn unpool_planar(g: &Geometry, grad: &[f32], pooled: &[f32], argmax: &[u8], out: &mut [f32]) {
+    let (w, p) = (g.width, g.pixels());
+    out.fill(0.0);
+    unpool(g, grad, pooled, argmax, |ch, y, x, winner, value| {
+        out[ch * p + (2 * y + winner / 2) * w + 2 * x + winner % 2] = value;
+    });
+}
+
+/// [`unpool`] into a zero-bordered channels-last map `[h + 2r, w + 2r, c2]`.
+fn unpool_padded(g: &Geometry, grad: &[f32], pooled: &[f32], argmax: &[u8], out: &mut [f32]) {
+    let r = g.kernel / 2;
+    let (c, row) = (g.c2, g.width + 2 * r);
+    out.fill(0.0);
+    unpool(g, grad, pooled, argmax, |ch, y, x, winner, value| {
+        let pixel = (2 * y + winner / 2 + r) * row + 2 * x + winner % 2 + r;
+        out[pixel * c + ch] = value;
+    });
 }
 
 fn column_sums(map: &[f32], columns: usize, sums: &mut [f32]) {
@@ -664,6 +859,7 @@ mod tests {
     fn forward_matches_direct_convolution() {
         for kernel in [3, 5] {
             forward_matches_direct_convolution_with(small(kernel));
+            forward_matches_direct_convolution_with(small_wide(kernel));
         }
         // The study's shapes: 32 channels, 28 x 28.
         forward_matches_direct_convolution_with(Geometry {
@@ -677,7 +873,34 @@ mod tests {
         });
     }
 
+    /// The methods this CPU has for `g`.
+    fn methods(g: &Geometry) -> Vec<Method> {
+        match Method::best(g) {
+            Method::Direct => vec![Method::Im2col, Method::Direct],
+            Method::Im2col => vec![Method::Im2col],
+        }
+    }
+
+    /// 32 channels on a small map: shapes the direct method takes (where the CPU has it).
+    fn small_wide(kernel: usize) -> Geometry {
+        Geometry {
+            batch: 3,
+            c0: 1,
+            c1: 32,
+            c2: 32,
+            height: 4,
+            width: 6,
+            kernel,
+        }
+    }
+
     fn forward_matches_direct_convolution_with(g: Geometry) {
+        for method in methods(&g) {
+            forward_by_method_matches_direct_convolution(method, g);
+        }
+    }
+
+    fn forward_by_method_matches_direct_convolution(method: Method, g: Geometry) {
         let taps = g.kernel * g.kernel;
         let input = values(g.batch * g.c0 * g.pixels(), 1);
         let (w1, b1) = (values(g.c1 * g.c0 * taps, 2), values(g.c1, 3));
@@ -689,12 +912,15 @@ mod tests {
             b2: &b2,
         };
         let expected = reference_forward(&g, &input, w);
-        let (fast, saved) = forward_saving(&g, &input, w);
-        let plain = forward(&g, &input, w);
+        let (fast, saved) = forward_with(method, &g, &input, w, true);
+        let (plain, _) = forward_with(method, &g, &input, w, false);
         assert_eq!(saved.act1.len(), g.batch * g.pixels() * g.c1);
         assert_eq!(fast, plain);
         for (a, b) in fast.iter().zip(&expected) {
-            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "{method:?}: {a} vs {b}"
+            );
         }
     }
 
@@ -706,7 +932,63 @@ mod tests {
         }
     }
 
+    /// Both methods on the study's shapes: the same features, winners and gradients (the
+    /// direct method's shapes have too many ReLU and pooling switches for finite differences;
+    /// the im2col method is checked against them above).
+    #[test]
+    fn methods_agree_on_the_study_shapes() {
+        let g = Geometry {
+            batch: 6,
+            c0: 1,
+            c1: 32,
+            c2: 32,
+            height: 28,
+            width: 28,
+            kernel: 3,
+        };
+        if Method::best(&g) != Method::Direct {
+            eprintln!("SKIPPED: no AVX-512F on this CPU");
+            return;
+        }
+        let input = values(g.batch * g.pixels(), 21);
+        let (w1, b1) = (values(g.c1 * 9, 22), values(g.c1, 23));
+        let (w2, b2) = (values(g.c2 * g.c1 * 9, 24), values(g.c2, 25));
+        let w = Weights {
+            w1: &w1,
+            b1: &b1,
+            w2: &w2,
+            b2: &b2,
+        };
+        let probe = values(g.batch * g.pooled_len(), 26);
+        let run = |method| {
+            let (pooled, saved) = forward_with(method, &g, &input, w, true);
+            let grads = backward_with(method, &g, &input, w, &pooled, &saved, &probe, true);
+            (pooled, saved, grads)
+        };
+        let (p_ref, s_ref, g_ref) = run(Method::Im2col);
+        let (p, s, grads) = run(Method::Direct);
+        let close = |name: &str, a: &[f32], b: &[f32]| {
+            assert_eq!(a.len(), b.len());
+            let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() <= 1e-5 * (1.0 + scale), "{name}: {x} vs {y}");
+            }
+        };
+        close("pooled", &p, &p_ref);
+        assert_eq!(s.act1, s_ref.act1);
+        // Winners agree wherever the gradient flows (a clear positive maximum).
+        for ((&a, &b), &v) in s.argmax.iter().zip(&s_ref.argmax).zip(&p_ref) {
+            assert!(a == b || v < 1e-3, "winner {a} vs {b} at {v}");
+        }
+        close("w1", &grads.w1, &g_ref.w1);
+        close("b1", &grads.b1, &g_ref.b1);
+        close("w2", &grads.w2, &g_ref.w2);
+        close("b2", &grads.b2, &g_ref.b2);
+        close("input", &grads.input.unwrap(), &g_ref.input.unwrap());
+    }
+
     fn backward_matches_finite_differences_with(g: Geometry) {
+        let method = Method::Im2col;
         let taps = g.kernel * g.kernel;
         let input = values(g.batch * g.c0 * g.pixels(), 11);
         let params = [
@@ -723,7 +1005,7 @@ mod tests {
                 w2: &p[2],
                 b2: &p[3],
             };
-            let out = forward(&g, x, w);
+            let (out, _) = forward_with(method, &g, x, w, false);
             out.iter()
                 .zip(&probe)
                 .map(|(a, b)| (*a as f64) * (*b as f64))
@@ -735,8 +1017,8 @@ mod tests {
             w2: &params[2],
             b2: &params[3],
         };
-        let (pooled, saved) = forward_saving(&g, &input, w);
-        let grads = backward(&g, &input, w, &pooled, &saved, &probe, true);
+        let (pooled, saved) = forward_with(method, &g, &input, w, true);
+        let grads = backward_with(method, &g, &input, w, &pooled, &saved, &probe, true);
         let analytic = [
             grads.w1.clone(),
             grads.b1.clone(),

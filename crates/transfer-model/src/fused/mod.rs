@@ -7,6 +7,8 @@
 //! rounding (tested), only the speed differs.
 
 #[cfg(feature = "flex")]
+mod direct;
+#[cfg(feature = "flex")]
 mod flex;
 #[cfg(feature = "flex")]
 pub mod kernels;
