@@ -88,6 +88,21 @@ pub fn pad(
     }
 }
 
+/// [`pad`] from a channels-first map `[channels, height, width]`.
+pub fn pad_planar(map: &[f32], height: usize, width: usize, border: usize, out: &mut [f32]) {
+    let channels = map.len() / (height * width);
+    zero_border(height, width, channels, border, out);
+    let row = width + 2 * border;
+    for (c, plane) in map.chunks_exact(height * width).enumerate() {
+        for (y, line) in plane.chunks_exact(width).enumerate() {
+            let start = (y + border) * row + border;
+            for (x, &v) in line.iter().enumerate() {
+                out[(start + x) * channels + c] = v;
+            }
+        }
+    }
+}
+
 /// Zeroes the border of a padded channels-last map, leaving its interior.
 fn zero_border(height: usize, width: usize, channels: usize, border: usize, out: &mut [f32]) {
     let row = (width + 2 * border) * channels;
@@ -104,17 +119,41 @@ fn zero_border(height: usize, width: usize, channels: usize, border: usize, out:
 ///
 /// Panics when the slices are smaller than `shape` says or [`available`] is false.
 pub fn conv(shape: &Shape, padded: &[f32], weights: &[f32], out: &mut [f32]) {
+    conv_with(shape, padded, weights, None, out);
+}
+
+/// `out [height, width, cout] = relu(conv(padded, weights) + bias)`.
+///
+/// Panics when the slices are smaller than `shape` says or [`available`] is false.
+pub fn conv_bias_relu(
+    shape: &Shape,
+    padded: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+) {
+    assert!(bias.len() >= shape.cout);
+    conv_with(shape, padded, weights, Some(bias), out);
+}
+
+fn conv_with(
+    shape: &Shape,
+    padded: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
     shape.check(padded, weights);
     assert!(out.len() >= shape.height * shape.width * shape.cout);
     assert!(available(shape.cin, shape.cout), "no AVX-512F on this CPU");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is present (asserted); the checks above keep every block's reads inside
-    // `padded` and `weights` and its writes inside `out`.
+    // `padded`, `weights` and `bias` and its writes inside `out`.
     unsafe {
         for_each_block(shape, |y, x, columns, cb| match columns {
-            6 => store_block::<6>(shape, padded, weights, out, y, x, cb),
-            4 => store_block::<4>(shape, padded, weights, out, y, x, cb),
-            _ => store_block::<2>(shape, padded, weights, out, y, x, cb),
+            6 => store_block::<6>(shape, padded, weights, bias, out, y, x, cb),
+            4 => store_block::<4>(shape, padded, weights, bias, out, y, x, cb),
+            _ => store_block::<2>(shape, padded, weights, bias, out, y, x, cb),
         });
     }
 }
@@ -150,12 +189,11 @@ pub fn conv_bias_relu_pool(
 /// padded_input[pixel + tap] (x) grad[pixel]`, where `padded_grad` is the output's gradient
 /// with the same zero border as the input (`[height + 2r, width + 2r, cout]`).
 ///
-/// Panics when the slices are smaller than `shape` says, `cin` is not a multiple of 4 or
-/// [`available`] is false.
+/// Panics when the slices are smaller than `shape` says or [`available`] is false.
 pub fn weight_grad(shape: &Shape, padded: &[f32], padded_grad: &[f32], grad_w: &mut [f32]) {
     shape.check(padded, grad_w);
     let grad_len = shape.padded_width() * (shape.height + shape.kernel - 1) * shape.cout;
-    assert!(padded_grad.len() >= grad_len && shape.cin.is_multiple_of(4));
+    assert!(padded_grad.len() >= grad_len);
     assert!(available(shape.cin, shape.cout), "no AVX-512F on this CPU");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is present (asserted); the checks above keep every read inside
@@ -165,21 +203,13 @@ pub fn weight_grad(shape: &Shape, padded: &[f32], padded_grad: &[f32], grad_w: &
             for cb in 0..shape.cout / BLOCK_CHANNELS {
                 let mut ci = 0;
                 while ci < shape.cin {
-                    match shape.cin - ci {
-                        12.. => {
-                            weight_grad_block::<12>(shape, padded, padded_grad, grad_w, tap, ci, cb)
-                        }
-                        8..12 => {
-                            weight_grad_block::<8>(shape, padded, padded_grad, grad_w, tap, ci, cb)
-                        }
-                        _ => {
-                            weight_grad_block::<4>(shape, padded, padded_grad, grad_w, tap, ci, cb)
-                        }
-                    }
+                    let (p, g, w) = (padded, padded_grad, &mut *grad_w);
                     ci += match shape.cin - ci {
-                        12.. => 12,
-                        8..12 => 8,
-                        _ => 4,
+                        12.. => weight_grad_block::<12>(shape, p, g, w, tap, ci, cb),
+                        8..12 => weight_grad_block::<8>(shape, p, g, w, tap, ci, cb),
+                        4..8 => weight_grad_block::<4>(shape, p, g, w, tap, ci, cb),
+                        2..4 => weight_grad_block::<2>(shape, p, g, w, tap, ci, cb),
+                        _ => weight_grad_block::<1>(shape, p, g, w, tap, ci, cb),
                     };
                 }
             }
@@ -248,26 +278,38 @@ unsafe fn block<const C: usize>(
     acc
 }
 
+/// Stores the block, with the bias added and ReLU applied when there is a bias.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn store_block<const C: usize>(
     shape: &Shape,
     padded: &[f32],
     weights: &[f32],
+    bias: Option<&[f32]>,
     out: &mut [f32],
     y: usize,
     x: usize,
     cb: usize,
 ) {
-    // SAFETY: the caller checked the shapes; the block's outputs lie inside `out`.
+    // SAFETY: the caller checked the shapes; the block's outputs lie inside `out` and its bias
+    // values inside `bias`.
     unsafe {
         let acc = block::<C>(shape, padded, weights, y, x, cb);
         let out = out.as_mut_ptr();
+        let channel = cb * BLOCK_CHANNELS;
+        let finish = |v: __m512, half: usize| match bias {
+            Some(b) => _mm512_max_ps(
+                _mm512_add_ps(v, _mm512_loadu_ps(b.as_ptr().add(channel + half * 16))),
+                _mm512_setzero_ps(),
+            ),
+            None => v,
+        };
         for (r, acc_row) in acc.iter().enumerate() {
             for (c, a) in acc_row.iter().enumerate() {
-                let at = ((y + r) * shape.width + x + c) * shape.cout + cb * BLOCK_CHANNELS;
-                _mm512_storeu_ps(out.add(at), a[0]);
-                _mm512_storeu_ps(out.add(at + 16), a[1]);
+                let at = ((y + r) * shape.width + x + c) * shape.cout + channel;
+                _mm512_storeu_ps(out.add(at), finish(a[0], 0));
+                _mm512_storeu_ps(out.add(at + 16), finish(a[1], 1));
             }
         }
     }
@@ -325,7 +367,7 @@ unsafe fn pool_block<const C: usize>(
 }
 
 /// The gradient of `I` input channels from `ci`, one tap, 32 output channels from `cb * 32`,
-/// summed over every output pixel in `2 * I` registers.
+/// summed over every output pixel in `2 * I` registers. Returns `I`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
@@ -337,7 +379,7 @@ unsafe fn weight_grad_block<const I: usize>(
     tap: usize,
     ci: usize,
     cb: usize,
-) {
+) -> usize {
     let (cin, cout, k) = (shape.cin, shape.cout, shape.kernel);
     let (r, width) = (k / 2, shape.padded_width());
     let mut acc = [[_mm512_setzero_ps(); 2]; I];
@@ -374,6 +416,7 @@ unsafe fn weight_grad_block<const I: usize>(
             }
         }
     }
+    I
 }
 
 #[cfg(test)]
@@ -452,9 +495,34 @@ mod tests {
                 shape.kernel / 2,
                 &mut padded,
             );
+            // The same map given channels first.
+            let (pixels, cin) = (shape.height * shape.width, shape.cin);
+            let planar: Vec<f32> = (0..cin * pixels)
+                .map(|i| input[(i % pixels) * cin + i / pixels])
+                .collect();
+            let mut from_planar = vec![f32::NAN; shape.padded_len()];
+            pad_planar(
+                &planar,
+                shape.height,
+                shape.width,
+                shape.kernel / 2,
+                &mut from_planar,
+            );
+            assert_eq!(from_planar, padded);
+
+            let expected = reference(&shape, &input, &weights);
             let mut out = vec![f32::NAN; shape.height * shape.width * shape.cout];
             conv(&shape, &padded, &weights, &mut out);
-            for (a, b) in out.iter().zip(&reference(&shape, &input, &weights)) {
+            for (a, b) in out.iter().zip(&expected) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "{shape:?}: {a} vs {b}"
+                );
+            }
+            let bias = values(shape.cout, 9);
+            conv_bias_relu(&shape, &padded, &weights, &bias, &mut out);
+            for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
+                let b = (b + bias[i % shape.cout]).max(0.0);
                 assert!(
                     (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
                     "{shape:?}: {a} vs {b}"
@@ -465,12 +533,12 @@ mod tests {
 
     #[test]
     fn weight_grad_matches_loops() {
-        if !available(8, 64) {
+        if !available(1, 64) {
             eprintln!("SKIPPED: no AVX-512F on this CPU");
             return;
         }
-        // Input channel counts covering every block (12, 8, 4).
-        for (cin, kernel, height, width) in [(28, 3, 4, 6), (8, 5, 6, 4), (4, 3, 2, 2)] {
+        // Input channel counts covering every block (12, 8, 4, 2, 1).
+        for (cin, kernel, height, width) in [(31, 3, 4, 6), (8, 5, 6, 4), (1, 3, 2, 2)] {
             let shape = Shape {
                 height,
                 width,

@@ -142,8 +142,9 @@ pub fn forward_with(
     let k1 = g.c0 * g.taps();
     let k2 = g.c1 * g.taps();
     let image_len = g.c0 * p;
-    let w2_rows = conv2_weight_rows(g, w.w2);
-    let conv2 = conv2_shape(g);
+    let w2_rows = tap_in_out(g.c2, g.c1, g.kernel, w.w2);
+    let w1_rows = tap_in_out(g.c1, g.c0, g.kernel, w.w1);
+    let (conv1, conv2) = (conv1_shape(g), conv2_shape(g));
     let direct = method == Method::Direct;
     let mut pooled = vec![0.0f32; g.batch * g.pooled_len()];
     let mut act1 = vec![0.0f32; if save { g.batch * p * g.c1 } else { 0 }];
@@ -152,7 +153,8 @@ pub fn forward_with(
     let act1_len = if save { p * g.c1 } else { 0 };
     let argmax_len = if save { g.pooled_len() } else { 0 };
     let scratch = || Scratch {
-        cols1: vec![0.0; p * k1],
+        cols1: vec![0.0; if direct { 0 } else { p * k1 }],
+        image_padded: vec![0.0; if direct { conv1.padded_len() } else { 0 }],
         act1: vec![0.0; p * g.c1],
         cols2: vec![0.0; if direct { 0 } else { p * k2 }],
         act2: vec![0.0; if direct { 0 } else { p * g.c2 }],
@@ -172,8 +174,10 @@ pub fn forward_with(
             Some(a) => a,
             None => &mut s.act1[..],
         };
-        conv1_relu(g, image, w, &mut s.cols1, act1_buf);
         if direct {
+            let r = g.kernel / 2;
+            direct::pad_planar(image, g.height, g.width, r, &mut s.image_padded);
+            direct::conv_bias_relu(&conv1, &s.image_padded, &w1_rows, w.b1, act1_buf);
             direct::pad(
                 act1_buf,
                 g.height,
@@ -196,6 +200,7 @@ pub fn forward_with(
             }
             return;
         }
+        conv1_relu(g, image, w, &mut s.cols1, act1_buf);
         im2col_channels_last(g, act1_buf, g.c1, &mut s.cols2);
         // act2 = cols2 [p, k2] x w2_rows [k2, c2], plus bias, ReLU.
         matmul(
@@ -263,7 +268,7 @@ pub fn backward_with(
     input_grad: bool,
 ) -> Grads {
     // conv2, and its input gradient: a convolution of grad_z2 with the rotated kernel.
-    let conv2 = conv2_shape(g);
+    let (conv1, conv2) = (conv1_shape(g), conv2_shape(g));
     let conv2_back = direct::Shape {
         cin: g.c2,
         cout: g.c1,
@@ -309,7 +314,9 @@ pub fn backward_with(
             let either = |direct_len: usize, im2col_len: usize| {
                 vec![0.0; if direct { direct_len } else { im2col_len }]
             };
-            let mut cols1 = vec![0.0; p * k1];
+            let mut cols1 = either(0, p * k1);
+            let mut image_padded = either(conv1.padded_len(), 0);
+            let mut grad_act1_padded = either(conv2.padded_len(), 0);
             let mut grad_z2_planar = either(0, p * g.c2);
             let mut cols2 = either(0, p * k2);
             let mut grad_z2 = either(0, p * g.c2);
@@ -375,17 +382,33 @@ pub fn backward_with(
                     *d = if a > 0.0 { *d } else { 0.0 };
                 }
                 column_sums(&grad_act1, g.c1, &mut acc.b1);
-                // dW1 [c1, k1] += grad_act1^T [c1, p] x cols1 [p, k1].
-                im2col_planar(g, &input[i * image_len..(i + 1) * image_len], &mut cols1);
-                matmul(
-                    &mut acc.w1,
-                    g.c1,
-                    k1,
-                    p,
-                    Mat::cols(&grad_act1, g.c1),
-                    Mat::rows(&cols1, k1),
-                    true,
-                );
+                let image = &input[i * image_len..(i + 1) * image_len];
+                if direct {
+                    // dW1 [tap, c0, c1].
+                    let r = g.kernel / 2;
+                    direct::pad_planar(image, g.height, g.width, r, &mut image_padded);
+                    direct::pad(
+                        &grad_act1,
+                        g.height,
+                        g.width,
+                        g.c1,
+                        r,
+                        &mut grad_act1_padded,
+                    );
+                    direct::weight_grad(&conv1, &image_padded, &grad_act1_padded, &mut acc.w1);
+                } else {
+                    // dW1 [c1, k1] += grad_act1^T [c1, p] x cols1 [p, k1].
+                    im2col_planar(g, image, &mut cols1);
+                    matmul(
+                        &mut acc.w1,
+                        g.c1,
+                        k1,
+                        p,
+                        Mat::cols(&grad_act1, g.c1),
+                        Mat::rows(&cols1, k1),
+                        true,
+                    );
+                }
                 if input_grad {
                     im2col_channels_last(g, &grad_act1, g.c1, &mut dx_cols);
                     matmul(
@@ -422,11 +445,22 @@ pub fn backward_with(
         add(&mut total.w2, &part.w2);
         add(&mut total.b2, &part.b2);
     }
-    total.w2 = match method {
-        Method::Direct => tap_in_out_to_burn(g.c2, g.c1, g.kernel, &total.w2),
-        Method::Im2col => tap_major_to_burn(g.c2, g.c1, g.kernel, &total.w2),
-    };
+    if direct {
+        total.w1 = tap_in_out_to_burn(g.c1, g.c0, g.kernel, &total.w1);
+        total.w2 = tap_in_out_to_burn(g.c2, g.c1, g.kernel, &total.w2);
+    } else {
+        total.w2 = tap_major_to_burn(g.c2, g.c1, g.kernel, &total.w2);
+    }
     total
+}
+
+/// conv1 as a direct convolution.
+fn conv1_shape(g: &Geometry) -> direct::Shape {
+    direct::Shape {
+        cin: g.c0,
+        cout: g.c1,
+        ..conv2_shape(g)
+    }
 }
 
 /// conv2 as a direct convolution.
@@ -442,6 +476,8 @@ fn conv2_shape(g: &Geometry) -> direct::Shape {
 
 struct Scratch {
     cols1: Vec<f32>,
+    /// Direct method: the image, channels last with a zero border.
+    image_padded: Vec<f32>,
     act1: Vec<f32>,
     cols2: Vec<f32>,
     act2: Vec<f32>,
@@ -548,15 +584,15 @@ fn im2col_channels_last(g: &Geometry, map: &[f32], channels: usize, cols: &mut [
     }
 }
 
-/// conv2's weight `[c2, c1, k, k]` as the right operand of the channels-last im2col:
-/// `[k * k * c1, c2]`, row `(tap, c1)`.
-fn conv2_weight_rows(g: &Geometry, w2: &[f32]) -> Vec<f32> {
-    let taps = g.taps();
-    let mut rows = vec![0.0; taps * g.c1 * g.c2];
-    for co in 0..g.c2 {
-        for ci in 0..g.c1 {
+/// A convolution's weight `[out, in, k, k]` as `[k * k * in, out]`, row `(tap, in)`: the
+/// right operand of the channels-last im2col, and the direct kernels' layout.
+fn tap_in_out(out: usize, inp: usize, k: usize, weight: &[f32]) -> Vec<f32> {
+    let taps = k * k;
+    let mut rows = vec![0.0; taps * inp * out];
+    for co in 0..out {
+        for ci in 0..inp {
             for t in 0..taps {
-                rows[(t * g.c1 + ci) * g.c2 + co] = w2[(co * g.c1 + ci) * taps + t];
+                rows[(t * inp + ci) * out + co] = weight[(co * inp + ci) * taps + t];
             }
         }
     }
@@ -579,18 +615,18 @@ fn flipped_weight_rows(out: usize, inp: usize, k: usize, weight: &[f32]) -> Vec<
     rows
 }
 
-/// `[tap, c1, c2]` to burn's `[c2, c1, k, k]`.
-fn tap_in_out_to_burn(c2: usize, c1: usize, k: usize, grad: &[f32]) -> Vec<f32> {
+/// [`tap_in_out`]'s inverse: `[tap, in, out]` to burn's `[out, in, k, k]`.
+fn tap_in_out_to_burn(out: usize, inp: usize, k: usize, grad: &[f32]) -> Vec<f32> {
     let taps = k * k;
-    let mut out = vec![0.0; grad.len()];
+    let mut burn = vec![0.0; grad.len()];
     for t in 0..taps {
-        for ci in 0..c1 {
-            for co in 0..c2 {
-                out[(co * c1 + ci) * taps + t] = grad[(t * c1 + ci) * c2 + co];
+        for ci in 0..inp {
+            for co in 0..out {
+                burn[(co * inp + ci) * taps + t] = grad[(t * inp + ci) * out + co];
             }
         }
     }
-    out
+    burn
 }
 
 /// `[c2, (tap, c1)]` to burn's `[c2, c1, k, k]`.
@@ -885,7 +921,7 @@ mod tests {
     fn small_wide(kernel: usize) -> Geometry {
         Geometry {
             batch: 3,
-            c0: 1,
+            c0: 2,
             c1: 32,
             c2: 32,
             height: 4,
@@ -975,7 +1011,7 @@ mod tests {
             }
         };
         close("pooled", &p, &p_ref);
-        assert_eq!(s.act1, s_ref.act1);
+        close("act1", &s.act1, &s_ref.act1);
         // Winners agree wherever the gradient flows (a clear positive maximum).
         for ((&a, &b), &v) in s.argmax.iter().zip(&s_ref.argmax).zip(&p_ref) {
             assert!(a == b || v < 1e-3, "winner {a} vs {b} at {v}");
