@@ -30,12 +30,14 @@
 //! # Ok(()) }
 //! ```
 
+mod adam;
 mod error;
 mod eval;
 mod features;
 mod masks;
 mod train;
 
+pub use adam::OnePassAdam;
 pub use error::TrainError;
 pub use eval::{EvalSet, batch_tensors};
 pub use features::{FeatureSet, train_classifier_on_features};

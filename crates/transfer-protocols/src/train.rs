@@ -5,12 +5,13 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use transfer_data::{Batch, BatchSampler, ImageSet, SeededRng, Task};
 use transfer_model::{Backbone, Cnn, CnnConfig};
 use transfer_records::{BackboneStart, CurvePoint, LossPoint, Protocol};
 
+use crate::OnePassAdam;
 use crate::error::TrainError;
 use crate::eval::{EvalSet, batch_tensors};
 use crate::features::{FeatureSet, train_classifier_on_features};
@@ -267,11 +268,7 @@ pub(crate) fn optimise<M: Module>(
 ) -> Result<Optimised<M>, TrainError> {
     let mut sampler = BatchSampler::new(train_len, settings.batch_size, seed)?;
     let mut masks_rng = SeededRng::stream(seed, DROPOUT_STREAM);
-    let mut optimizer = AdamConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.999)
-        .with_epsilon(1e-8)
-        .init();
+    let mut optimizer = ModuleOptimizer::from(OnePassAdam::new(0.9, 0.999, 1e-8));
     let loss_fn = CrossEntropyLossConfig::new().init(ad);
     let mut curve = Vec::new();
     let mut loss_curve = Vec::new();
