@@ -15,6 +15,7 @@ use burn::prelude::*;
 #[derive(Clone)]
 pub struct OnePassAdam {
     reference: Adam,
+    #[cfg_attr(not(feature = "flex"), allow(dead_code))]
     constants: Constants,
 }
 
