@@ -201,17 +201,8 @@ pub fn forward_with(
             return;
         }
         conv1_relu(g, image, w, &mut s.cols1, act1_buf);
-        im2col_channels_last(g, act1_buf, g.c1, &mut s.cols2);
-        // act2 = cols2 [p, k2] x w2_rows [k2, c2], plus bias, ReLU.
-        matmul(
-            &mut s.act2,
-            p,
-            g.c2,
-            k2,
-            Mat::rows(&s.cols2, k2),
-            Mat::rows(&w2_rows, g.c2),
-            false,
-        );
+        // act2 = relu(conv2(act1) + b2).
+        conv_im2col(g, act1_buf, g.c1, &w2_rows, g.c2, &mut s.cols2, &mut s.act2);
         bias_relu(&mut s.act2, w.b2);
         max_pool(g, &s.act2, out, argmax);
     };
@@ -365,15 +356,14 @@ pub fn backward_with(
                     );
                     // grad_act1 = conv of grad_z2 with the flipped kernel.
                     channels_last(&grad_z2_planar, g.c2, &mut grad_z2);
-                    im2col_channels_last(g, &grad_z2, g.c2, &mut grad_cols);
-                    matmul(
-                        &mut grad_act1,
-                        p,
+                    conv_im2col(
+                        g,
+                        &grad_z2,
+                        g.c2,
+                        &w2_flipped,
                         g.c1,
-                        g.c2 * taps,
-                        Mat::rows(&grad_cols, g.c2 * taps),
-                        Mat::rows(&w2_flipped, g.c1),
-                        false,
+                        &mut grad_cols,
+                        &mut grad_act1,
                     );
                 }
                 // conv1's ReLU.
@@ -410,15 +400,14 @@ pub fn backward_with(
                     );
                 }
                 if input_grad {
-                    im2col_channels_last(g, &grad_act1, g.c1, &mut dx_cols);
-                    matmul(
-                        &mut dx_hwc,
-                        p,
+                    conv_im2col(
+                        g,
+                        &grad_act1,
+                        g.c1,
+                        &w1_flipped,
                         g.c0,
-                        g.c1 * taps,
-                        Mat::rows(&dx_cols, g.c1 * taps),
-                        Mat::rows(&w1_flipped, g.c0),
-                        false,
+                        &mut dx_cols,
+                        &mut dx_hwc,
                     );
                     let out = &mut dx[local * image_len..(local + 1) * image_len];
                     for (pixel, row) in dx_hwc.chunks_exact(g.c0).enumerate() {
@@ -556,6 +545,31 @@ fn im2col_planar(g: &Geometry, image: &[f32], cols: &mut [f32]) {
             }
         }
     }
+}
+
+/// A "same" convolution of a channels-last map `[p, channels]` with weights `[(tap, channels),
+/// out_channels]` (as [`tap_in_out`] or [`flipped_weight_rows`] lay them out) into `out [p,
+/// out_channels]`, through the column matrix `cols`.
+fn conv_im2col(
+    g: &Geometry,
+    map: &[f32],
+    channels: usize,
+    weight_rows: &[f32],
+    out_channels: usize,
+    cols: &mut [f32],
+    out: &mut [f32],
+) {
+    let depth = g.taps() * channels;
+    im2col_channels_last(g, map, channels, cols);
+    matmul(
+        out,
+        g.pixels(),
+        out_channels,
+        depth,
+        Mat::rows(cols, depth),
+        Mat::rows(weight_rows, out_channels),
+        false,
+    );
 }
 
 /// Columns of a channels-last map `[p, channels]`: `cols [p, k * k * channels]` in (tap,
