@@ -272,7 +272,7 @@ fn estimate(
         println!("that is long; faster alternatives:");
         if config.preset == "paper" {
             println!(
-                "  --preset quick            under two minutes on 2 CPU cores, the same effects at fewer iterations"
+                "  --preset quick            about a minute on 2 CPU cores, the same effects at fewer iterations"
             );
         }
         println!(
