@@ -117,6 +117,15 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         println!("  {name:<9} {:8.2} steps/s", 1.0 / seconds);
         Ok(1.0 / seconds)
     };
+    // Whichever protocol was timed first ran 25-30% slower than the same protocol timed again
+    // (the process, the allocator and the CPU settling), so one untimed pass goes first.
+    seconds_per_step(
+        &device,
+        &target,
+        &Protocol::resolve("raw", &[])?,
+        &stand_in,
+        args.steps,
+    )?;
     println!(
         "training, batch 100, {} timed steps each ({}):",
         args.steps, info.backend
