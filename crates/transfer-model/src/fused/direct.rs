@@ -3,10 +3,12 @@
 //!
 //! Each call computes a block of two output rows by up to six columns by 32 output channels in
 //! 24 vector registers, reading the zero-bordered input in place (one broadcast per input value
-//! and tap) and the weights as `[tap, in, out]` rows. Two epilogues: store the block
-//! ([`conv`]), or add the bias, apply ReLU and 2x2 max-pool it in registers, keeping the winners
-//! ([`conv_bias_relu_pool`]). Used where the CPU has AVX-512F and both channel counts are
-//! multiples of 32 ([`available`]); the caller falls back to im2col and `gemm` elsewhere.
+//! and tap) and the weights as `[tap, in, out]` rows. Three epilogues: store the block
+//! ([`conv`]), add the bias and apply ReLU ([`conv_bias_relu`]), or also 2x2 max-pool it in
+//! registers, keeping the winners ([`conv_bias_relu_pool`]). [`weight_grad`] sums the weights'
+//! gradient over all pixels in registers. Used where the CPU has AVX-512F and the output
+//! channel counts are multiples of 32 ([`available`]); the caller falls back to im2col and
+//! `gemm` elsewhere.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
