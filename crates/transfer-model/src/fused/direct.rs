@@ -152,10 +152,15 @@ fn conv_with(
     // SAFETY: AVX-512F is present (asserted); the checks above keep every block's reads inside
     // `padded`, `weights` and `bias` and its writes inside `out`.
     unsafe {
-        for_each_block(shape, |y, x, columns, cb| match columns {
-            6 => store_block::<6>(shape, padded, weights, bias, out, y, x, cb),
-            4 => store_block::<4>(shape, padded, weights, bias, out, y, x, cb),
-            _ => store_block::<2>(shape, padded, weights, bias, out, y, x, cb),
+        let conv = Operands {
+            shape,
+            padded,
+            weights,
+        };
+        for_each_block(shape, |at| match at.columns {
+            6 => store_block::<6>(conv, at, bias, out),
+            4 => store_block::<4>(conv, at, bias, out),
+            _ => store_block::<2>(conv, at, bias, out),
         });
     }
 }
@@ -179,10 +184,15 @@ pub fn conv_bias_relu_pool(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as in `conv`; pooled writes stay inside `pooled_len` values.
     unsafe {
-        for_each_block(shape, |y, x, columns, cb| match columns {
-            6 => pool_block::<6>(shape, padded, weights, bias, pooled, winners, y, x, cb),
-            4 => pool_block::<4>(shape, padded, weights, bias, pooled, winners, y, x, cb),
-            _ => pool_block::<2>(shape, padded, weights, bias, pooled, winners, y, x, cb),
+        let conv = Operands {
+            shape,
+            padded,
+            weights,
+        };
+        for_each_block(shape, |at| match at.columns {
+            6 => pool_block::<6>(conv, at, bias, pooled, winners),
+            4 => pool_block::<4>(conv, at, bias, pooled, winners),
+            _ => pool_block::<2>(conv, at, bias, pooled, winners),
         });
     }
 }
@@ -219,15 +229,37 @@ pub fn weight_grad(shape: &Shape, padded: &[f32], padded_grad: &[f32], grad_w: &
     }
 }
 
-/// Calls `f(row, column, columns, channel_block)` for every two-row block of the output.
-fn for_each_block(shape: &Shape, mut f: impl FnMut(usize, usize, usize, usize)) {
+/// A convolution's operands, checked against its shape (`Shape::check`).
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    shape: &'a Shape,
+    padded: &'a [f32],
+    weights: &'a [f32],
+}
+
+/// Where a block of the output lies: two rows from `y`, `columns` columns from `x`, 32
+/// channels from `cb * 32`.
+#[derive(Clone, Copy)]
+struct BlockAt {
+    y: usize,
+    x: usize,
+    columns: usize,
+    cb: usize,
+}
+
+/// Calls `f` for every block of the output: rows in pairs, columns by six, then four or two
+/// for the rest (widths are even).
+fn for_each_block(shape: &Shape, mut f: impl FnMut(BlockAt)) {
     for cb in 0..shape.cout / BLOCK_CHANNELS {
         for y in (0..shape.height).step_by(2) {
             let mut x = 0;
             while x < shape.width {
-                let columns = (shape.width - x).min(BLOCK_COLUMNS);
-                let columns = if columns == 6 { 6 } else { columns.min(4) };
-                f(y, x, columns, cb);
+                let columns = match shape.width - x {
+                    BLOCK_COLUMNS.. => BLOCK_COLUMNS,
+                    4 | 5 => 4,
+                    _ => 2,
+                };
+                f(BlockAt { y, x, columns, cb });
                 x += columns;
             }
         }
@@ -238,18 +270,17 @@ fn for_each_block(shape: &Shape, mut f: impl FnMut(usize, usize, usize, usize)) 
 #[cfg(target_arch = "x86_64")]
 type Block<const C: usize> = [[[__m512; 2]; C]; 2];
 
-/// Convolves the block whose top-left output is `(y, x)`, channels `cb * 32..`.
+/// Convolves the block at `at` (of `C` columns).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn block<const C: usize>(
-    shape: &Shape,
-    padded: &[f32],
-    weights: &[f32],
-    y: usize,
-    x: usize,
-    cb: usize,
-) -> Block<C> {
+unsafe fn block<const C: usize>(conv: Operands<'_>, at: BlockAt) -> Block<C> {
+    let Operands {
+        shape,
+        padded,
+        weights,
+    } = conv;
+    let BlockAt { y, x, cb, .. } = at;
     let (cin, cout, k) = (shape.cin, shape.cout, shape.kernel);
     let row = shape.padded_width() * cin;
     let mut acc: Block<C> = [[[_mm512_setzero_ps(); 2]; C]; 2];
@@ -283,21 +314,17 @@ unsafe fn block<const C: usize>(
 /// Stores the block, with the bias added and ReLU applied when there is a bias.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn store_block<const C: usize>(
-    shape: &Shape,
-    padded: &[f32],
-    weights: &[f32],
+    conv: Operands<'_>,
+    at: BlockAt,
     bias: Option<&[f32]>,
     out: &mut [f32],
-    y: usize,
-    x: usize,
-    cb: usize,
 ) {
+    let (shape, BlockAt { y, x, cb, .. }) = (conv.shape, at);
     // SAFETY: the caller checked the shapes; the block's outputs lie inside `out` and its bias
     // values inside `bias`.
     unsafe {
-        let acc = block::<C>(shape, padded, weights, y, x, cb);
+        let acc = block::<C>(conv, at);
         let out = out.as_mut_ptr();
         let channel = cb * BLOCK_CHANNELS;
         let finish = |v: __m512, half: usize| match bias {
@@ -317,24 +344,22 @@ unsafe fn store_block<const C: usize>(
     }
 }
 
+/// Adds the bias, applies ReLU and max-pools the block's 2x2 windows, storing each window's
+/// maximum and winner.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn pool_block<const C: usize>(
-    shape: &Shape,
-    padded: &[f32],
-    weights: &[f32],
+    conv: Operands<'_>,
+    at: BlockAt,
     bias: &[f32],
     pooled: &mut [f32],
     winners: &mut [u8],
-    y: usize,
-    x: usize,
-    cb: usize,
 ) {
+    let (shape, BlockAt { y, x, cb, .. }) = (conv.shape, at);
     // SAFETY: the caller checked the shapes; the block's pooled outputs lie inside `pooled`
     // and `winners`, and its bias values inside `bias`.
     unsafe {
-        let acc = block::<C>(shape, padded, weights, y, x, cb);
+        let acc = block::<C>(conv, at);
         let zero = _mm512_setzero_ps();
         let pooled_width = shape.width / 2;
         // The four candidates of a window sit in two rows of the accumulators.
