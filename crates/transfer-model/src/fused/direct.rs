@@ -449,13 +449,7 @@ unsafe fn weight_grad_block<const I: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut rng = transfer_data::SeededRng::new(seed);
-        (0..n)
-            .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
-            .collect()
-    }
+    use crate::fused::test_values as values;
 
     /// Loop reference of [`conv`] on an unpadded input.
     fn reference(shape: &Shape, input: &[f32], weights: &[f32]) -> Vec<f32> {

@@ -839,6 +839,7 @@ fn matmul(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fused::test_values as values;
 
     /// Direct (loop) reference of the forward pass, channels-first.
     fn reference_forward(g: &Geometry, input: &[f32], w: Weights<'_>) -> Vec<f32> {
@@ -883,13 +884,6 @@ mod tests {
             }
         }
         pooled
-    }
-
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut rng = transfer_data::SeededRng::new(seed);
-        (0..n)
-            .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
-            .collect()
     }
 
     /// Small shapes, with the study's kernel size or a larger one.

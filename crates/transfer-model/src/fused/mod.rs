@@ -31,3 +31,12 @@ pub fn forward(backbone: &Backbone, images: &Tensor<4>) -> Option<Tensor<4>> {
         None
     }
 }
+
+/// `n` values uniform in [-1, 1) from a seeded stream, for the kernels' tests.
+#[cfg(all(test, feature = "flex"))]
+fn test_values(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = transfer_data::SeededRng::new(seed);
+    (0..n)
+        .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
+        .collect()
+}
