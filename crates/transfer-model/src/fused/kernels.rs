@@ -142,10 +142,15 @@ pub fn forward_with(
     let k1 = g.c0 * g.taps();
     let k2 = g.c1 * g.taps();
     let image_len = g.c0 * p;
-    let w2_rows = tap_in_out(g.c2, g.c1, g.kernel, w.w2);
-    let w1_rows = tap_in_out(g.c1, g.c0, g.kernel, w.w1);
-    let (conv1, conv2) = (conv1_shape(g), conv2_shape(g));
     let direct = method == Method::Direct;
+    let w2_rows = tap_in_out(g.c2, g.c1, g.kernel, w.w2);
+    // The im2col method reads conv1's weight in burn's layout.
+    let w1_rows = if direct {
+        tap_in_out(g.c1, g.c0, g.kernel, w.w1)
+    } else {
+        Vec::new()
+    };
+    let (conv1, conv2) = (conv1_shape(g), conv2_shape(g));
     let mut pooled = vec![0.0f32; g.batch * g.pooled_len()];
     let mut act1 = vec![0.0f32; if save { g.batch * p * g.c1 } else { 0 }];
     let mut argmax = vec![0u8; if save { g.batch * g.pooled_len() } else { 0 }];
@@ -178,14 +183,7 @@ pub fn forward_with(
             let r = g.kernel / 2;
             direct::pad_planar(image, g.height, g.width, r, &mut s.image_padded);
             direct::conv_bias_relu(&conv1, &s.image_padded, &w1_rows, w.b1, act1_buf);
-            direct::pad(
-                act1_buf,
-                g.height,
-                g.width,
-                g.c1,
-                g.kernel / 2,
-                &mut s.padded,
-            );
+            direct::pad(act1_buf, g.height, g.width, g.c1, r, &mut s.padded);
             direct::conv_bias_relu_pool(
                 &conv2,
                 &s.padded,
