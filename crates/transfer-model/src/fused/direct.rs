@@ -145,18 +145,12 @@ fn conv_with(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    shape.check(padded, weights);
+    let conv = Operands::checked(shape, padded, weights);
     assert!(out.len() >= shape.height * shape.width * shape.cout);
-    assert!(available(shape.cin, shape.cout), "no AVX-512F on this CPU");
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is present (asserted); the checks above keep every block's reads inside
-    // `padded`, `weights` and `bias` and its writes inside `out`.
+    // SAFETY: AVX-512F is present and the operands fit the shape (`Operands::checked`), so
+    // every block's reads lie inside `padded`, `weights` and `bias`; its writes inside `out`.
     unsafe {
-        let conv = Operands {
-            shape,
-            padded,
-            weights,
-        };
         for_each_block(shape, |at| match at.columns {
             6 => store_block::<6>(conv, at, bias, out),
             4 => store_block::<4>(conv, at, bias, out),
@@ -177,18 +171,12 @@ pub fn conv_bias_relu_pool(
     pooled: &mut [f32],
     winners: &mut [u8],
 ) {
-    shape.check(padded, weights);
+    let conv = Operands::checked(shape, padded, weights);
     let pooled_len = shape.height / 2 * shape.width / 2 * shape.cout;
     assert!(bias.len() >= shape.cout && pooled.len() >= pooled_len && winners.len() >= pooled_len);
-    assert!(available(shape.cin, shape.cout), "no AVX-512F on this CPU");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as in `conv`; pooled writes stay inside `pooled_len` values.
     unsafe {
-        let conv = Operands {
-            shape,
-            padded,
-            weights,
-        };
         for_each_block(shape, |at| match at.columns {
             6 => pool_block::<6>(conv, at, bias, pooled, winners),
             4 => pool_block::<4>(conv, at, bias, pooled, winners),
@@ -203,10 +191,10 @@ pub fn conv_bias_relu_pool(
 ///
 /// Panics when the slices are smaller than `shape` says or [`available`] is false.
 pub fn weight_grad(shape: &Shape, padded: &[f32], padded_grad: &[f32], grad_w: &mut [f32]) {
-    shape.check(padded, grad_w);
+    // The gradient has the weights' layout.
+    Operands::checked(shape, padded, grad_w);
     let grad_len = shape.padded_width() * (shape.height + shape.kernel - 1) * shape.cout;
     assert!(padded_grad.len() >= grad_len);
-    assert!(available(shape.cin, shape.cout), "no AVX-512F on this CPU");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is present (asserted); the checks above keep every read inside
     // `padded` and `padded_grad` and every write inside `grad_w`.
@@ -229,12 +217,25 @@ pub fn weight_grad(shape: &Shape, padded: &[f32], padded_grad: &[f32], grad_w: &
     }
 }
 
-/// A convolution's operands, checked against its shape (`Shape::check`).
+/// A convolution's operands, checked against its shape.
 #[derive(Clone, Copy)]
 struct Operands<'a> {
     shape: &'a Shape,
     padded: &'a [f32],
     weights: &'a [f32],
+}
+
+impl<'a> Operands<'a> {
+    /// Panics when the slices are smaller than `shape` says or [`available`] is false.
+    fn checked(shape: &'a Shape, padded: &'a [f32], weights: &'a [f32]) -> Self {
+        shape.check(padded, weights);
+        assert!(available(shape.cin, shape.cout), "no AVX-512F on this CPU");
+        Operands {
+            shape,
+            padded,
+            weights,
+        }
+    }
 }
 
 /// Where a block of the output lies: two rows from `y`, `columns` columns from `x`, 32
