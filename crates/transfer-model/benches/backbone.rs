@@ -44,10 +44,11 @@ fn backbone(c: &mut Criterion) {
     };
     let grad = values(g.batch * g.pooled_len(), 6, 0.01);
 
-    let mut methods = vec![("im2col", Method::Im2col)];
-    if Method::best(&g) == Method::Direct {
-        methods.push(("direct", Method::Direct));
-    }
+    let methods = Method::all(&g).into_iter().map(|method| match method {
+        Method::Im2col => ("im2col", method),
+        Method::Direct => ("direct", method),
+        Method::Winograd => ("winograd", method),
+    });
     let mut group = c.benchmark_group("backbone");
     group.sample_size(20);
     group.throughput(Throughput::Elements(g.batch as u64));

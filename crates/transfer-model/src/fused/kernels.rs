@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::direct;
+use super::{direct, winograd};
 
 /// Images whose weight gradients are summed together before the groups are added in order.
 const GRAD_GROUP: usize = 4;
@@ -97,23 +97,40 @@ pub struct Grads {
     pub b2: Vec<f32>,
 }
 
-/// How conv2 (forward, and its input gradient) is computed.
+/// How the convolutions (forward, input and weight gradients) are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     /// im2col and one `gemm` product per image: any CPU, any shapes.
     Im2col,
-    /// Register-blocked direct convolution with AVX-512, pooling in registers: where the CPU
+    /// Register-blocked direct convolutions with AVX-512, pooling in registers: where the CPU
     /// has AVX-512F and `c1` and `c2` are multiples of 32.
     Direct,
+    /// conv2 by Winograd F(2x2, 3x3) with AVX-512 (2.25 times fewer multiplications, pooling
+    /// as it untransforms), conv1 as [`Method::Direct`]: where that method applies and the
+    /// kernel is 3x3.
+    Winograd,
 }
 
 impl Method {
     /// The fastest method this CPU has for these shapes.
     pub fn best(g: &Geometry) -> Self {
-        if direct::available(g.c1, g.c2) && direct::available(g.c2, g.c1) {
+        let both_ways =
+            |available: fn(usize, usize) -> bool| available(g.c1, g.c2) && available(g.c2, g.c1);
+        if g.kernel == 3 && both_ways(winograd::available) && both_ways(direct::available) {
+            Method::Winograd
+        } else if both_ways(direct::available) {
             Method::Direct
         } else {
             Method::Im2col
+        }
+    }
+
+    /// Every method this CPU has for these shapes, slowest first.
+    pub fn all(g: &Geometry) -> Vec<Self> {
+        match Method::best(g) {
+            Method::Winograd => vec![Method::Im2col, Method::Direct, Method::Winograd],
+            Method::Direct => vec![Method::Im2col, Method::Direct],
+            Method::Im2col => vec![Method::Im2col],
         }
     }
 }
@@ -130,7 +147,7 @@ pub fn forward_saving(g: &Geometry, input: &[f32], w: Weights<'_>) -> (Vec<f32>,
 
 /// [`forward`] (or with `save`, [`forward_saving`]) by the given method.
 ///
-/// Panics when `method` is [`Method::Direct`] and [`Method::best`] is not.
+/// Panics when `method` is not one of [`Method::all`].
 pub fn forward_with(
     method: Method,
     g: &Geometry,
@@ -142,8 +159,12 @@ pub fn forward_with(
     let k1 = g.c0 * g.taps();
     let k2 = g.c1 * g.taps();
     let image_len = g.c0 * p;
-    let direct = method == Method::Direct;
+    let direct = method != Method::Im2col;
     let w2_rows = tap_in_out(g.c2, g.c1, g.kernel, w.w2);
+    let w2_winograd = match method {
+        Method::Winograd => winograd::transform_weights(&w2_rows, g.c1, g.c2),
+        _ => Vec::new(),
+    };
     // The im2col method reads conv1's weight in burn's layout.
     let w1_rows = if direct {
         tap_in_out(g.c1, g.c0, g.kernel, w.w1)
@@ -166,6 +187,10 @@ pub fn forward_with(
         padded: vec![0.0; if direct { conv2.padded_len() } else { 0 }],
         pooled: vec![0.0; if direct { g.pooled_len() } else { 0 }],
         winners: vec![0; if direct { g.pooled_len() } else { 0 }],
+        workspace: match method {
+            Method::Winograd => winograd::Workspace::new(g.width, g.c1.max(g.c2)),
+            _ => winograd::Workspace::default(),
+        },
     };
     let images = input
         .par_chunks(image_len)
@@ -184,14 +209,26 @@ pub fn forward_with(
             direct::pad_planar(image, g.height, g.width, r, &mut s.image_padded);
             direct::conv_bias_relu(&conv1, &s.image_padded, &w1_rows, w.b1, act1_buf);
             direct::pad(act1_buf, g.height, g.width, g.c1, r, &mut s.padded);
-            direct::conv_bias_relu_pool(
-                &conv2,
-                &s.padded,
-                &w2_rows,
-                w.b2,
-                &mut s.pooled,
-                &mut s.winners,
-            );
+            if method == Method::Winograd {
+                winograd::conv_bias_relu_pool(
+                    &winograd_shape(g.c1, g.c2, g),
+                    &s.padded,
+                    &w2_winograd,
+                    w.b2,
+                    &mut s.workspace,
+                    &mut s.pooled,
+                    &mut s.winners,
+                );
+            } else {
+                direct::conv_bias_relu_pool(
+                    &conv2,
+                    &s.padded,
+                    &w2_rows,
+                    w.b2,
+                    &mut s.pooled,
+                    &mut s.winners,
+                );
+            }
             channels_first(&s.pooled, g.c2, out);
             if let Some(a) = argmax {
                 channels_first(&s.winners, g.c2, a);
@@ -244,7 +281,7 @@ pub fn backward(
 
 /// [`backward`] by the given method.
 ///
-/// Panics when `method` is [`Method::Direct`] and [`Method::best`] is not.
+/// Panics when `method` is not one of [`Method::all`].
 #[allow(clippy::too_many_arguments)]
 pub fn backward_with(
     method: Method,
@@ -263,13 +300,25 @@ pub fn backward_with(
         cout: g.c1,
         ..conv2
     };
-    let direct = method == Method::Direct;
+    let direct = method != Method::Im2col;
+    let winograd = method == Method::Winograd;
+    let (conv2_winograd, conv2_back_winograd) =
+        (winograd_shape(g.c1, g.c2, g), winograd_shape(g.c2, g.c1, g));
     let p = g.pixels();
     let taps = g.taps();
     let k1 = g.c0 * taps;
     let k2 = g.c1 * taps;
+    // The Winograd method sums conv2's weight gradient in the transformed domain.
+    let w2_len = if winograd {
+        conv2_winograd.transformed_len()
+    } else {
+        g.c2 * k2
+    };
     let image_len = g.c0 * p;
-    let w2_flipped = flipped_weight_rows(g.c2, g.c1, g.kernel, w.w2);
+    let mut w2_flipped = flipped_weight_rows(g.c2, g.c1, g.kernel, w.w2);
+    if winograd {
+        w2_flipped = winograd::transform_weights(&w2_flipped, g.c2, g.c1);
+    }
     // Only the images' gradient needs conv1's rotated kernel.
     let w1_flipped = if input_grad {
         flipped_weight_rows(g.c1, g.c0, g.kernel, w.w1)
@@ -297,8 +346,13 @@ pub fn backward_with(
                 input: None,
                 w1: vec![0.0; g.c1 * k1],
                 b1: vec![0.0; g.c1],
-                w2: vec![0.0; g.c2 * k2],
+                w2: vec![0.0; w2_len],
                 b2: vec![0.0; g.c2],
+            };
+            let mut workspace = if winograd {
+                winograd::Workspace::new(g.width, g.c1.max(g.c2))
+            } else {
+                winograd::Workspace::default()
             };
             let either = |direct_len: usize, im2col_len: usize| {
                 vec![0.0; if direct { direct_len } else { im2col_len }]
@@ -333,8 +387,16 @@ pub fn backward_with(
                     direct::pad(act1, g.height, g.width, g.c1, r, &mut act1_padded);
                     unpool_padded(g, grad_i, pooled_i, argmax_i, &mut grad_padded);
                     column_sums(&grad_padded, g.c2, &mut acc.b2);
-                    direct::weight_grad(&conv2, &act1_padded, &grad_padded, &mut acc.w2);
-                    direct::conv(&conv2_back, &grad_padded, &w2_flipped, &mut grad_act1);
+                    if winograd {
+                        let ws = &mut workspace;
+                        let (a, d) = (&act1_padded, &grad_padded);
+                        winograd::weight_grad(&conv2_winograd, a, d, ws, &mut acc.w2);
+                        let w = &w2_flipped;
+                        winograd::conv(&conv2_back_winograd, d, w, ws, &mut grad_act1);
+                    } else {
+                        direct::weight_grad(&conv2, &act1_padded, &grad_padded, &mut acc.w2);
+                        direct::conv(&conv2_back, &grad_padded, &w2_flipped, &mut grad_act1);
+                    }
                 } else {
                     unpool_planar(g, grad_i, pooled_i, argmax_i, &mut grad_z2_planar);
                     for (sum, plane) in acc.b2.iter_mut().zip(grad_z2_planar.chunks_exact(p)) {
@@ -423,7 +485,7 @@ pub fn backward_with(
         input: input_grad.then_some(input_grads),
         w1: vec![0.0; g.c1 * k1],
         b1: vec![0.0; g.c1],
-        w2: vec![0.0; g.c2 * k2],
+        w2: vec![0.0; w2_len],
         b2: vec![0.0; g.c2],
     };
     for part in &partial {
@@ -431,6 +493,9 @@ pub fn backward_with(
         add(&mut total.b1, &part.b1);
         add(&mut total.w2, &part.w2);
         add(&mut total.b2, &part.b2);
+    }
+    if winograd {
+        total.w2 = winograd::taps_from_transformed(&total.w2, g.c1, g.c2);
     }
     if direct {
         total.w1 = tap_in_out_to_burn(g.c1, g.c0, g.kernel, &total.w1);
@@ -447,6 +512,16 @@ fn conv1_shape(g: &Geometry) -> direct::Shape {
         cin: g.c0,
         cout: g.c1,
         ..conv2_shape(g)
+    }
+}
+
+/// A 3x3 convolution of the maps' size from `cin` to `cout` channels, by Winograd.
+fn winograd_shape(cin: usize, cout: usize, g: &Geometry) -> winograd::Shape {
+    winograd::Shape {
+        height: g.height,
+        width: g.width,
+        cin,
+        cout,
     }
 }
 
@@ -473,6 +548,8 @@ struct Scratch {
     /// Direct method: pooled values and winners, channels last.
     pooled: Vec<f32>,
     winners: Vec<u8>,
+    /// Winograd method: conv2's strip buffers.
+    workspace: winograd::Workspace,
 }
 
 /// A channels-first map `[channels, positions]` into channels-last `out [positions, channels]`.
@@ -915,14 +992,6 @@ mod tests {
         });
     }
 
-    /// The methods this CPU has for `g`.
-    fn methods(g: &Geometry) -> Vec<Method> {
-        match Method::best(g) {
-            Method::Direct => vec![Method::Im2col, Method::Direct],
-            Method::Im2col => vec![Method::Im2col],
-        }
-    }
-
     /// 32 channels on a small map: shapes the direct method takes (where the CPU has it).
     fn small_wide(kernel: usize) -> Geometry {
         Geometry {
@@ -937,7 +1006,7 @@ mod tests {
     }
 
     fn forward_matches_direct_convolution_with(g: Geometry) {
-        for method in methods(&g) {
+        for method in Method::all(&g) {
             forward_by_method_matches_direct_convolution(method, g);
         }
     }
@@ -974,9 +1043,9 @@ mod tests {
         }
     }
 
-    /// Both methods on the study's shapes: the same features, winners and gradients (the
-    /// direct method's shapes have too many ReLU and pooling switches for finite differences;
-    /// the im2col method is checked against them above).
+    /// Every method on the study's shapes: the same features, winners and gradients as im2col
+    /// (these shapes have too many ReLU and pooling switches for finite differences; the
+    /// im2col method is checked against them above).
     #[test]
     fn methods_agree_on_the_study_shapes() {
         let g = Geometry {
@@ -988,7 +1057,7 @@ mod tests {
             width: 28,
             kernel: 3,
         };
-        if Method::best(&g) != Method::Direct {
+        if Method::best(&g) == Method::Im2col {
             eprintln!("SKIPPED: no AVX-512F on this CPU");
             return;
         }
@@ -1008,25 +1077,34 @@ mod tests {
             (pooled, saved, grads)
         };
         let (p_ref, s_ref, g_ref) = run(Method::Im2col);
-        let (p, s, grads) = run(Method::Direct);
-        let close = |name: &str, a: &[f32], b: &[f32]| {
-            assert_eq!(a.len(), b.len());
-            let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            for (x, y) in a.iter().zip(b) {
-                assert!((x - y).abs() <= 1e-5 * (1.0 + scale), "{name}: {x} vs {y}");
+        for method in Method::all(&g).into_iter().skip(1) {
+            let (p, s, grads) = run(method);
+            let close = |name: &str, a: &[f32], b: &[f32]| {
+                assert_eq!(a.len(), b.len());
+                let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                for (x, y) in a.iter().zip(b) {
+                    assert!(
+                        (x - y).abs() <= 1e-5 * (1.0 + scale),
+                        "{method:?} {name}: {x} vs {y}"
+                    );
+                }
+            };
+            close("pooled", &p, &p_ref);
+            close("act1", &s.act1, &s_ref.act1);
+            // Winners agree wherever the gradient flows (a clear positive maximum).
+            for ((&a, &b), &v) in s.argmax.iter().zip(&s_ref.argmax).zip(&p_ref) {
+                assert!(a == b || v < 1e-3, "{method:?}: winner {a} vs {b} at {v}");
             }
-        };
-        close("pooled", &p, &p_ref);
-        close("act1", &s.act1, &s_ref.act1);
-        // Winners agree wherever the gradient flows (a clear positive maximum).
-        for ((&a, &b), &v) in s.argmax.iter().zip(&s_ref.argmax).zip(&p_ref) {
-            assert!(a == b || v < 1e-3, "winner {a} vs {b} at {v}");
+            close("w1", &grads.w1, &g_ref.w1);
+            close("b1", &grads.b1, &g_ref.b1);
+            close("w2", &grads.w2, &g_ref.w2);
+            close("b2", &grads.b2, &g_ref.b2);
+            close(
+                "input",
+                grads.input.as_deref().unwrap_or_default(),
+                g_ref.input.as_deref().unwrap_or_default(),
+            );
         }
-        close("w1", &grads.w1, &g_ref.w1);
-        close("b1", &grads.b1, &g_ref.b1);
-        close("w2", &grads.w2, &g_ref.w2);
-        close("b2", &grads.b2, &g_ref.b2);
-        close("input", &grads.input.unwrap(), &g_ref.input.unwrap());
     }
 
     fn backward_matches_finite_differences_with(g: Geometry) {
