@@ -106,7 +106,7 @@ pub fn pad_planar(map: &[f32], height: usize, width: usize, border: usize, out: 
 }
 
 /// Zeroes the border of a padded channels-last map, leaving its interior.
-fn zero_border(height: usize, width: usize, channels: usize, border: usize, out: &mut [f32]) {
+pub fn zero_border(height: usize, width: usize, channels: usize, border: usize, out: &mut [f32]) {
     let row = (width + 2 * border) * channels;
     let edge = border * channels;
     out[..border * row].fill(0.0);

@@ -1,36 +1,80 @@
-//! Winograd F(2x2, 3x3) convolutions of channels-last maps with AVX-512: 16 multiplications per
-//! 2x2 output tile and channel pair instead of 36.
+//! Winograd F(4x4, 3x3) convolutions of channels-last maps with AVX-512: 36 multiplications per
+//! 4x4 output tile and channel pair instead of 144.
 //!
-//! A 4x4 patch `d` of the zero-bordered input becomes `V = Bᵀ d B`, a 3x3 kernel `g` becomes
-//! `U = G g Gᵀ`, and the tile's outputs are `Aᵀ (Σ_in U ⊙ V) A`. The sum over input channels
-//! is 16 small matrix products per strip of tiles (one row of tiles: `V` and the products stay
-//! in the core's first-level cache), register-blocked like the direct kernels (up to seven
-//! tiles by 32 output channels in 14 registers). A 2x2 output tile is exactly one 2x2 pooling
-//! window, so [`conv_bias_relu_pool`] pools as it untransforms. [`weight_grad`] sums
-//! `V ⊙ (A dY Aᵀ)` over tiles in the transformed domain; [`taps_from_transformed`] brings the
-//! sum back to the kernel's taps (`Gᵀ dU G`).
+//! A 6x6 patch `d` of the zero-bordered input becomes `V = Bᵀ d B`, a 3x3 kernel `g` becomes
+//! `U = G g Gᵀ`, and the tile's outputs are `Aᵀ (Σ_in U ⊙ V) A` (Lavin and Gray's matrices,
+//! interpolation points 0, ±1, ±2). The sum over input channels is 36 small matrix products per
+//! strip of tiles (one row of tiles: `V` and the products stay in the core's first-level
+//! cache), register-blocked like the direct kernels (up to seven tiles by 32 output channels
+//! in 14 registers). A 4x4 output tile is four whole 2x2 pooling windows, so
+//! [`conv_bias_relu_pool`] pools as it untransforms. [`weight_grad`] sums `V ⊙ (A dY Aᵀ)` over
+//! an image's tiles in the transformed domain; [`taps_from_transformed`] brings the sum back to
+//! the kernel's taps (`Gᵀ dU G`).
 //!
-//! The transforms only add, subtract and halve, so the results equal a direct convolution's to
-//! float rounding. Used where the CPU has AVX-512F, the kernel is 3x3, the input channels are a
-//! multiple of 16 and the output channels of 32 ([`available`]).
+//! The results equal a direct convolution's to float rounding (the transforms scale by up to 8
+//! and 1/24; tests hold them to 1e-5 of the largest output). Used where the CPU has AVX-512F,
+//! the kernel is 3x3, the map's sides are multiples of 4, the input channels a multiple of 16
+//! and the output channels of 32 ([`available`]).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 /// Output channels per block of products: two AVX-512 registers.
 const BLOCK_CHANNELS: usize = 32;
-/// Positions of a transformed 4x4 tile.
-const POSITIONS: usize = 16;
+/// Output rows and columns of a tile.
+const TILE: usize = 4;
+/// Rows and columns of a transformed tile.
+const ALPHA: usize = TILE + 2;
+/// Positions of a transformed tile.
+const POSITIONS: usize = ALPHA * ALPHA;
 /// Taps of the 3x3 kernel.
 const TAPS: usize = 9;
+
+/// `Bᵀ`: the input patch's transform (as [`input_1d`] computes it).
+#[cfg(test)]
+const BT: [[f32; ALPHA]; ALPHA] = [
+    [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+    [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+    [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+    [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+    [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+    [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+];
+/// `G`: the kernel's transform.
+const G: [[f32; 3]; ALPHA] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+/// `Aᵀ`: back from the transformed domain to the tile's outputs (as [`output_1d`] computes it).
+#[cfg(test)]
+const AT: [[f32; ALPHA]; TILE] = [
+    [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+    [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+    [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+    [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+];
+/// `A` (`Aᵀ` transposed): the output gradient's transform (as [`grad_1d`] computes it).
+#[cfg(test)]
+const A: [[f32; TILE]; ALPHA] = [
+    [1.0, 0.0, 0.0, 0.0],
+    [1.0, 1.0, 1.0, 1.0],
+    [1.0, -1.0, 1.0, -1.0],
+    [1.0, 2.0, 4.0, 8.0],
+    [1.0, -2.0, 4.0, -8.0],
+    [0.0, 0.0, 0.0, 1.0],
+];
 
 /// Shapes of one 3x3 "same" convolution: a zero-bordered channels-last input `[height + 2,
 /// width + 2, cin]`, output `[height, width, cout]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {
-    /// Output rows (even).
+    /// Output rows (a multiple of 4).
     pub height: usize,
-    /// Output columns (even).
+    /// Output columns (a multiple of 4).
     pub width: usize,
     /// Input channels (a multiple of 16).
     pub cin: usize,
@@ -46,31 +90,36 @@ impl Shape {
     pub fn padded_len(&self) -> usize {
         self.padded_width() * (self.height + 2) * self.cin
     }
-    /// Values in the transformed weights `[16, cin, cout]`.
+    /// Values in the transformed weights `[36, cin, cout]`.
     pub fn transformed_len(&self) -> usize {
         POSITIONS * self.cin * self.cout
     }
-    fn tiles_per_strip(&self) -> usize {
-        self.width / 2
+    fn tiles_per_row(&self) -> usize {
+        self.width / TILE
     }
-    fn check(&self, padded: &[f32], transformed: &[f32], workspace: &Workspace) {
+    fn tile_rows(&self) -> usize {
+        self.height / TILE
+    }
+    fn check(&self, padded: &[f32], transformed: &[f32], workspace: &Workspace, rows: usize) {
         assert!(
-            available(self.cin, self.cout)
-                && self.height.is_multiple_of(2)
-                && self.width.is_multiple_of(2)
+            available(self.height, self.width, self.cin, self.cout)
                 && padded.len() >= self.padded_len()
                 && transformed.len() >= self.transformed_len()
-                && workspace.fits(self),
+                && workspace.fits(self, rows),
             "Winograd convolution operands do not match {self:?}"
         );
     }
 }
 
-/// Whether this CPU runs these kernels for these channel counts.
-pub fn available(cin: usize, cout: usize) -> bool {
+/// Whether this CPU runs these kernels for maps of these sides and channel counts.
+pub fn available(height: usize, width: usize, cin: usize, cout: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        cin > 0
+        height > 0
+            && width > 0
+            && height.is_multiple_of(TILE)
+            && width.is_multiple_of(TILE)
+            && cin > 0
             && cin.is_multiple_of(16)
             && cout > 0
             && cout.is_multiple_of(BLOCK_CHANNELS)
@@ -78,45 +127,39 @@ pub fn available(cin: usize, cout: usize) -> bool {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (cin, cout);
+        let _ = (height, width, cin, cout);
         false
     }
 }
 
-/// One strip's transformed input and products, reused from call to call.
+/// Transformed inputs and products (or output gradients) of up to a whole map, reused from
+/// call to call.
 #[derive(Debug, Clone, Default)]
 pub struct Workspace {
-    /// Transformed input `[16, tiles, cin]`.
+    /// Transformed input `[36, tiles, cin]`.
     input: Vec<f32>,
-    /// Products, or the transformed output gradient, `[16, tiles, cout]`.
+    /// Products, or the transformed output gradient, `[36, tiles, cout]`.
     products: Vec<f32>,
 }
 
 impl Workspace {
-    /// A workspace for maps of `width` columns and up to `channels` channels in or out.
-    pub fn new(width: usize, channels: usize) -> Self {
-        let len = POSITIONS * (width / 2) * channels;
+    /// A workspace for maps of `height` x `width` with up to `channels` channels in or out.
+    pub fn new(height: usize, width: usize, channels: usize) -> Self {
+        let len = POSITIONS * (height / TILE) * (width / TILE) * channels;
         Workspace {
             input: vec![0.0; len],
             products: vec![0.0; len],
         }
     }
-    fn fits(&self, shape: &Shape) -> bool {
-        let tiles = shape.tiles_per_strip();
+    /// Whether strips of `rows` tile rows fit.
+    fn fits(&self, shape: &Shape, rows: usize) -> bool {
+        let tiles = rows * shape.tiles_per_row();
         self.input.len() >= POSITIONS * tiles * shape.cin
             && self.products.len() >= POSITIONS * tiles * shape.cout
     }
 }
 
-/// `G`, 4x3: the kernel's transform.
-const G: [[f32; 3]; 4] = [
-    [1.0, 0.0, 0.0],
-    [0.5, 0.5, 0.5],
-    [0.5, -0.5, 0.5],
-    [0.0, 0.0, 1.0],
-];
-
-/// Transformed weights `U [16, cin, cout]` (`G g Gᵀ` per channel pair) of weights `[9, cin,
+/// Transformed weights `U [36, cin, cout]` (`G g Gᵀ` per channel pair) of weights `[9, cin,
 /// cout]` (tap-major rows, as the direct kernels read them).
 pub fn transform_weights(taps: &[f32], cin: usize, cout: usize) -> Vec<f32> {
     let pair = cin * cout;
@@ -125,40 +168,32 @@ pub fn transform_weights(taps: &[f32], cin: usize, cout: usize) -> Vec<f32> {
         "weights shorter than [9, cin, cout]"
     );
     let mut out = vec![0.0f32; POSITIONS * pair];
-    for p in 0..pair {
-        let g = |a: usize, b: usize| taps[(a * 3 + b) * pair + p];
-        for i in 0..4 {
-            for j in 0..4 {
-                let mut s = 0.0;
-                for (a, &gi) in G[i].iter().enumerate() {
-                    for (b, &gj) in G[j].iter().enumerate() {
-                        s += gi * g(a, b) * gj;
-                    }
+    // One pass per (position, tap) over all channel pairs: contiguous, vectorised.
+    for (i, gi) in G.iter().enumerate() {
+        for (j, gj) in G.iter().enumerate() {
+            let u = &mut out[(i * ALPHA + j) * pair..][..pair];
+            for (tap, g) in taps.chunks_exact(pair).take(TAPS).enumerate() {
+                let c = gi[tap / 3] * gj[tap % 3];
+                if c != 0.0 {
+                    u.iter_mut().zip(g).for_each(|(u, &g)| *u += c * g);
                 }
-                out[(i * 4 + j) * pair + p] = s;
             }
         }
     }
     out
 }
 
-/// The weights' gradient `[9, cin, cout]` (`Gᵀ dU G`) of its transformed-domain sum `dU [16,
+/// The weights' gradient `[9, cin, cout]` (`Gᵀ dU G`) of its transformed-domain sum `dU [36,
 /// cin, cout]`, as [`weight_grad`] accumulates it.
 pub fn taps_from_transformed(transformed: &[f32], cin: usize, cout: usize) -> Vec<f32> {
     let pair = cin * cout;
     assert!(transformed.len() >= POSITIONS * pair);
     let mut out = vec![0.0f32; TAPS * pair];
-    for p in 0..pair {
-        let du = |i: usize, j: usize| transformed[(i * 4 + j) * pair + p];
-        for a in 0..3 {
-            for b in 0..3 {
-                let mut s = 0.0;
-                for (i, gi) in G.iter().enumerate() {
-                    for (j, gj) in G.iter().enumerate() {
-                        s += gi[a] * du(i, j) * gj[b];
-                    }
-                }
-                out[(a * 3 + b) * pair + p] = s;
+    for (tap, w) in out.chunks_exact_mut(pair).enumerate() {
+        for (pos, du) in transformed.chunks_exact(pair).take(POSITIONS).enumerate() {
+            let c = G[pos / ALPHA][tap / 3] * G[pos % ALPHA][tap % 3];
+            if c != 0.0 {
+                w.iter_mut().zip(du).for_each(|(w, &du)| *w += c * du);
             }
         }
     }
@@ -166,7 +201,7 @@ pub fn taps_from_transformed(transformed: &[f32], cin: usize, cout: usize) -> Ve
 }
 
 /// `out [height, width, cout] = conv(padded, weights)`, no bias, from the transformed weights
-/// ([`transform_weights`]).
+/// ([`transform_weights`]). The workspace needs one tile row.
 ///
 /// Panics when the slices are smaller than `shape` says or [`available`] is false.
 pub fn conv(
@@ -176,12 +211,12 @@ pub fn conv(
     workspace: &mut Workspace,
     out: &mut [f32],
 ) {
-    shape.check(padded, transformed, workspace);
+    shape.check(padded, transformed, workspace, 1);
     assert!(out.len() >= shape.height * shape.width * shape.cout);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is present and every operand fits the shape (checked above).
     unsafe {
-        for ty in 0..shape.height / 2 {
+        for ty in 0..shape.tile_rows() {
             strip_products(shape, padded, transformed, workspace, ty);
             store_strip(shape, &workspace.products, ty, out);
         }
@@ -189,7 +224,8 @@ pub fn conv(
 }
 
 /// `pooled [height/2 * width/2, cout] = maxpool2x2(relu(conv(padded, weights) + bias))`, and
-/// per pooled value the window's winner (0..4, row-major, first on ties) in `winners`.
+/// per pooled value the window's winner (0..4, row-major, first on ties) in `winners`. The
+/// workspace needs one tile row.
 ///
 /// Panics when the slices are smaller than `shape` says or [`available`] is false.
 #[allow(clippy::too_many_arguments)]
@@ -202,23 +238,23 @@ pub fn conv_bias_relu_pool(
     pooled: &mut [f32],
     winners: &mut [u8],
 ) {
-    shape.check(padded, transformed, workspace);
+    shape.check(padded, transformed, workspace, 1);
     let pooled_len = shape.height / 2 * shape.width / 2 * shape.cout;
     assert!(bias.len() >= shape.cout && pooled.len() >= pooled_len && winners.len() >= pooled_len);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as in `conv`; pooled writes stay inside `pooled_len` values.
     unsafe {
-        for ty in 0..shape.height / 2 {
+        for ty in 0..shape.tile_rows() {
             strip_products(shape, padded, transformed, workspace, ty);
             pool_strip(shape, &workspace.products, bias, ty, pooled, winners);
         }
     }
 }
 
-/// Adds to `transformed_grad [16, cin, cout]` the weights' gradient in the transformed domain:
+/// Adds to `transformed_grad [36, cin, cout]` the weights' gradient in the transformed domain:
 /// the sum over tiles of `V ⊙ (A dY Aᵀ)`, where `padded_grad` is the output's gradient `dY`
 /// with a zero border of one (`[height + 2, width + 2, cout]`). [`taps_from_transformed`]
-/// gives the gradient of the weights themselves.
+/// gives the gradient of the weights themselves. The workspace needs the whole map.
 ///
 /// Panics when the slices are smaller than `shape` says or [`available`] is false.
 pub fn weight_grad(
@@ -228,41 +264,130 @@ pub fn weight_grad(
     workspace: &mut Workspace,
     transformed_grad: &mut [f32],
 ) {
-    shape.check(padded, transformed_grad, workspace);
+    let rows = shape.tile_rows();
+    shape.check(padded, transformed_grad, workspace, rows);
     let grad_len = shape.padded_width() * (shape.height + 2) * shape.cout;
     assert!(padded_grad.len() >= grad_len);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as in `conv`; the gradient's tiles lie inside `padded_grad` (checked above).
     unsafe {
-        let tiles = shape.tiles_per_strip();
-        for ty in 0..shape.height / 2 {
-            transform_input_strip(shape, padded, &mut workspace.input, ty);
-            transform_grad_strip(shape, padded_grad, &mut workspace.products, ty);
-            for pos in 0..POSITIONS {
-                let v = workspace.input.as_ptr().add(pos * tiles * shape.cin);
-                let gy = workspace.products.as_ptr().add(pos * tiles * shape.cout);
-                let du = transformed_grad
-                    .as_mut_ptr()
-                    .add(pos * shape.cin * shape.cout);
-                for cb in 0..shape.cout / BLOCK_CHANNELS {
-                    let mut ci = 0;
-                    while ci < shape.cin {
-                        let at = (v.add(ci), gy.add(cb * BLOCK_CHANNELS));
-                        let du = du.add(ci * shape.cout + cb * BLOCK_CHANNELS);
-                        ci += match shape.cin - ci {
-                            12.. => weight_products::<12>(shape, tiles, at, du),
-                            8..12 => weight_products::<8>(shape, tiles, at, du),
-                            _ => weight_products::<4>(shape, tiles, at, du),
-                        };
-                    }
+        let tiles = rows * shape.tiles_per_row();
+        for ty in 0..rows {
+            let t0 = ty * shape.tiles_per_row();
+            transform_input_row(shape, padded, &mut workspace.input, ty, t0, tiles);
+            transform_grad_row(shape, padded_grad, &mut workspace.products, ty, t0, tiles);
+        }
+        for pos in 0..POSITIONS {
+            let v = workspace.input.as_ptr().add(pos * tiles * shape.cin);
+            let gy = workspace.products.as_ptr().add(pos * tiles * shape.cout);
+            let du = transformed_grad
+                .as_mut_ptr()
+                .add(pos * shape.cin * shape.cout);
+            for cb in 0..shape.cout / BLOCK_CHANNELS {
+                let mut ci = 0;
+                while ci < shape.cin {
+                    let at = (v.add(ci), gy.add(cb * BLOCK_CHANNELS));
+                    let du = du.add(ci * shape.cout + cb * BLOCK_CHANNELS);
+                    ci += match shape.cin - ci {
+                        12.. => weight_products::<12>(shape, tiles, at, du),
+                        8..12 => weight_products::<8>(shape, tiles, at, du),
+                        _ => weight_products::<4>(shape, tiles, at, du),
+                    };
                 }
             }
         }
     }
 }
 
+/// `Bᵀ x` of six vectors (one column or row of an input patch).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn input_1d(x: &[__m512; ALPHA]) -> [__m512; ALPHA] {
+    let [d0, d1, d2, d3, d4, d5] = *x;
+    let c = _mm512_set1_ps;
+    let (four_apart, two_apart) = (
+        _mm512_fnmadd_ps(c(4.0), d2, d4),
+        _mm512_fnmadd_ps(c(4.0), d1, d3),
+    );
+    let (near, far) = (
+        _mm512_sub_ps(d4, d2),
+        _mm512_mul_ps(c(2.0), _mm512_sub_ps(d3, d1)),
+    );
+    [
+        _mm512_fmadd_ps(c(4.0), d0, _mm512_fnmadd_ps(c(5.0), d2, d4)),
+        _mm512_add_ps(four_apart, two_apart),
+        _mm512_sub_ps(four_apart, two_apart),
+        _mm512_add_ps(near, far),
+        _mm512_sub_ps(near, far),
+        _mm512_fmadd_ps(c(4.0), d1, _mm512_fnmadd_ps(c(5.0), d3, d5)),
+    ]
+}
+
+/// `Aᵀ x` of six vectors (one column or row of a tile's products).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn output_1d(x: &[__m512; ALPHA]) -> [__m512; TILE] {
+    let [m0, m1, m2, m3, m4, m5] = *x;
+    let c = _mm512_set1_ps;
+    let (sum12, diff12) = (_mm512_add_ps(m1, m2), _mm512_sub_ps(m1, m2));
+    let (sum34, diff34) = (_mm512_add_ps(m3, m4), _mm512_sub_ps(m3, m4));
+    [
+        _mm512_add_ps(_mm512_add_ps(m0, sum12), sum34),
+        _mm512_fmadd_ps(c(2.0), diff34, diff12),
+        _mm512_fmadd_ps(c(4.0), sum34, sum12),
+        _mm512_add_ps(_mm512_fmadd_ps(c(8.0), diff34, diff12), m5),
+    ]
+}
+
+/// `A x` of four vectors (one column or row of an output-gradient tile).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn grad_1d(x: &[__m512; TILE]) -> [__m512; ALPHA] {
+    let [g0, g1, g2, g3] = *x;
+    let c = _mm512_set1_ps;
+    let (even, odd) = (_mm512_add_ps(g0, g2), _mm512_add_ps(g1, g3));
+    let even4 = _mm512_fmadd_ps(c(4.0), g2, g0);
+    let odd8 = _mm512_mul_ps(c(2.0), _mm512_fmadd_ps(c(4.0), g3, g1));
+    [
+        g0,
+        _mm512_add_ps(even, odd),
+        _mm512_sub_ps(even, odd),
+        _mm512_add_ps(even4, odd8),
+        _mm512_sub_ps(even4, odd8),
+        g3,
+    ]
+}
+
+/// `m x mᵀ` of the `C x C` tile `x` (16 channels per vector), where `one_d` computes `m v` of
+/// one column or row: columns, then rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn sandwich<const R: usize, const C: usize>(
+    one_d: impl Fn(&[__m512; C]) -> [__m512; R],
+    x: &[[__m512; C]; C],
+) -> [[__m512; R]; R] {
+    let zero = _mm512_setzero_ps();
+    // Columns: (m x)[i][j] for every column j.
+    let mut left = [[zero; C]; R];
+    for j in 0..C {
+        let column: [__m512; C] = std::array::from_fn(|i| x[i][j]);
+        for (i, value) in one_d(&column).into_iter().enumerate() {
+            left[i][j] = value;
+        }
+    }
+    let mut out = [[zero; R]; R];
+    for (o, row) in out.iter_mut().zip(&left) {
+        *o = one_d(row);
+    }
+    out
+}
+
 /// Transforms the input tiles of tile row `ty` and multiplies them by the transformed weights:
-/// `products [16, tiles, cout]`.
+/// `products [36, tiles, cout]`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn strip_products(
@@ -272,11 +397,11 @@ unsafe fn strip_products(
     workspace: &mut Workspace,
     ty: usize,
 ) {
-    let tiles = shape.tiles_per_strip();
+    let tiles = shape.tiles_per_row();
     // SAFETY: the caller checked the shapes: every offset below stays inside the workspace's
     // buffers (`Workspace::fits`) and the transformed weights.
     unsafe {
-        transform_input_strip(shape, padded, &mut workspace.input, ty);
+        transform_input_row(shape, padded, &mut workspace.input, ty, 0, tiles);
         for pos in 0..POSITIONS {
             let v = workspace.input.as_ptr().add(pos * tiles * shape.cin);
             let u = transformed.as_ptr().add(pos * shape.cin * shape.cout);
@@ -369,42 +494,36 @@ unsafe fn weight_products<const I: usize>(
     I
 }
 
-/// `V = Bᵀ d B` of every 4x4 input patch of tile row `ty`, 16 channels at a time: `input [16,
-/// tiles, cin]`.
+/// `V = Bᵀ d B` of every 6x6 input patch of tile row `ty`, 16 channels at a time, as tiles
+/// `t0..` of `input [36, tiles, cin]`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn transform_input_strip(shape: &Shape, padded: &[f32], input: &mut [f32], ty: usize) {
-    let (cin, tiles) = (shape.cin, shape.tiles_per_strip());
+unsafe fn transform_input_row(
+    shape: &Shape,
+    padded: &[f32],
+    input: &mut [f32],
+    ty: usize,
+    t0: usize,
+    tiles: usize,
+) {
+    let cin = shape.cin;
     let row = shape.padded_width() * cin;
-    // SAFETY: the caller checked the shapes: the strip's patches (rows `2ty..2ty + 4`, every
-    // column) lie inside `padded`, and `input` holds `16 * tiles * cin` values.
+    // SAFETY: the caller checked the shapes: the row's patches (padded rows `4ty..4ty + 6`,
+    // every column) lie inside `padded`, and `input` holds `36 * tiles * cin` values.
     unsafe {
-        let src = padded.as_ptr().add(2 * ty * row);
+        let src = padded.as_ptr().add(TILE * ty * row);
         let dst = input.as_mut_ptr();
-        for t in 0..tiles {
+        for tx in 0..shape.tiles_per_row() {
             for c in (0..cin).step_by(16) {
-                let patch = src.add(2 * t * cin + c);
-                let d = |i: usize, j: usize| _mm512_loadu_ps(patch.add(i * row + j * cin));
-                // Rows: Bᵀ d.
-                let mut rows = [[_mm512_setzero_ps(); 4]; 4];
-                for (j, column) in (0..4).map(|j| (j, [d(0, j), d(1, j), d(2, j), d(3, j)])) {
-                    let [r0, r1, r2, r3] = column;
-                    rows[0][j] = _mm512_sub_ps(r0, r2);
-                    rows[1][j] = _mm512_add_ps(r1, r2);
-                    rows[2][j] = _mm512_sub_ps(r2, r1);
-                    rows[3][j] = _mm512_sub_ps(r1, r3);
-                }
-                // Columns: (Bᵀ d) B.
-                for (i, [c0, c1, c2, c3]) in rows.into_iter().enumerate() {
-                    let values = [
-                        _mm512_sub_ps(c0, c2),
-                        _mm512_add_ps(c1, c2),
-                        _mm512_sub_ps(c2, c1),
-                        _mm512_sub_ps(c1, c3),
-                    ];
-                    for (j, value) in values.into_iter().enumerate() {
-                        let pos = i * 4 + j;
-                        _mm512_storeu_ps(dst.add((pos * tiles + t) * cin + c), value);
+                let patch = src.add(TILE * tx * cin + c);
+                let d: [[__m512; ALPHA]; ALPHA] = std::array::from_fn(|i| {
+                    std::array::from_fn(|j| _mm512_loadu_ps(patch.add(i * row + j * cin)))
+                });
+                for (i, values) in sandwich(|x| input_1d(x), &d).iter().enumerate() {
+                    for (j, &value) in values.iter().enumerate() {
+                        let pos = i * ALPHA + j;
+                        let at = (pos * tiles + t0 + tx) * cin + c;
+                        _mm512_storeu_ps(dst.add(at), value);
                     }
                 }
             }
@@ -412,36 +531,36 @@ unsafe fn transform_input_strip(shape: &Shape, padded: &[f32], input: &mut [f32]
     }
 }
 
-/// `A dY Aᵀ` of every 2x2 output-gradient tile of tile row `ty`: `out [16, tiles, cout]`.
+/// `A dY Aᵀ` of every 4x4 output-gradient tile of tile row `ty`, as tiles `t0..` of `out [36,
+/// tiles, cout]`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn transform_grad_strip(shape: &Shape, padded_grad: &[f32], out: &mut [f32], ty: usize) {
-    let (cout, tiles) = (shape.cout, shape.tiles_per_strip());
+unsafe fn transform_grad_row(
+    shape: &Shape,
+    padded_grad: &[f32],
+    out: &mut [f32],
+    ty: usize,
+    t0: usize,
+    tiles: usize,
+) {
+    let cout = shape.cout;
     let row = shape.padded_width() * cout;
-    // SAFETY: the caller checked the shapes: the strip's gradient tiles (rows `2ty + 1` and
-    // `2ty + 2` of the padded map) lie inside `padded_grad`; `out` holds `16 * tiles * cout`.
+    // SAFETY: the caller checked the shapes: the row's gradient tiles (padded rows `4ty + 1 ..
+    // 4ty + 5`) lie inside `padded_grad`; `out` holds `36 * tiles * cout` values.
     unsafe {
-        let src = padded_grad.as_ptr().add((2 * ty + 1) * row + cout);
+        let src = padded_grad.as_ptr().add((TILE * ty + 1) * row + cout);
         let dst = out.as_mut_ptr();
-        for t in 0..tiles {
+        for tx in 0..shape.tiles_per_row() {
             for c in (0..cout).step_by(16) {
-                let tile = src.add(2 * t * cout + c);
-                let g = |a: usize, b: usize| _mm512_loadu_ps(tile.add(a * row + b * cout));
-                // A (2 x 2) Aᵀ with A = [1 0; 1 1; 1 -1; 0 -1]: rows, then columns.
-                let expand = |x0: __m512, x1: __m512| {
-                    [
-                        x0,
-                        _mm512_add_ps(x0, x1),
-                        _mm512_sub_ps(x0, x1),
-                        _mm512_sub_ps(_mm512_setzero_ps(), x1),
-                    ]
-                };
-                let first = expand(g(0, 0), g(1, 0));
-                let second = expand(g(0, 1), g(1, 1));
-                for i in 0..4 {
-                    for (j, value) in expand(first[i], second[i]).into_iter().enumerate() {
-                        let pos = i * 4 + j;
-                        _mm512_storeu_ps(dst.add((pos * tiles + t) * cout + c), value);
+                let tile = src.add(TILE * tx * cout + c);
+                let dy: [[__m512; TILE]; TILE] = std::array::from_fn(|a| {
+                    std::array::from_fn(|b| _mm512_loadu_ps(tile.add(a * row + b * cout)))
+                });
+                for (i, values) in sandwich(|x| grad_1d(x), &dy).iter().enumerate() {
+                    for (j, &value) in values.iter().enumerate() {
+                        let pos = i * ALPHA + j;
+                        let at = (pos * tiles + t0 + tx) * cout + c;
+                        _mm512_storeu_ps(dst.add(at), value);
                     }
                 }
             }
@@ -449,55 +568,44 @@ unsafe fn transform_grad_strip(shape: &Shape, padded_grad: &[f32], out: &mut [f3
     }
 }
 
-/// The 2x2 outputs `Aᵀ m A` of the tile whose 16 products (16 channels) start at `m`, `stride`
-/// values apart: `[y00, y01, y10, y11]`.
+/// The 4x4 outputs `Aᵀ m A` of the tile whose 36 products (16 channels) start at `m`, `stride`
+/// values apart.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn untransform(m: *const f32, stride: usize) -> [__m512; 4] {
-    // SAFETY: the caller passes 16 products `stride` apart.
-    let at = |i: usize, j: usize| unsafe { _mm512_loadu_ps(m.add((i * 4 + j) * stride)) };
-    let columns = |j: usize| {
-        let (m0, m1, m2, m3) = (at(0, j), at(1, j), at(2, j), at(3, j));
-        (
-            _mm512_add_ps(_mm512_add_ps(m0, m1), m2),
-            _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3),
-        )
-    };
-    let (c0, c1, c2, c3) = (columns(0), columns(1), columns(2), columns(3));
-    let first = |s0: __m512, s1: __m512, s2: __m512| _mm512_add_ps(_mm512_add_ps(s0, s1), s2);
-    let second = |s1: __m512, s2: __m512, s3: __m512| _mm512_sub_ps(_mm512_sub_ps(s1, s2), s3);
-    [
-        first(c0.0, c1.0, c2.0),
-        second(c1.0, c2.0, c3.0),
-        first(c0.1, c1.1, c2.1),
-        second(c1.1, c2.1, c3.1),
-    ]
+unsafe fn untransform(m: *const f32, stride: usize) -> [[__m512; TILE]; TILE] {
+    // SAFETY: the caller passes 36 products `stride` apart.
+    let products: [[__m512; ALPHA]; ALPHA] = std::array::from_fn(|i| {
+        std::array::from_fn(|j| unsafe { _mm512_loadu_ps(m.add((i * ALPHA + j) * stride)) })
+    });
+    sandwich(|x| output_1d(x), &products)
 }
 
 /// Untransforms tile row `ty`'s products into `out [height, width, cout]`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn store_strip(shape: &Shape, products: &[f32], ty: usize, out: &mut [f32]) {
-    let (cout, tiles) = (shape.cout, shape.tiles_per_strip());
+    let (cout, tiles) = (shape.cout, shape.tiles_per_row());
     let stride = tiles * cout;
-    // SAFETY: the caller checked the shapes: the strip's two output rows lie inside `out`.
+    // SAFETY: the caller checked the shapes: the strip's four output rows lie inside `out`.
     unsafe {
         let out = out.as_mut_ptr();
         for t in 0..tiles {
             for c in (0..cout).step_by(16) {
                 let y = untransform(products.as_ptr().add(t * cout + c), stride);
-                for (n, value) in y.into_iter().enumerate() {
-                    let pixel = (2 * ty + n / 2) * shape.width + 2 * t + n % 2;
-                    _mm512_storeu_ps(out.add(pixel * cout + c), value);
+                for (a, values) in y.iter().enumerate() {
+                    for (b, &value) in values.iter().enumerate() {
+                        let pixel = (TILE * ty + a) * shape.width + TILE * t + b;
+                        _mm512_storeu_ps(out.add(pixel * cout + c), value);
+                    }
                 }
             }
         }
     }
 }
 
-/// Untransforms tile row `ty`'s products, adds the bias, applies ReLU and keeps each tile's
-/// maximum and winner.
+/// Untransforms tile row `ty`'s products, adds the bias, applies ReLU and keeps each 2x2
+/// window's maximum and winner.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pool_strip(
@@ -508,8 +616,8 @@ unsafe fn pool_strip(
     pooled: &mut [f32],
     winners: &mut [u8],
 ) {
-    let (cout, tiles) = (shape.cout, shape.tiles_per_strip());
-    let stride = tiles * cout;
+    let (cout, tiles) = (shape.cout, shape.tiles_per_row());
+    let (stride, pooled_width) = (tiles * cout, shape.width / 2);
     // SAFETY: the caller checked the shapes: the strip's pooled values lie inside `pooled` and
     // `winners`, the bias inside `bias`.
     unsafe {
@@ -518,20 +626,29 @@ unsafe fn pool_strip(
             let b = _mm512_loadu_ps(bias.as_ptr().add(c));
             for t in 0..tiles {
                 let y = untransform(products.as_ptr().add(t * cout + c), stride);
-                let mut best = _mm512_max_ps(_mm512_add_ps(y[0], b), zero);
-                let mut which = _mm512_setzero_si512();
-                for (n, &candidate) in y.iter().enumerate().skip(1) {
-                    let value = _mm512_max_ps(_mm512_add_ps(candidate, b), zero);
-                    let better = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(value, best);
-                    best = _mm512_mask_blend_ps(better, best, value);
-                    which = _mm512_mask_blend_epi32(better, which, _mm512_set1_epi32(n as i32));
+                for (wy, wx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    let window = [
+                        y[2 * wy][2 * wx],
+                        y[2 * wy][2 * wx + 1],
+                        y[2 * wy + 1][2 * wx],
+                        y[2 * wy + 1][2 * wx + 1],
+                    ];
+                    let mut best = _mm512_max_ps(_mm512_add_ps(window[0], b), zero);
+                    let mut which = _mm512_setzero_si512();
+                    for (n, &candidate) in window.iter().enumerate().skip(1) {
+                        let value = _mm512_max_ps(_mm512_add_ps(candidate, b), zero);
+                        let better = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(value, best);
+                        best = _mm512_mask_blend_ps(better, best, value);
+                        which = _mm512_mask_blend_epi32(better, which, _mm512_set1_epi32(n as i32));
+                    }
+                    let (py, px) = (2 * ty + wy, 2 * t + wx);
+                    let at = (py * pooled_width + px) * cout + c;
+                    _mm512_storeu_ps(pooled.as_mut_ptr().add(at), best);
+                    _mm_storeu_si128(
+                        winners.as_mut_ptr().add(at).cast(),
+                        _mm512_cvtepi32_epi8(which),
+                    );
                 }
-                let at = (ty * tiles + t) * cout + c;
-                _mm512_storeu_ps(pooled.as_mut_ptr().add(at), best);
-                _mm_storeu_si128(
-                    winners.as_mut_ptr().add(at).cast(),
-                    _mm512_cvtepi32_epi8(which),
-                );
             }
         }
     }
@@ -547,7 +664,7 @@ mod tests {
     /// two blocks of output channels.
     fn shapes() -> Vec<Shape> {
         let mut shapes = Vec::new();
-        for (height, width) in [(2, 2), (4, 6), (6, 16), (2, 28), (28, 28)] {
+        for (height, width) in [(4, 4), (4, 8), (8, 20), (4, 28), (28, 28)] {
             for (cin, cout) in [(16, 32), (32, 64)] {
                 shapes.push(Shape {
                     height,
@@ -578,8 +695,9 @@ mod tests {
         (padded, values(TAPS * shape.cin * shape.cout, seed + 1))
     }
 
-    /// Within 1e-5 relative to the largest expected value: the sums cancel (random signs), so
-    /// a small result carries the rounding of its large terms.
+    /// Within 1e-5 relative to the largest expected value: the transforms mix a tile's values
+    /// (scaled by up to 100 and 1/576), so a small output carries the rounding of its tile's
+    /// large ones (measured: up to 5e-6 of the largest).
     fn assert_close(shape: &Shape, what: &str, a: &[f32], b: &[f32]) {
         assert_eq!(a.len(), b.len());
         let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -598,9 +716,9 @@ mod tests {
             let mut g = vec![0.0f32; TAPS];
             g[tap] = 1.0;
             let u = transform_weights(&g, 1, 1);
-            for i in 0..4 {
-                for j in 0..4 {
-                    assert_eq!(u[i * 4 + j], G[i][tap / 3] * G[j][tap % 3]);
+            for i in 0..ALPHA {
+                for j in 0..ALPHA {
+                    assert_eq!(u[i * ALPHA + j], G[i][tap / 3] * G[j][tap % 3]);
                 }
             }
         }
@@ -609,14 +727,44 @@ mod tests {
             du[pos] = 1.0;
             let back = taps_from_transformed(&du, 1, 1);
             for (tap, value) in back.iter().enumerate() {
-                assert_eq!(*value, G[pos / 4][tap / 3] * G[pos % 4][tap % 3]);
+                assert_eq!(*value, G[pos / ALPHA][tap / 3] * G[pos % ALPHA][tap % 3]);
             }
         }
     }
 
+    /// The vector transforms against their matrices, on values with distinct powers of two.
+    #[test]
+    fn one_dimensional_transforms_match_their_matrices() {
+        if !available(4, 4, 16, 32) {
+            eprintln!("SKIPPED: no AVX-512F on this CPU");
+            return;
+        }
+        fn check<const R: usize, const C: usize>(
+            m: &[[f32; C]; R],
+            f: unsafe fn(&[__m512; C]) -> [__m512; R],
+        ) {
+            let x: [f32; C] = std::array::from_fn(|i| (1u32 << (3 * i)) as f32 * 0.5);
+            // SAFETY: AVX-512F is present (checked by the caller).
+            let y = unsafe { f(&x.map(|v| _mm512_set1_ps(v))) };
+            for (row, &value) in m.iter().zip(&y) {
+                let expected: f32 = row.iter().zip(&x).map(|(a, b)| a * b).sum();
+                let mut lanes = [0.0f32; 16];
+                // SAFETY: as above; `lanes` holds 16 values.
+                unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), value) };
+                assert!(
+                    lanes.iter().all(|&l| l == expected),
+                    "{lanes:?} vs {expected}"
+                );
+            }
+        }
+        check(&BT, input_1d);
+        check(&AT, output_1d);
+        check(&A, grad_1d);
+    }
+
     #[test]
     fn conv_matches_direct() {
-        if !available(16, 32) || !direct::available(16, 32) {
+        if !available(4, 4, 16, 32) || !direct::available(16, 32) {
             eprintln!("SKIPPED: no AVX-512F on this CPU");
             return;
         }
@@ -625,7 +773,8 @@ mod tests {
             let mut expected = vec![0.0; shape.height * shape.width * shape.cout];
             direct::conv(&direct_shape(&shape), &padded, &weights, &mut expected);
             let transformed = transform_weights(&weights, shape.cin, shape.cout);
-            let mut workspace = Workspace::new(shape.width, shape.cin.max(shape.cout));
+            let mut workspace =
+                Workspace::new(shape.height, shape.width, shape.cin.max(shape.cout));
             let mut out = vec![f32::NAN; expected.len()];
             conv(&shape, &padded, &transformed, &mut workspace, &mut out);
             assert_close(&shape, "conv", &out, &expected);
@@ -634,7 +783,7 @@ mod tests {
 
     #[test]
     fn pooling_matches_direct() {
-        if !available(16, 32) || !direct::available(16, 32) {
+        if !available(4, 4, 16, 32) || !direct::available(16, 32) {
             eprintln!("SKIPPED: no AVX-512F on this CPU");
             return;
         }
@@ -652,7 +801,8 @@ mod tests {
                 &mut expected_winners,
             );
             let transformed = transform_weights(&weights, shape.cin, shape.cout);
-            let mut workspace = Workspace::new(shape.width, shape.cin.max(shape.cout));
+            let mut workspace =
+                Workspace::new(shape.height, shape.width, shape.cin.max(shape.cout));
             let (mut pooled, mut winners) = (vec![f32::NAN; n], vec![9u8; n]);
             conv_bias_relu_pool(
                 &shape,
@@ -680,7 +830,7 @@ mod tests {
 
     #[test]
     fn weight_grad_matches_direct() {
-        if !available(16, 32) || !direct::available(16, 32) {
+        if !available(4, 4, 16, 32) || !direct::available(16, 32) {
             eprintln!("SKIPPED: no AVX-512F on this CPU");
             return;
         }
@@ -701,7 +851,8 @@ mod tests {
             let mut expected = start.clone();
             direct::weight_grad(&direct_shape(&shape), &padded, &padded_grad, &mut expected);
             let mut transformed = vec![0.0; shape.transformed_len()];
-            let mut workspace = Workspace::new(shape.width, shape.cin.max(shape.cout));
+            let mut workspace =
+                Workspace::new(shape.height, shape.width, shape.cin.max(shape.cout));
             weight_grad(
                 &shape,
                 &padded,
