@@ -117,8 +117,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         println!("  {name:<9} {:8.2} steps/s", 1.0 / seconds);
         Ok(1.0 / seconds)
     };
-    // Whichever protocol was timed first ran 25-30% slower than the same protocol timed again
-    // (the process, the allocator and the CPU settling), so one untimed pass goes first.
+    // One untimed pass first, so that the first protocol timed does not pay for the process's
+    // first page faults and cold caches (before `keep_freed_memory` it ran 25-30% slower).
     seconds_per_step(
         &device,
         &target,
