@@ -29,7 +29,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub eval_passes: u32,
     /// Images per evaluation chunk.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = transfer_protocols::DEFAULT_EVAL_CHUNK)]
     pub eval_chunk: usize,
     /// Also write the figures as JSON.
     #[arg(long)]
@@ -94,7 +94,7 @@ pub struct PytorchFigures {
     pub train_steps_per_s: f64,
     /// Frozen protocol steps per second (convolutions run every step, without gradients).
     pub frozen_steps_per_s: f64,
-    /// Images per second scoring the target test set in chunks of 100.
+    /// Images per second scoring the target test set in chunks of `--eval-chunk`.
     pub eval_images_per_s: f64,
     /// Estimated seconds of the paper preset with one job, straightforwardly (frozen runs
     /// evaluate the whole network like the others).

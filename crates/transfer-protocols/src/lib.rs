@@ -42,7 +42,8 @@ pub use error::TrainError;
 pub use eval::{EvalSet, batch_tensors};
 pub use features::{FeatureSet, train_classifier_on_features};
 pub use train::{
-    LoopSettings, Observer, RunInput, Silent, TrainOutcome, pretrain, run_protocol, train_model,
+    DEFAULT_EVAL_CHUNK, LoopSettings, Observer, RunInput, Silent, TrainOutcome, pretrain,
+    run_protocol, train_model,
 };
 
 pub use transfer_records::Protocol;
