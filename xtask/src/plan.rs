@@ -14,9 +14,9 @@ use crate::error::{Result, XtaskError};
 pub enum Preset {
     /// SPEC.md exactly: 10 repetitions of 1000 iterations, test accuracy every 10.
     Paper,
-    /// About 10 minutes on a 2-core CPU: 2 repetitions of 100 iterations, every 50.
+    /// About a minute on a 2-core CPU: 2 repetitions of 100 iterations, every 50.
     Quick,
-    /// About a minute: 2 repetitions of 5 iterations, for CI and trying the pipeline.
+    /// Seconds: 2 repetitions of 5 iterations, for CI and trying the pipeline.
     Smoke,
 }
 

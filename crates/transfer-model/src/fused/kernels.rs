@@ -1,11 +1,13 @@
 //! The backbone's CPU kernels on plain slices: conv1 -> ReLU -> conv2 -> ReLU -> 2x2 max-pool,
 //! forward and backward, one image at a time on the rayon pool.
 //!
-//! Both convolutions are im2col followed by one matrix product per image, so that an image's
-//! working set (conv2's 784 x 288 column matrix, under 1 MB) stays in the core's cache. The first
-//! activation is kept in channels-last order, which makes conv2's im2col a sequence of contiguous
-//! copies. Gradients of the weights are summed per fixed group of images and the groups are then
-//! added in order: the result does not depend on the number of threads or on scheduling.
+//! Three methods ([`Method`]): conv2 by Winograd F(4x4, 3x3) and conv1 direct, both with
+//! AVX-512 ([`Method::Winograd`]); both convolutions direct ([`Method::Direct`]); or each as
+//! im2col followed by one matrix product per image ([`Method::Im2col`], any CPU and shape), so
+//! that an image's working set (conv2's 784 x 288 column matrix, under 1 MB) stays in the core's
+//! cache. The first activation is kept in channels-last order throughout. Gradients of the
+//! weights are summed per fixed group of images and the groups are then added in order: the
+//! result does not depend on the number of threads or on scheduling.
 
 use rayon::prelude::*;
 
@@ -228,9 +230,9 @@ pub fn forward_with(
                 },
                 b2: w.b2,
             };
+            let fast = &mut s.fast;
             // SAFETY: the fast methods run only where `Method::all` offers them, that is where
             // the CPU has AVX-512F (asserted above).
-            let fast = &mut s.fast;
             unsafe { fast_forward_image(g, method, forms, fast, image, act1_buf, out, winners) };
             return;
         }

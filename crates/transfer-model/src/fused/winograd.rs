@@ -4,15 +4,16 @@
 //! A 6x6 patch `d` of the zero-bordered input becomes `V = Bᵀ d B`, a 3x3 kernel `g` becomes
 //! `U = G g Gᵀ`, and the tile's outputs are `Aᵀ (Σ_in U ⊙ V) A` (Lavin and Gray's matrices,
 //! interpolation points 0, ±1, ±2). The sum over input channels is 36 small matrix products per
-//! strip of tiles (one row of tiles: `V` and the products stay in the core's first-level
-//! cache), register-blocked like the direct kernels (up to seven tiles by 32 output channels
-//! in 14 registers). A 4x4 output tile is four whole 2x2 pooling windows, so
+//! strip of tiles (one row of tiles: for the study's 28x28x32 maps, 32 KB of `V` and as much of
+//! products, which stay in the core's cache), register-blocked like the direct kernels (up to
+//! seven tiles by 32 output channels in 14 registers). A 4x4 output tile is four whole 2x2 pooling windows, so
 //! [`conv_bias_relu_pool`] pools as it untransforms. [`weight_grad`] sums `V ⊙ (A dY Aᵀ)` over
 //! an image's tiles in the transformed domain; [`taps_from_transformed`] brings the sum back to
 //! the kernel's taps (`Gᵀ dU G`).
 //!
-//! The results equal a direct convolution's to float rounding (the transforms scale by up to 8
-//! and 1/24; tests hold them to 1e-5 of the largest output). Used where the CPU has AVX-512F,
+//! The results equal a direct convolution's to float rounding; the transforms scale a tile's
+//! values by up to 100 and 1/576, so the rounding follows the tile's largest values (tests hold
+//! the results to 1e-5 of the largest output; measured up to 5e-6). Used where the CPU has AVX-512F,
 //! the kernel is 3x3, the map's sides are multiples of 4, the input channels a multiple of 16
 //! and the output channels of 32 ([`available`]).
 
