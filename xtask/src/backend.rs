@@ -126,12 +126,35 @@ impl Backend {
 /// backend's kernels, for GPUs the name the runtime reports and what it compiles kernels for.
 fn describe_device(backend: Backend, device: &Device) -> (String, String) {
     match backend {
-        Backend::Flex => (
-            crate::hardware::cpu_model(),
-            "burn-flex, fused backbone kernels".into(),
-        ),
+        Backend::Flex => (crate::hardware::cpu_model(), flex_kernels()),
         Backend::Ndarray => (crate::hardware::cpu_model(), "burn-ndarray".into()),
         Backend::Wgpu | Backend::Cuda => gpu_identity(device),
+    }
+}
+
+/// burn-flex and the fused backbone's method for the study's model (SPEC.md: 28x28 images,
+/// 32 and 32 channels, 3x3 kernels).
+fn flex_kernels() -> String {
+    #[cfg(feature = "flex")]
+    {
+        use transfer_model::fused::kernels::{Geometry, Method};
+        let study = Geometry {
+            batch: 1,
+            c0: 1,
+            c1: 32,
+            c2: 32,
+            height: 28,
+            width: 28,
+            kernel: 3,
+        };
+        format!(
+            "burn-flex, fused backbone kernels ({})",
+            Method::chosen(&study).name()
+        )
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        "burn-flex".into()
     }
 }
 

@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// Images per evaluation chunk.
     #[arg(long, default_value_t = transfer_protocols::DEFAULT_EVAL_CHUNK)]
     pub eval_chunk: usize,
+    /// The fused CPU kernels' method (flex; default: the fastest this CPU has), to compare
+    /// methods end to end.
+    #[arg(long, value_enum)]
+    pub kernels: Option<Kernels>,
     /// Also write the figures as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -44,6 +48,17 @@ pub struct BenchArgs {
     /// Directory of the MNIST files.
     #[arg(long, default_value = "data/mnist", env = "MNIST_DIR")]
     pub dir: PathBuf,
+}
+
+/// The fused backbone's methods (`transfer_model::fused::kernels::Method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kernels {
+    /// Winograd F(4x4, 3x3) for conv2 with AVX-512.
+    Winograd,
+    /// Register-blocked direct convolutions with AVX-512.
+    Direct,
+    /// im2col and `gemm`, any CPU.
+    Im2col,
 }
 
 /// The figures `bench` prints and writes.
@@ -106,6 +121,15 @@ pub struct PytorchFigures {
 
 /// Runs the benchmark.
 pub fn bench(args: BenchArgs) -> Result<()> {
+    #[cfg(feature = "flex")]
+    if let Some(kernels) = args.kernels {
+        use transfer_model::fused::kernels::Method;
+        Method::prefer(Some(match kernels {
+            Kernels::Winograd => Method::Winograd,
+            Kernels::Direct => Method::Direct,
+            Kernels::Im2col => Method::Im2col,
+        }));
+    }
     let (device, info) = args.backend.device()?;
     let dataset = load_dataset(&args.dir, None)?;
     let (source, target) = dataset.transfer_tasks(
@@ -129,8 +153,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         args.steps,
     )?;
     println!(
-        "training, batch 100, {} timed steps each ({}):",
-        args.steps, info.backend
+        "training, batch 100, {} timed steps each ({}; {}):",
+        args.steps, info.backend, info.driver
     );
     let raw = rate("raw")?;
     let frozen = rate("frozen")?;

@@ -9,6 +9,8 @@
 //! weights are summed per fixed group of images and the groups are then added in order: the
 //! result does not depend on the number of threads or on scheduling.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use rayon::prelude::*;
 
 use super::{direct, winograd};
@@ -83,6 +85,8 @@ pub struct Saved {
     /// Which of the four pooled pixels won, per pooled value: `[batch, pooled_len]`, each
     /// image's channels first (im2col method) or channels last (direct and Winograd).
     pub argmax: Vec<u8>,
+    /// The method that computed them.
+    pub method: Method,
 }
 
 /// Gradients of the backbone's inputs, in burn's layouts.
@@ -101,9 +105,10 @@ pub struct Grads {
 }
 
 /// How the convolutions (forward, input and weight gradients) are computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Method {
     /// im2col and one `gemm` product per image: any CPU, any shapes.
+    #[default]
     Im2col,
     /// Register-blocked direct convolutions with AVX-512, pooling in registers: where the CPU
     /// has AVX-512F and `c1` and `c2` are multiples of 32.
@@ -138,16 +143,59 @@ impl Method {
             Method::Im2col => vec![Method::Im2col],
         }
     }
+
+    /// Makes [`forward`] and [`forward_saving`] use `method` from now on in this process,
+    /// wherever the CPU has it for the shapes (`None`: the fastest, the default). For
+    /// comparisons and for checking numerics: Winograd's results round to about 5e-6 of a tile's
+    /// largest value, direct convolution's to about 1e-7 of each value, and Adam, which divides
+    /// each gradient by its own magnitude, turns such differences in near-zero features into
+    /// visibly different training trajectories within a few steps.
+    pub fn prefer(method: Option<Method>) {
+        let code = match method {
+            None => 0,
+            Some(Method::Im2col) => 1,
+            Some(Method::Direct) => 2,
+            Some(Method::Winograd) => 3,
+        };
+        PREFERRED.store(code, Ordering::Relaxed);
+    }
+
+    /// The method [`forward`] and [`forward_saving`] use for these shapes: the preferred one
+    /// ([`Method::prefer`]) where available, else the fastest.
+    pub fn chosen(g: &Geometry) -> Self {
+        let preferred = match PREFERRED.load(Ordering::Relaxed) {
+            1 => Some(Method::Im2col),
+            2 => Some(Method::Direct),
+            3 => Some(Method::Winograd),
+            _ => None,
+        };
+        match preferred {
+            Some(method) if Method::all(g).contains(&method) => method,
+            _ => Method::best(g),
+        }
+    }
+
+    /// Lower-case name: `im2col`, `direct` or `winograd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Im2col => "im2col",
+            Method::Direct => "direct",
+            Method::Winograd => "winograd",
+        }
+    }
 }
+
+/// [`Method::prefer`]'s choice: 0 none, then im2col, direct, Winograd.
+static PREFERRED: AtomicU8 = AtomicU8::new(0);
 
 /// Pooled features `[batch, c2, height/2, width/2]` of `input` `[batch, c0, height, width]`.
 pub fn forward(g: &Geometry, input: &[f32], w: Weights<'_>) -> Vec<f32> {
-    forward_with(Method::best(g), g, input, w, false).0
+    forward_with(Method::chosen(g), g, input, w, false).0
 }
 
 /// [`forward`], also keeping what [`backward`] needs.
 pub fn forward_saving(g: &Geometry, input: &[f32], w: Weights<'_>) -> (Vec<f32>, Saved) {
-    forward_with(Method::best(g), g, input, w, true)
+    forward_with(Method::chosen(g), g, input, w, true)
 }
 
 /// [`forward`] (or with `save`, [`forward_saving`]) by the given method.
@@ -249,7 +297,14 @@ pub fn forward_with(
             .for_each_init(scratch, |s, (((image, out), a1), am)| {
                 body(s, image, out, Some(a1), Some(am))
             });
-        (pooled, Saved { act1, argmax })
+        (
+            pooled,
+            Saved {
+                act1,
+                argmax,
+                method,
+            },
+        )
     } else {
         images.for_each_init(scratch, |s, (image, out)| body(s, image, out, None, None));
         (pooled, Saved::default())
@@ -257,8 +312,8 @@ pub fn forward_with(
 }
 
 /// Gradients of the inputs of [`forward`] given the gradient `grad` of its output, the
-/// output `pooled` itself and what it saved. The images' gradient is computed only when
-/// `input_grad` is set.
+/// output `pooled` itself and what it saved, by the method that saved it. The images' gradient
+/// is computed only when `input_grad` is set.
 pub fn backward(
     g: &Geometry,
     input: &[f32],
@@ -268,21 +323,13 @@ pub fn backward(
     grad: &[f32],
     input_grad: bool,
 ) -> Grads {
-    backward_with(
-        Method::best(g),
-        g,
-        input,
-        w,
-        pooled,
-        saved,
-        grad,
-        input_grad,
-    )
+    backward_with(saved.method, g, input, w, pooled, saved, grad, input_grad)
 }
 
 /// [`backward`] by the given method.
 ///
-/// Panics when `method` is not one of [`Method::all`].
+/// Panics when `method` is not one of [`Method::all`], or keeps its winners in another order
+/// than the method that saved them (im2col against the others).
 #[allow(clippy::too_many_arguments)]
 pub fn backward_with(
     method: Method,
@@ -299,6 +346,12 @@ pub fn backward_with(
         "{method:?} is not available for {g:?} on this CPU"
     );
     let direct = method != Method::Im2col;
+    assert_eq!(
+        direct,
+        saved.method != Method::Im2col,
+        "{method:?} cannot read what {:?} saved",
+        saved.method
+    );
     let winograd = method == Method::Winograd;
     let p = g.pixels();
     let taps = g.taps();
@@ -1374,6 +1427,31 @@ mod tests {
             skipped * 20 <= checked,
             "{skipped} of {checked} points skipped"
         );
+    }
+
+    /// The only test that changes the preference (tests run in parallel; the others name
+    /// their method).
+    #[test]
+    fn a_preferred_method_is_used_where_available() {
+        let g = Geometry {
+            batch: 1,
+            c0: 1,
+            c1: 32,
+            c2: 32,
+            height: 28,
+            width: 28,
+            kernel: 3,
+        };
+        for method in Method::all(&g) {
+            Method::prefer(Some(method));
+            assert_eq!(Method::chosen(&g), method);
+        }
+        // Not available for these shapes (4 channels): the fastest that is.
+        let narrow = small(3);
+        Method::prefer(Some(Method::Direct));
+        assert_eq!(Method::chosen(&narrow), Method::Im2col);
+        Method::prefer(None);
+        assert_eq!(Method::chosen(&g), Method::best(&g));
     }
 
     #[test]
