@@ -9,7 +9,9 @@
 //! weights are summed per fixed group of images and the groups are then added in order: the
 //! result does not depend on the number of threads or on scheduling.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::thread::LocalKey;
 
 use rayon::prelude::*;
 
@@ -235,6 +237,7 @@ pub fn forward_with(
 
     let act1_len = if save { p * g.c1 } else { 0 };
     let argmax_len = if save { g.pooled_len() } else { 0 };
+    let key = CacheKey::new(g, method);
     let scratch = || Scratch {
         cols1: vec![0.0; if direct { 0 } else { p * k1 }],
         act1: vec![0.0; p * g.c1],
@@ -294,8 +297,10 @@ pub fn forward_with(
         images
             .zip(act1.par_chunks_mut(act1_len))
             .zip(argmax.par_chunks_mut(argmax_len))
-            .for_each_init(scratch, |s, (((image, out), a1), am)| {
-                body(s, image, out, Some(a1), Some(am))
+            .for_each(|(((image, out), a1), am)| {
+                cached(&FORWARD_SCRATCH, key, scratch, |s| {
+                    body(s, image, out, Some(a1), Some(am))
+                })
             });
         (
             pooled,
@@ -306,7 +311,11 @@ pub fn forward_with(
             },
         )
     } else {
-        images.for_each_init(scratch, |s, (image, out)| body(s, image, out, None, None));
+        images.for_each(|(image, out)| {
+            cached(&FORWARD_SCRATCH, key, scratch, |s| {
+                body(s, image, out, None, None)
+            })
+        });
         (pooled, Saved::default())
     }
 }
@@ -396,6 +405,7 @@ pub fn backward_with(
         pooled: &pooled[i * pl..(i + 1) * pl],
         argmax: &saved.argmax[i * pl..(i + 1) * pl],
     };
+    let key = CacheKey::new(g, method);
     let context = BackwardContext {
         g,
         method,
@@ -412,42 +422,43 @@ pub fn backward_with(
                 w2: vec![0.0; w2_len],
                 b2: vec![0.0; g.c2],
             };
-            let mut buffers = BackwardBuffers::new(g, method);
-            let mut grad_act1 = vec![0.0; p * g.c1];
             let mut dx_cols = vec![0.0; if input_grad { p * g.c1 * taps } else { 0 }];
             let mut dx_hwc = vec![0.0; if input_grad { p * g.c0 } else { 0 }];
             let first = group * GRAD_GROUP;
             let last = (first + GRAD_GROUP).min(g.batch);
-            for (local, i) in (first..last).enumerate() {
-                let one = image(i);
-                match &mut buffers {
-                    // SAFETY: the fast methods run only where `Method::all` offers them, that
-                    // is where the CPU has AVX-512F (asserted above).
-                    BackwardBuffers::Fast(b) => unsafe {
-                        fast_backward_image(&context, b, &one, &mut grad_act1, &mut acc)
-                    },
-                    BackwardBuffers::Im2col(b) => {
-                        im2col_backward_image(&context, b, &one, &mut grad_act1, &mut acc)
+            let make = || (BackwardBuffers::new(g, method), vec![0.0; p * g.c1]);
+            cached(&BACKWARD_BUFFERS, key, make, |(buffers, grad_act1)| {
+                for (local, i) in (first..last).enumerate() {
+                    let one = image(i);
+                    match buffers {
+                        // SAFETY: the fast methods run only where `Method::all` offers them, that
+                        // is where the CPU has AVX-512F (asserted above).
+                        BackwardBuffers::Fast(b) => unsafe {
+                            fast_backward_image(&context, b, &one, grad_act1, &mut acc)
+                        },
+                        BackwardBuffers::Im2col(b) => {
+                            im2col_backward_image(&context, b, &one, grad_act1, &mut acc)
+                        }
                     }
-                }
-                if input_grad {
-                    conv_im2col(
-                        g,
-                        &grad_act1,
-                        g.c1,
-                        &w1_flipped,
-                        g.c0,
-                        &mut dx_cols,
-                        &mut dx_hwc,
-                    );
-                    let out = &mut dx[local * image_len..(local + 1) * image_len];
-                    for (pixel, row) in dx_hwc.chunks_exact(g.c0).enumerate() {
-                        for (c, &v) in row.iter().enumerate() {
-                            out[c * p + pixel] = v;
+                    if input_grad {
+                        conv_im2col(
+                            g,
+                            grad_act1,
+                            g.c1,
+                            &w1_flipped,
+                            g.c0,
+                            &mut dx_cols,
+                            &mut dx_hwc,
+                        );
+                        let out = &mut dx[local * image_len..(local + 1) * image_len];
+                        for (pixel, row) in dx_hwc.chunks_exact(g.c0).enumerate() {
+                            for (c, &v) in row.iter().enumerate() {
+                                out[c * p + pixel] = v;
+                            }
                         }
                     }
                 }
-            }
+            });
             acc
         })
         .collect();
@@ -520,6 +531,43 @@ unsafe fn fast_forward_image(
         direct::conv_bias_relu_pool(&conv2, &s.padded, w.w2, w.b2, &mut s.pooled, winners);
     }
     channels_first(&s.pooled, g.c2, out);
+}
+
+/// What sizes a thread's cached buffers: the shapes but the batch, and the method.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct CacheKey(Geometry, Method);
+
+impl CacheKey {
+    fn new(g: &Geometry, method: Method) -> Self {
+        CacheKey(Geometry { batch: 0, ..*g }, method)
+    }
+}
+
+/// A thread's buffers, kept from call to call.
+type Cache<T> = RefCell<Option<(CacheKey, T)>>;
+
+thread_local! {
+    static FORWARD_SCRATCH: Cache<Scratch> = const { RefCell::new(None) };
+    static BACKWARD_BUFFERS: Cache<(BackwardBuffers, Vec<f32>)> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's buffers for `key`, made by `make` when there are none for it
+/// yet. Every kernel writes its buffers before reading them, so buffers kept from an earlier
+/// call (of the same shapes) need no zeroing: a training step allocates none. `f` must not
+/// start parallel work that could run another call's `f` on this thread.
+fn cached<T, R>(
+    cache: &'static LocalKey<Cache<T>>,
+    key: CacheKey,
+    make: impl FnOnce() -> T,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    cache.with_borrow_mut(|slot| {
+        let buffers = match slot {
+            Some((k, buffers)) if *k == key => buffers,
+            _ => &mut slot.insert((key, make())).1,
+        };
+        f(buffers)
+    })
 }
 
 /// One image's share of the backward pass.
@@ -1427,6 +1475,51 @@ mod tests {
             skipped * 20 <= checked,
             "{skipped} of {checked} points skipped"
         );
+    }
+
+    /// Buffers kept from earlier calls leave no trace: the same inputs give the same bits
+    /// before and after a call with other values (and after one with other shapes, which
+    /// replaces the buffers of the threads it ran on).
+    #[test]
+    fn kept_buffers_leave_no_trace() {
+        let study = Geometry {
+            batch: 5,
+            c0: 1,
+            c1: 32,
+            c2: 32,
+            height: 28,
+            width: 28,
+            kernel: 3,
+        };
+        // Other shapes that every method takes.
+        let other = Geometry {
+            batch: 3,
+            height: 8,
+            width: 8,
+            ..study
+        };
+        let run = |g: &Geometry, method: Method, seed: u64| {
+            let input = values(g.batch * g.pixels(), seed);
+            let (w1, b1) = (values(g.c1 * 9, seed + 1), values(g.c1, seed + 2));
+            let (w2, b2) = (values(g.c2 * g.c1 * 9, seed + 3), values(g.c2, seed + 4));
+            let w = Weights {
+                w1: &w1,
+                b1: &b1,
+                w2: &w2,
+                b2: &b2,
+            };
+            let probe = values(g.batch * g.pooled_len(), seed + 5);
+            let (pooled, saved) = forward_with(method, g, &input, w, true);
+            let grads = backward_with(method, g, &input, w, &pooled, &saved, &probe, false);
+            let (act1, argmax) = (saved.act1, saved.argmax);
+            (pooled, act1, argmax, grads.w1, grads.b1, grads.w2, grads.b2)
+        };
+        for method in Method::all(&study) {
+            run(&other, method, 30);
+            let fresh = run(&study, method, 40);
+            run(&study, method, 50);
+            assert!(run(&study, method, 40) == fresh, "{method:?}");
+        }
     }
 
     /// The only test that changes the preference (tests run in parallel; the others name
