@@ -1076,10 +1076,15 @@ fn unpool_padded(
     let (c, row) = (g.c2, g.width + 2 * r);
     let (ph, pw) = (g.height / 2, g.width / 2);
     let windows = ph * pw;
-    for (o, values) in grad_pooled.chunks_exact_mut(c).enumerate().take(windows) {
-        for (ch, v) in values.iter_mut().enumerate() {
-            let at = ch * windows + o;
-            *v = keep_if(pooled[at] > 0.0, grad[at]);
+    // Channels first to channels last: contiguous reads, one store per value.
+    for (ch, (grad, pooled)) in grad
+        .chunks_exact(windows)
+        .zip(pooled.chunks_exact(windows))
+        .take(c)
+        .enumerate()
+    {
+        for (o, (&g, &p)) in grad.iter().zip(pooled).enumerate() {
+            grad_pooled[o * c + ch] = keep_if(p > 0.0, g);
         }
     }
     direct::zero_border(g.height, g.width, c, r, out);
@@ -1098,10 +1103,27 @@ fn unpool_padded(
     }
 }
 
+/// Adds each column's sum over the rows of `map` to `sums`, 16 columns at a time in local
+/// accumulators (kept in registers, not reloaded from `sums` row after row).
 #[inline]
 fn column_sums(map: &[f32], columns: usize, sums: &mut [f32]) {
-    for row in map.chunks_exact(columns) {
-        add(sums, row);
+    const LANES: usize = 16;
+    let mut start = 0;
+    while start < columns {
+        let width = LANES.min(columns - start);
+        let mut acc = [0.0f32; LANES];
+        for row in map.chunks_exact(columns) {
+            let row = &row[start..start + width];
+            if width == LANES {
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a += v;
+                }
+            } else {
+                add(&mut acc[..width], row);
+            }
+        }
+        add(&mut sums[start..start + width], &acc[..width]);
+        start += width;
     }
 }
 
