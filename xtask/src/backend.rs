@@ -132,21 +132,12 @@ fn describe_device(backend: Backend, device: &Device) -> (String, String) {
     }
 }
 
-/// burn-flex and the fused backbone's method for the study's model (SPEC.md: 28x28 images,
-/// 32 and 32 channels, 3x3 kernels).
+/// burn-flex and the fused backbone's method for the study's model.
 fn flex_kernels() -> String {
     #[cfg(feature = "flex")]
     {
         use transfer_model::fused::kernels::{Geometry, Method};
-        let study = Geometry {
-            batch: 1,
-            c0: 1,
-            c1: 32,
-            c2: 32,
-            height: 28,
-            width: 28,
-            kernel: 3,
-        };
+        let study = Geometry::of(&transfer_model::CnnConfig::new(4), 1);
         format!(
             "burn-flex, fused backbone kernels ({})",
             Method::chosen(&study).name()

@@ -24,15 +24,7 @@ fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 }
 
 fn backbone(c: &mut Criterion) {
-    let g = Geometry {
-        batch: 100,
-        c0: 1,
-        c1: 32,
-        c2: 32,
-        height: 28,
-        width: 28,
-        kernel: 3,
-    };
+    let g = Geometry::of(&CnnConfig::new(4), 100);
     let input = values(g.batch * g.pixels(), 1, 2.0);
     let (w1, b1) = (values(32 * 9, 2, 0.6), values(32, 3, 0.1));
     let (w2, b2) = (values(32 * 32 * 9, 4, 0.2), values(32, 5, 0.1));

@@ -40,6 +40,19 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// The backbone of `config` on batches of `batch` images.
+    pub fn of(config: &crate::CnnConfig, batch: usize) -> Self {
+        Geometry {
+            batch,
+            c0: config.in_channels,
+            c1: config.channels[0],
+            c2: config.channels[1],
+            height: config.image_size,
+            width: config.image_size,
+            kernel: config.kernel_size,
+        }
+    }
+
     /// Pixels per image.
     pub fn pixels(&self) -> usize {
         self.height * self.width
@@ -1282,15 +1295,7 @@ mod tests {
             forward_matches_direct_convolution_with(small_wide(kernel));
         }
         // The study's shapes: 32 channels, 28 x 28.
-        forward_matches_direct_convolution_with(Geometry {
-            batch: 2,
-            c0: 1,
-            c1: 32,
-            c2: 32,
-            height: 28,
-            width: 28,
-            kernel: 3,
-        });
+        forward_matches_direct_convolution_with(Geometry::of(&crate::CnnConfig::new(4), 2));
     }
 
     /// 32 channels on a small map: shapes the direct method takes (where the CPU has it).
@@ -1352,15 +1357,7 @@ mod tests {
     /// im2col method is checked against them above).
     #[test]
     fn methods_agree_on_the_study_shapes() {
-        let g = Geometry {
-            batch: 6,
-            c0: 1,
-            c1: 32,
-            c2: 32,
-            height: 28,
-            width: 28,
-            kernel: 3,
-        };
+        let g = Geometry::of(&crate::CnnConfig::new(4), 6);
         if Method::best(&g) == Method::Im2col {
             eprintln!("SKIPPED: no AVX-512F on this CPU");
             return;
@@ -1504,15 +1501,7 @@ mod tests {
     /// replaces the buffers of the threads it ran on).
     #[test]
     fn kept_buffers_leave_no_trace() {
-        let study = Geometry {
-            batch: 5,
-            c0: 1,
-            c1: 32,
-            c2: 32,
-            height: 28,
-            width: 28,
-            kernel: 3,
-        };
+        let study = Geometry::of(&crate::CnnConfig::new(4), 5);
         // Other shapes that every method takes.
         let other = Geometry {
             batch: 3,
@@ -1548,15 +1537,7 @@ mod tests {
     /// their method).
     #[test]
     fn a_preferred_method_is_used_where_available() {
-        let g = Geometry {
-            batch: 1,
-            c0: 1,
-            c1: 32,
-            c2: 32,
-            height: 28,
-            width: 28,
-            kernel: 3,
-        };
+        let g = Geometry::of(&crate::CnnConfig::new(4), 1);
         for method in Method::all(&g) {
             Method::prefer(Some(method));
             assert_eq!(Method::chosen(&g), method);

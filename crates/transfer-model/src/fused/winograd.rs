@@ -513,22 +513,16 @@ unsafe fn transform_input_row(
     // every column) lie inside `padded`, and `input` holds `36 * tiles * cin` values.
     unsafe {
         let src = padded.as_ptr().add(TILE * ty * row);
-        let dst = input.as_mut_ptr();
-        for tx in 0..shape.tiles_per_row() {
-            for c in (0..cin).step_by(16) {
-                let patch = src.add(TILE * tx * cin + c);
-                let d: [[__m512; ALPHA]; ALPHA] = std::array::from_fn(|i| {
-                    std::array::from_fn(|j| _mm512_loadu_ps(patch.add(i * row + j * cin)))
-                });
-                for (i, values) in sandwich(|x| input_1d(x), &d).iter().enumerate() {
-                    for (j, &value) in values.iter().enumerate() {
-                        let pos = i * ALPHA + j;
-                        let at = (pos * tiles + t0 + tx) * cin + c;
-                        _mm512_storeu_ps(dst.add(at), value);
-                    }
-                }
-            }
-        }
+        let at = TileRow {
+            shape,
+            src,
+            row,
+            channels: cin,
+            dst: input.as_mut_ptr(),
+            t0,
+            tiles,
+        };
+        transform_row::<ALPHA>(at, |x| input_1d(x));
     }
 }
 
@@ -550,18 +544,69 @@ unsafe fn transform_grad_row(
     // 4ty + 5`) lie inside `padded_grad`; `out` holds `36 * tiles * cout` values.
     unsafe {
         let src = padded_grad.as_ptr().add((TILE * ty + 1) * row + cout);
-        let dst = out.as_mut_ptr();
+        let at = TileRow {
+            shape,
+            src,
+            row,
+            channels: cout,
+            dst: out.as_mut_ptr(),
+            t0,
+            tiles,
+        };
+        transform_row::<TILE>(at, |x| grad_1d(x));
+    }
+}
+
+/// Where a row of tiles is read and its transforms written.
+#[derive(Clone, Copy)]
+struct TileRow<'a> {
+    shape: &'a Shape,
+    /// The row's first tile's first value.
+    src: *const f32,
+    /// Values per map row.
+    row: usize,
+    /// Values per pixel.
+    channels: usize,
+    /// The transformed tiles, `[36, tiles, channels]`.
+    dst: *mut f32,
+    /// The row's first tile's index in `dst`.
+    t0: usize,
+    /// Tiles in `dst`.
+    tiles: usize,
+}
+
+/// Transforms every `N x N` tile of a row (tiles `TILE` pixels apart), 16 channels at a time:
+/// `one_d` applied to its columns, then to its rows, into 36 positions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn transform_row<const N: usize>(
+    at: TileRow<'_>,
+    one_d: impl Fn(&[__m512; N]) -> [__m512; ALPHA],
+) {
+    let TileRow {
+        shape,
+        src,
+        row,
+        channels,
+        dst,
+        t0,
+        tiles,
+    } = at;
+    // SAFETY: the callers pass a row whose tiles (`N` rows of `row` values from `src`, `N`
+    // pixels each, TILE pixels apart) lie inside their map, and `dst` holding `36 * tiles *
+    // channels` values.
+    unsafe {
         for tx in 0..shape.tiles_per_row() {
-            for c in (0..cout).step_by(16) {
-                let tile = src.add(TILE * tx * cout + c);
-                let dy: [[__m512; TILE]; TILE] = std::array::from_fn(|a| {
-                    std::array::from_fn(|b| _mm512_loadu_ps(tile.add(a * row + b * cout)))
+            for c in (0..channels).step_by(16) {
+                let tile = src.add(TILE * tx * channels + c);
+                let x: [[__m512; N]; N] = std::array::from_fn(|i| {
+                    std::array::from_fn(|j| _mm512_loadu_ps(tile.add(i * row + j * channels)))
                 });
-                for (i, values) in sandwich(|x| grad_1d(x), &dy).iter().enumerate() {
+                for (i, values) in sandwich(&one_d, &x).iter().enumerate() {
                     for (j, &value) in values.iter().enumerate() {
                         let pos = i * ALPHA + j;
-                        let at = (pos * tiles + t0 + tx) * cout + c;
-                        _mm512_storeu_ps(dst.add(at), value);
+                        _mm512_storeu_ps(dst.add((pos * tiles + t0 + tx) * channels + c), value);
                     }
                 }
             }
