@@ -199,6 +199,14 @@ pub fn weight_grad(shape: &Shape, padded: &[f32], padded_grad: &[f32], grad_w: &
     // SAFETY: AVX-512F is present (asserted); the checks above keep every read inside
     // `padded` and `padded_grad` and every write inside `grad_w`.
     unsafe {
+        if shape.cin == 1 && shape.kernel == 3 {
+            // One input channel (conv1): all nine taps in registers, each pixel's gradient
+            // read once instead of once per tap.
+            for cb in 0..shape.cout / BLOCK_CHANNELS {
+                single_channel_weight_grad(shape, padded, padded_grad, grad_w, cb);
+            }
+            return;
+        }
         for tap in 0..shape.kernel * shape.kernel {
             for cb in 0..shape.cout / BLOCK_CHANNELS {
                 let mut ci = 0;
@@ -447,6 +455,50 @@ unsafe fn weight_grad_block<const I: usize>(
     I
 }
 
+/// [`weight_grad`] of a 3x3 kernel on one input channel, for 32 output channels from
+/// `cb * 32`: the nine taps' sums in 18 registers over every output pixel.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn single_channel_weight_grad(
+    shape: &Shape,
+    padded: &[f32],
+    padded_grad: &[f32],
+    grad_w: &mut [f32],
+    cb: usize,
+) {
+    const TAPS: usize = 9;
+    let (cout, width) = (shape.cout, shape.padded_width());
+    let mut acc = [[_mm512_setzero_ps(); 2]; TAPS];
+    // SAFETY: the caller checked the shapes (one input channel, kernel 3): the input pixels
+    // `(y + ky, x + kx)` and the gradient pixel `(y + 1, x + 1)` of every output pixel lie
+    // inside the padded maps, and the nine taps' rows inside `grad_w`.
+    unsafe {
+        let input = padded.as_ptr();
+        let grad = padded_grad
+            .as_ptr()
+            .add((width + 1) * cout + cb * BLOCK_CHANNELS);
+        for y in 0..shape.height {
+            for x in 0..shape.width {
+                let pixel = y * width + x;
+                let g0 = _mm512_loadu_ps(grad.add(pixel * cout));
+                let g1 = _mm512_loadu_ps(grad.add(pixel * cout + 16));
+                for (tap, a) in acc.iter_mut().enumerate() {
+                    let v = _mm512_set1_ps(*input.add(pixel + (tap / 3) * width + tap % 3));
+                    a[0] = _mm512_fmadd_ps(v, g0, a[0]);
+                    a[1] = _mm512_fmadd_ps(v, g1, a[1]);
+                }
+            }
+        }
+        let out = grad_w.as_mut_ptr().add(cb * BLOCK_CHANNELS);
+        for (tap, a) in acc.iter().enumerate() {
+            for (half, &v) in a.iter().enumerate() {
+                let at = out.add(tap * cout + half * 16);
+                _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), v));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,7 +612,14 @@ mod tests {
             return;
         }
         // Input channel counts covering every block (12, 8, 4, 2, 1).
-        for (cin, kernel, height, width) in [(31, 3, 4, 6), (8, 5, 6, 4), (1, 3, 2, 2)] {
+        // One input channel with the 3x3 kernel takes its own kernel.
+        for (cin, kernel, height, width) in [
+            (31, 3, 4, 6),
+            (8, 5, 6, 4),
+            (1, 3, 2, 2),
+            (1, 3, 28, 28),
+            (1, 5, 6, 8),
+        ] {
             let shape = Shape {
                 height,
                 width,
