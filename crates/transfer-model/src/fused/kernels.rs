@@ -9,6 +9,8 @@
 //! weights are summed per fixed group of images and the groups are then added in order: the
 //! result does not depend on the number of threads or on scheduling.
 
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread::LocalKey;
@@ -543,7 +545,7 @@ unsafe fn fast_forward_image(
         let conv2 = conv2_shape(g);
         direct::conv_bias_relu_pool(&conv2, &s.padded, w.w2, w.b2, &mut s.pooled, winners);
     }
-    channels_first(&s.pooled, g.c2, out);
+    channels_first_f32(&s.pooled, g.c2, out);
 }
 
 /// What sizes a thread's cached buffers: the shapes but the batch, and the method.
@@ -838,6 +840,7 @@ fn channels_last(map: &[f32], channels: usize, out: &mut [f32]) {
 }
 
 /// A channels-last map `[positions, channels]` into channels-first `out [channels, positions]`.
+#[cfg(test)]
 fn channels_first<T: Copy>(map: &[T], channels: usize, out: &mut [T]) {
     let positions = map.len() / channels;
     for (position, row) in map.chunks_exact(channels).enumerate() {
@@ -1089,17 +1092,7 @@ fn unpool_padded(
     let (c, row) = (g.c2, g.width + 2 * r);
     let (ph, pw) = (g.height / 2, g.width / 2);
     let windows = ph * pw;
-    // Channels first to channels last: contiguous reads, one store per value.
-    for (ch, (grad, pooled)) in grad
-        .chunks_exact(windows)
-        .zip(pooled.chunks_exact(windows))
-        .take(c)
-        .enumerate()
-    {
-        for (o, (&g, &p)) in grad.iter().zip(pooled).enumerate() {
-            grad_pooled[o * c + ch] = keep_if(p > 0.0, g);
-        }
-    }
+    positive_channels_last(grad, pooled, windows, c, grad_pooled);
     direct::zero_border(g.height, g.width, c, r, out);
     for y in 0..ph {
         for x in 0..pw {
@@ -1114,6 +1107,119 @@ fn unpool_padded(
             }
         }
     }
+}
+
+/// `out [positions, channels]` = `grad [channels, positions]` where `pooled` (same layout)
+/// is positive, else zero: channels first to channels last, by 16 x 16 blocks transposed in
+/// registers where the CPU has AVX-512F.
+fn positive_channels_last(
+    grad: &[f32],
+    pooled: &[f32],
+    positions: usize,
+    channels: usize,
+    out: &mut [f32],
+) {
+    let n = positions * channels;
+    assert!(grad.len() >= n && pooled.len() >= n && out.len() >= n);
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if channels.is_multiple_of(16) && is_x86_feature_detected!("avx512f") {
+        done = positions - positions % 16;
+        // SAFETY: AVX-512F is present; block (ch, o) reads rows `ch..ch + 16` (< channels) at
+        // positions `o..o + 16` (<= done <= positions) and writes rows `o..o + 16` at channels
+        // `ch..ch + 16`: all inside the checked lengths.
+        unsafe {
+            let zero = _mm512_setzero_ps();
+            for ch in (0..channels).step_by(16) {
+                for o in (0..done).step_by(16) {
+                    let rows = std::array::from_fn(|k| {
+                        let at = (ch + k) * positions + o;
+                        let p = _mm512_loadu_ps(pooled.as_ptr().add(at));
+                        let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(p, zero);
+                        _mm512_maskz_loadu_ps(positive, grad.as_ptr().add(at))
+                    });
+                    for (j, column) in transpose16(rows).into_iter().enumerate() {
+                        _mm512_storeu_ps(out.as_mut_ptr().add((o + j) * channels + ch), column);
+                    }
+                }
+            }
+        }
+    }
+    for ch in 0..channels {
+        for o in done..positions {
+            let at = ch * positions + o;
+            out[o * channels + ch] = keep_if(pooled[at] > 0.0, grad[at]);
+        }
+    }
+}
+
+/// [`channels_first`] for `f32` maps, by 16 x 16 blocks transposed in registers where the
+/// CPU has AVX-512F.
+fn channels_first_f32(map: &[f32], channels: usize, out: &mut [f32]) {
+    let positions = map.len() / channels;
+    assert!(out.len() >= positions * channels);
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if channels.is_multiple_of(16) && is_x86_feature_detected!("avx512f") {
+        done = positions - positions % 16;
+        // SAFETY: AVX-512F is present; block (o, ch) reads positions `o..o + 16` (<= done) at
+        // channels `ch..ch + 16` (<= channels) and writes channels `ch..ch + 16` at those
+        // positions: all inside `map` and `out`.
+        unsafe {
+            for o in (0..done).step_by(16) {
+                for ch in (0..channels).step_by(16) {
+                    let rows = std::array::from_fn(|k| {
+                        _mm512_loadu_ps(map.as_ptr().add((o + k) * channels + ch))
+                    });
+                    for (j, column) in transpose16(rows).into_iter().enumerate() {
+                        _mm512_storeu_ps(out.as_mut_ptr().add((ch + j) * positions + o), column);
+                    }
+                }
+            }
+        }
+    }
+    for (o, row) in map.chunks_exact(channels).enumerate().skip(done) {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * positions + o] = v;
+        }
+    }
+}
+
+/// The 16 x 16 block whose rows are `rows`, transposed: unpacking pairs of values, then
+/// pairs of pairs, then exchanging 128-bit lanes twice.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn transpose16(rows: [__m512; 16]) -> [__m512; 16] {
+    let zero = _mm512_setzero_ps();
+    // Lane k of t[2i], t[2i + 1]: rows 2i and 2i + 1 interleaved, columns 4k..4k + 4.
+    let mut t = [zero; 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(rows[2 * i], rows[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(rows[2 * i], rows[2 * i + 1]);
+    }
+    // Lane k of u[4i + j]: column 4k + j of rows 4i..4i + 4.
+    let mut u = [zero; 16];
+    let pd = _mm512_castps_pd;
+    for i in 0..4 {
+        let b = 4 * i;
+        u[b] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[b]), pd(t[b + 2])));
+        u[b + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[b]), pd(t[b + 2])));
+        u[b + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[b + 1]), pd(t[b + 3])));
+        u[b + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[b + 1]), pd(t[b + 3])));
+    }
+    // Column 4k + j gathers lane k of u[j], u[4 + j], u[8 + j], u[12 + j].
+    let mut out = [zero; 16];
+    for j in 0..4 {
+        let low = _mm512_shuffle_f32x4::<0x44>(u[j], u[4 + j]);
+        let high = _mm512_shuffle_f32x4::<0xEE>(u[j], u[4 + j]);
+        let low2 = _mm512_shuffle_f32x4::<0x44>(u[8 + j], u[12 + j]);
+        let high2 = _mm512_shuffle_f32x4::<0xEE>(u[8 + j], u[12 + j]);
+        out[j] = _mm512_shuffle_f32x4::<0x88>(low, low2);
+        out[4 + j] = _mm512_shuffle_f32x4::<0xDD>(low, low2);
+        out[8 + j] = _mm512_shuffle_f32x4::<0x88>(high, high2);
+        out[12 + j] = _mm512_shuffle_f32x4::<0xDD>(high, high2);
+    }
+    out
 }
 
 /// Adds each column's sum over the rows of `map` to `sums`, 16 columns at a time in local
@@ -1530,6 +1636,35 @@ mod tests {
             let fresh = run(&study, method, 40);
             run(&study, method, 50);
             assert!(run(&study, method, 40) == fresh, "{method:?}");
+        }
+    }
+
+    #[test]
+    fn fast_channels_first_matches_the_plain_one() {
+        for (positions, channels) in [(196, 32), (20, 16), (5, 3)] {
+            let map = values(positions * channels, 62);
+            let (mut fast, mut plain) = (vec![f32::NAN; map.len()], vec![0.0; map.len()]);
+            channels_first_f32(&map, channels, &mut fast);
+            channels_first(&map, channels, &mut plain);
+            assert_eq!(fast, plain, "{positions} x {channels}");
+        }
+    }
+
+    #[test]
+    fn positive_gradient_goes_channels_last() {
+        // 196 positions: twelve 16-wide blocks and a remainder; 32 and 16 channels.
+        for (positions, channels) in [(196, 32), (20, 16), (5, 3)] {
+            let grad = values(positions * channels, 60);
+            let pooled = values(positions * channels, 61);
+            let mut out = vec![f32::NAN; positions * channels];
+            positive_channels_last(&grad, &pooled, positions, channels, &mut out);
+            for ch in 0..channels {
+                for o in 0..positions {
+                    let at = ch * positions + o;
+                    let expected = if pooled[at] > 0.0 { grad[at] } else { 0.0 };
+                    assert_eq!(out[o * channels + ch], expected, "{positions} x {channels}");
+                }
+            }
         }
     }
 
