@@ -4,7 +4,8 @@
 //! Each call computes a block of two output rows by up to six columns by 32 output channels in
 //! 24 vector registers, reading the zero-bordered input in place (one broadcast per input value
 //! and tap) and the weights as `[tap, in, out]` rows. Three epilogues: store the block
-//! ([`conv`]), add the bias and apply ReLU ([`conv_bias_relu`]), or also 2x2 max-pool it in
+//! ([`conv`]), add the bias and apply ReLU ([`conv_bias_relu_padded`], into a zero-bordered map
+//! when asked), or also 2x2 max-pool it in
 //! registers, keeping the winners ([`conv_bias_relu_pool`]). [`weight_grad`] sums the weights'
 //! gradient over all pixels in registers. Used where the CPU has AVX-512F and the output
 //! channel counts are multiples of 32 ([`available`]); the caller falls back to im2col and
@@ -121,42 +122,64 @@ pub fn zero_border(height: usize, width: usize, channels: usize, border: usize, 
 ///
 /// Panics when the slices are smaller than `shape` says or [`available`] is false.
 pub fn conv(shape: &Shape, padded: &[f32], weights: &[f32], out: &mut [f32]) {
-    conv_with(shape, padded, weights, None, out);
+    conv_with(shape, padded, weights, None, 0, out);
 }
 
-/// `out [height, width, cout] = relu(conv(padded, weights) + bias)`.
+/// `relu(conv(padded, weights) + bias)` into the interior of a map with a zero border of
+/// `border` values (`[height + 2 * border, width + 2 * border, cout]`, border zeroed here):
+/// with a border, the next convolution's input without a copy; with none, `[height, width,
+/// cout]`.
 ///
 /// Panics when the slices are smaller than `shape` says or [`available`] is false.
-pub fn conv_bias_relu(
+pub fn conv_bias_relu_padded(
     shape: &Shape,
     padded: &[f32],
     weights: &[f32],
     bias: &[f32],
+    border: usize,
     out: &mut [f32],
 ) {
     assert!(bias.len() >= shape.cout);
-    conv_with(shape, padded, weights, Some(bias), out);
+    let out_len = (shape.height + 2 * border) * (shape.width + 2 * border) * shape.cout;
+    assert!(out.len() >= out_len);
+    zero_border(shape.height, shape.width, shape.cout, border, out);
+    conv_with(shape, padded, weights, Some(bias), border, out);
 }
 
+/// The convolution into `out` with a border of `border` values around the `[height, width,
+/// cout]` outputs (left as it is).
 fn conv_with(
     shape: &Shape,
     padded: &[f32],
     weights: &[f32],
     bias: Option<&[f32]>,
+    border: usize,
     out: &mut [f32],
 ) {
     let conv = Operands::checked(shape, padded, weights);
-    assert!(out.len() >= shape.height * shape.width * shape.cout);
+    let out_len = (shape.height + 2 * border) * (shape.width + 2 * border) * shape.cout;
+    assert!(out.len() >= out_len);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is present and the operands fit the shape (`Operands::checked`), so
     // every block's reads lie inside `padded`, `weights` and `bias`; its writes inside `out`.
     unsafe {
+        let mut out = Output {
+            values: out,
+            border,
+        };
         for_each_block(shape, |at| match at.columns {
-            6 => store_block::<6>(conv, at, bias, out),
-            4 => store_block::<4>(conv, at, bias, out),
-            _ => store_block::<2>(conv, at, bias, out),
+            6 => store_block::<6>(conv, at, bias, &mut out),
+            4 => store_block::<4>(conv, at, bias, &mut out),
+            _ => store_block::<2>(conv, at, bias, &mut out),
         });
     }
+}
+
+/// A convolution's output map, with a border of `border` values around its `[height, width,
+/// cout]` values.
+struct Output<'a> {
+    values: &'a mut [f32],
+    border: usize,
 }
 
 /// `pooled [height/2 * width/2, cout] = maxpool2x2(relu(conv(padded, weights) + bias))`, and
@@ -327,14 +350,15 @@ unsafe fn store_block<const C: usize>(
     conv: Operands<'_>,
     at: BlockAt,
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: &mut Output<'_>,
 ) {
     let (shape, BlockAt { y, x, cb, .. }) = (conv.shape, at);
+    let (border, row) = (out.border, shape.width + 2 * out.border);
     // SAFETY: the caller checked the shapes; the block's outputs lie inside `out` and its bias
     // values inside `bias`.
     unsafe {
         let acc = block::<C>(conv, at);
-        let out = out.as_mut_ptr();
+        let out = out.values.as_mut_ptr();
         let channel = cb * BLOCK_CHANNELS;
         let finish = |v: __m512, half: usize| match bias {
             Some(b) => _mm512_max_ps(
@@ -345,7 +369,7 @@ unsafe fn store_block<const C: usize>(
         };
         for (r, acc_row) in acc.iter().enumerate() {
             for (c, a) in acc_row.iter().enumerate() {
-                let at = ((y + r) * shape.width + x + c) * shape.cout + channel;
+                let at = ((y + r + border) * row + x + c + border) * shape.cout + channel;
                 _mm512_storeu_ps(out.add(at), finish(a[0], 0));
                 _mm512_storeu_ps(out.add(at + 16), finish(a[1], 1));
             }
@@ -594,7 +618,25 @@ mod tests {
                 );
             }
             let bias = values(shape.cout, 9);
-            conv_bias_relu(&shape, &padded, &weights, &bias, &mut out);
+            // Straight into a zero-bordered map: its interior is the same, its border zero.
+            let border = 2;
+            let (h, w) = (shape.height + 2 * border, shape.width + 2 * border);
+            let mut bordered = vec![f32::NAN; h * w * shape.cout];
+            conv_bias_relu_padded(&shape, &padded, &weights, &bias, border, &mut bordered);
+            conv_bias_relu_padded(&shape, &padded, &weights, &bias, 0, &mut out);
+            for (i, pixel) in bordered.chunks_exact(shape.cout).enumerate() {
+                let (y, x) = (i / w, i % w);
+                let inside = (border..h - border).contains(&y) && (border..w - border).contains(&x);
+                if inside {
+                    let at = ((y - border) * shape.width + x - border) * shape.cout;
+                    assert_eq!(pixel, &out[at..at + shape.cout], "{shape:?} ({y}, {x})");
+                } else {
+                    assert!(
+                        pixel.iter().all(|&v| v == 0.0),
+                        "{shape:?} border ({y}, {x})"
+                    );
+                }
+            }
             for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
                 let b = (b + bias[i % shape.cout]).max(0.0);
                 assert!(

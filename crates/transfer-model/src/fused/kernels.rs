@@ -255,7 +255,7 @@ pub fn forward_with(
     let key = CacheKey::new(g, method);
     let scratch = || Scratch {
         cols1: vec![0.0; if direct { 0 } else { p * k1 }],
-        act1: vec![0.0; p * g.c1],
+        act1: vec![0.0; if direct { 0 } else { p * g.c1 }],
         cols2: vec![0.0; if direct { 0 } else { p * k2 }],
         act2: vec![0.0; if direct { 0 } else { p * g.c2 }],
         winners: vec![0; if direct { g.pooled_len() } else { 0 }],
@@ -277,10 +277,6 @@ pub fn forward_with(
                 out: &mut [f32],
                 act1: Option<&mut [f32]>,
                 argmax: Option<&mut [u8]>| {
-        let act1_buf = match act1 {
-            Some(a) => a,
-            None => &mut s.act1[..],
-        };
         if direct {
             let winners = match argmax {
                 Some(a) => a,
@@ -299,9 +295,13 @@ pub fn forward_with(
             let fast = &mut s.fast;
             // SAFETY: the fast methods run only where `Method::all` offers them, that is where
             // the CPU has AVX-512F (asserted above).
-            unsafe { fast_forward_image(g, method, forms, fast, image, act1_buf, out, winners) };
+            unsafe { fast_forward_image(g, method, forms, fast, image, act1, out, winners) };
             return;
         }
+        let act1_buf = match act1 {
+            Some(a) => a,
+            None => &mut s.act1[..],
+        };
         conv1_relu(g, image, w, &mut s.cols1, act1_buf);
         // act2 = relu(conv2(act1) + b2).
         conv_im2col(g, act1_buf, g.c1, &w2_rows, g.c2, &mut s.cols2, &mut s.act2);
@@ -515,8 +515,8 @@ struct FastWeights<'a> {
 }
 
 /// One image's forward pass by the direct or Winograd method: pooled features (channels
-/// first) into `out`, conv1's activation into `act1` and the winners (channels last) into
-/// `winners`. Compiled for AVX-512, the small loops included.
+/// first) into `out`, conv1's activation into `act1` when kept, and the winners (channels
+/// last) into `winners`. Compiled for AVX-512, the small loops included.
 ///
 /// # Safety
 ///
@@ -529,14 +529,22 @@ unsafe fn fast_forward_image(
     w: FastWeights<'_>,
     s: &mut FastScratch,
     image: &[f32],
-    act1: &mut [f32],
+    act1: Option<&mut [f32]>,
     out: &mut [f32],
     winners: &mut [u8],
 ) {
     let r = g.kernel / 2;
     direct::pad_planar(image, g.height, g.width, r, &mut s.image_padded);
-    direct::conv_bias_relu(&conv1_shape(g), &s.image_padded, w.w1, w.b1, act1);
-    direct::pad(act1, g.height, g.width, g.c1, r, &mut s.padded);
+    // conv1 writes conv2's zero-bordered input directly; the activation is copied out only
+    // when kept for the backward pass.
+    let conv1 = conv1_shape(g);
+    direct::conv_bias_relu_padded(&conv1, &s.image_padded, w.w1, w.b1, r, &mut s.padded);
+    if let Some(act1) = act1 {
+        let (row, line) = ((g.width + 2 * r) * g.c1, g.width * g.c1);
+        for (y, out) in act1.chunks_exact_mut(line).take(g.height).enumerate() {
+            out.copy_from_slice(&s.padded[(y + r) * row + r * g.c1..][..line]);
+        }
+    }
     if method == Method::Winograd {
         let shape = winograd_shape(g.c1, g.c2, g);
         let ws = &mut s.workspace;
