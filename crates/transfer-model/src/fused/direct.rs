@@ -469,12 +469,7 @@ unsafe fn weight_grad_block<const I: usize>(
         let out = grad_w
             .as_mut_ptr()
             .add((tap * cin + ci) * cout + cb * BLOCK_CHANNELS);
-        for (i, a) in acc.iter().enumerate() {
-            for (half, &v) in a.iter().enumerate() {
-                let at = out.add(i * cout + half * 16);
-                _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), v));
-            }
-        }
+        add_rows(&acc, out, cout);
     }
     I
 }
@@ -513,10 +508,28 @@ unsafe fn single_channel_weight_grad(
                 }
             }
         }
-        let out = grad_w.as_mut_ptr().add(cb * BLOCK_CHANNELS);
-        for (tap, a) in acc.iter().enumerate() {
-            for (half, &v) in a.iter().enumerate() {
-                let at = out.add(tap * cout + half * 16);
+        add_rows(&acc, grad_w.as_mut_ptr().add(cb * BLOCK_CHANNELS), cout);
+    }
+}
+
+/// Adds `N` rows of 32 accumulated values to the rows at `out`, `stride` values apart.
+///
+/// # Safety
+///
+/// The CPU must have AVX-512F, and `out` must hold the `N` rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) unsafe fn add_rows<const N: usize>(
+    acc: &[[__m512; 2]; N],
+    out: *mut f32,
+    stride: usize,
+) {
+    for (i, a) in acc.iter().enumerate() {
+        for (half, &v) in a.iter().enumerate() {
+            // SAFETY: the caller passes `N` rows of 32 values at `out`.
+            unsafe {
+                let at = out.add(i * stride + half * 16);
                 _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), v));
             }
         }

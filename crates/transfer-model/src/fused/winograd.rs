@@ -485,12 +485,7 @@ unsafe fn weight_products<const I: usize>(
                 a[1] = _mm512_fmadd_ps(x, g1, a[1]);
             }
         }
-        for (i, a) in acc.iter().enumerate() {
-            for (half, &value) in a.iter().enumerate() {
-                let at = du.add(i * cout + half * 16);
-                _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), value));
-            }
-        }
+        super::direct::add_rows(&acc, du, cout);
     }
     I
 }
