@@ -97,7 +97,9 @@ pub struct Weights<'a> {
 /// What the forward pass keeps for the backward pass (empty when nothing was kept).
 #[derive(Debug, Clone, Default)]
 pub struct Saved {
-    /// conv1's activation after ReLU, channels last: `[batch, pixels, c1]`.
+    /// conv1's activation after ReLU, channels last: `[batch, pixels, c1]` (im2col method),
+    /// or with a zero border of `kernel / 2` around each image's map (direct and Winograd:
+    /// conv2's input as it ran, reused by the backward pass).
     pub act1: Vec<f32>,
     /// Which of the four pooled pixels won, per pooled value: `[batch, pooled_len]`, each
     /// image's channels first (im2col method) or channels last (direct and Winograd).
@@ -247,10 +249,11 @@ pub fn forward_with(
         "{method:?} is not available for {g:?} on this CPU"
     );
     let mut pooled = vec![0.0f32; g.batch * g.pooled_len()];
-    let mut act1 = vec![0.0f32; if save { g.batch * p * g.c1 } else { 0 }];
+    let act1_image_len = act1_len(g, method);
+    let mut act1 = vec![0.0f32; if save { g.batch * act1_image_len } else { 0 }];
     let mut argmax = vec![0u8; if save { g.batch * g.pooled_len() } else { 0 }];
 
-    let act1_len = if save { p * g.c1 } else { 0 };
+    let act1_len = if save { act1_image_len } else { 0 };
     let argmax_len = if save { g.pooled_len() } else { 0 };
     let key = CacheKey::new(g, method);
     let scratch = || Scratch {
@@ -413,9 +416,10 @@ pub fn backward_with(
     };
 
     let pl = g.pooled_len();
+    let act1_image_len = act1_len(g, method);
     let image = |i: usize| ImageBackward {
         image: &input[i * image_len..(i + 1) * image_len],
-        act1: &saved.act1[i * p * g.c1..(i + 1) * p * g.c1],
+        act1: &saved.act1[i * act1_image_len..(i + 1) * act1_image_len],
         grad: &grad[i * pl..(i + 1) * pl],
         pooled: &pooled[i * pl..(i + 1) * pl],
         argmax: &saved.argmax[i * pl..(i + 1) * pl],
@@ -515,8 +519,8 @@ struct FastWeights<'a> {
 }
 
 /// One image's forward pass by the direct or Winograd method: pooled features (channels
-/// first) into `out`, conv1's activation into `act1` when kept, and the winners (channels
-/// last) into `winners`. Compiled for AVX-512, the small loops included.
+/// first) into `out`, conv1's zero-bordered activation into `act1` when kept, and the winners
+/// (channels last) into `winners`. Compiled for AVX-512, the small loops included.
 ///
 /// # Safety
 ///
@@ -535,23 +539,20 @@ unsafe fn fast_forward_image(
 ) {
     let r = g.kernel / 2;
     direct::pad_planar(image, g.height, g.width, r, &mut s.image_padded);
-    // conv1 writes conv2's zero-bordered input directly; the activation is copied out only
-    // when kept for the backward pass.
-    let conv1 = conv1_shape(g);
-    direct::conv_bias_relu_padded(&conv1, &s.image_padded, w.w1, w.b1, r, &mut s.padded);
-    if let Some(act1) = act1 {
-        let (row, line) = ((g.width + 2 * r) * g.c1, g.width * g.c1);
-        for (y, out) in act1.chunks_exact_mut(line).take(g.height).enumerate() {
-            out.copy_from_slice(&s.padded[(y + r) * row + r * g.c1..][..line]);
-        }
-    }
+    // conv1 writes conv2's zero-bordered input directly: into the kept activation when
+    // there is one (the backward pass reads it as it is).
+    let padded = match act1 {
+        Some(a) => a,
+        None => &mut s.padded[..],
+    };
+    direct::conv_bias_relu_padded(&conv1_shape(g), &s.image_padded, w.w1, w.b1, r, padded);
     if method == Method::Winograd {
         let shape = winograd_shape(g.c1, g.c2, g);
         let ws = &mut s.workspace;
-        winograd::conv_bias_relu_pool(&shape, &s.padded, w.w2, w.b2, ws, &mut s.pooled, winners);
+        winograd::conv_bias_relu_pool(&shape, padded, w.w2, w.b2, ws, &mut s.pooled, winners);
     } else {
         let conv2 = conv2_shape(g);
-        direct::conv_bias_relu_pool(&conv2, &s.padded, w.w2, w.b2, &mut s.pooled, winners);
+        direct::conv_bias_relu_pool(&conv2, padded, w.w2, w.b2, &mut s.pooled, winners);
     }
     channels_first_f32(&s.pooled, g.c2, out);
 }
@@ -597,7 +598,7 @@ fn cached<T, R>(
 struct ImageBackward<'a> {
     /// The image, channels first.
     image: &'a [f32],
-    /// conv1's saved activation, channels last.
+    /// conv1's saved activation, channels last ([`Saved::act1`]).
     act1: &'a [f32],
     /// The gradient reaching the pooled features, channels first.
     grad: &'a [f32],
@@ -638,7 +639,6 @@ impl BackwardBuffers {
                 };
                 BackwardBuffers::Fast(FastBuffers {
                     image_padded: padded(g.c0),
-                    act1_padded: padded(g.c1),
                     grad_pooled: vec![0.0; g.pooled_len()],
                     grad_padded: padded(g.c2),
                     grad_act1_padded: padded(g.c1),
@@ -666,7 +666,6 @@ struct Im2colBuffers {
 /// The direct and Winograd methods' buffers: zero-bordered channels-last maps.
 struct FastBuffers {
     image_padded: Vec<f32>,
-    act1_padded: Vec<f32>,
     /// The pooled features' gradient where they are positive, channels last.
     grad_pooled: Vec<f32>,
     grad_padded: Vec<f32>,
@@ -734,9 +733,8 @@ unsafe fn fast_backward_image(
 ) {
     let g = context.g;
     let r = g.kernel / 2;
-    // conv2's input and its output's gradient with zero borders, then dW2 and grad_act1 (a
-    // convolution with the rotated kernel).
-    direct::pad(one.act1, g.height, g.width, g.c1, r, &mut b.act1_padded);
+    // conv2's input (kept zero-bordered by the forward pass) and its output's gradient with
+    // a zero border, then dW2 and grad_act1 (a convolution with the rotated kernel).
     let grad_pooled = &mut b.grad_pooled;
     unpool_padded(
         g,
@@ -749,7 +747,7 @@ unsafe fn fast_backward_image(
     column_sums(&b.grad_padded, g.c2, &mut acc.b2);
     if context.method == Method::Winograd {
         let (shape, back) = (winograd_shape(g.c1, g.c2, g), winograd_shape(g.c2, g.c1, g));
-        let (a, d, ws) = (&b.act1_padded, &b.grad_padded, &mut b.workspace);
+        let (a, d, ws) = (one.act1, &b.grad_padded, &mut b.workspace);
         winograd::weight_grad(&shape, a, d, ws, &mut acc.w2);
         winograd::conv(&back, d, context.w2_flipped, ws, grad_act1);
     } else {
@@ -759,10 +757,18 @@ unsafe fn fast_backward_image(
             cout: g.c1,
             ..conv2
         };
-        direct::weight_grad(&conv2, &b.act1_padded, &b.grad_padded, &mut acc.w2);
+        direct::weight_grad(&conv2, one.act1, &b.grad_padded, &mut acc.w2);
         direct::conv(&back, &b.grad_padded, context.w2_flipped, grad_act1);
     }
-    relu_backward(grad_act1, one.act1, &mut acc.b1, g.c1);
+    // Through conv1's ReLU: the kept activation has a border of `r`.
+    let (row, line) = ((g.width + 2 * r) * g.c1, g.width * g.c1);
+    for (y, grad) in grad_act1.chunks_exact_mut(line).take(g.height).enumerate() {
+        let act1 = &one.act1[(y + r) * row + r * g.c1..][..line];
+        for (d, &a) in grad.iter_mut().zip(act1) {
+            *d = keep_if(a > 0.0, *d);
+        }
+    }
+    column_sums(grad_act1, g.c1, &mut acc.b1);
     // dW1 [tap, c0, c1].
     direct::pad_planar(one.image, g.height, g.width, r, &mut b.image_padded);
     let grad_act1_padded = &mut b.grad_act1_padded;
@@ -783,6 +789,14 @@ fn relu_backward(grad_act1: &mut [f32], act1: &[f32], b1: &mut [f32], c1: usize)
         *d = keep_if(a > 0.0, *d);
     }
     column_sums(grad_act1, c1, b1);
+}
+
+/// Values of one image's kept conv1 activation ([`Saved::act1`]) by `method`.
+fn act1_len(g: &Geometry, method: Method) -> usize {
+    match method {
+        Method::Im2col => g.pixels() * g.c1,
+        Method::Direct | Method::Winograd => conv2_shape(g).padded_len(),
+    }
 }
 
 /// conv1 as a direct convolution.
@@ -1445,7 +1459,7 @@ mod tests {
         let expected = reference_forward(&g, &input, w);
         let (fast, saved) = forward_with(method, &g, &input, w, true);
         let (plain, _) = forward_with(method, &g, &input, w, false);
-        assert_eq!(saved.act1.len(), g.batch * g.pixels() * g.c1);
+        assert_eq!(saved.act1.len(), g.batch * act1_len(&g, method));
         assert_eq!(fast, plain);
         // Relative to the largest feature: Winograd's rounding follows its tile's largest
         // values.
@@ -1505,7 +1519,26 @@ mod tests {
                 }
             };
             close("pooled", &p, &p_ref);
-            close("act1", &s.act1, &s_ref.act1);
+            // The fast methods keep it zero-bordered: compare the interiors, check the borders.
+            let (row, line) = ((g.width + 2) * g.c1, g.width * g.c1);
+            let mut interior = Vec::with_capacity(s_ref.act1.len());
+            for image in s.act1.chunks_exact(act1_len(&g, method)) {
+                for (y, map_row) in image.chunks_exact(row).enumerate() {
+                    let (border, inside) = (y == 0 || y == g.height + 1, &map_row[g.c1..][..line]);
+                    assert!(
+                        map_row[..g.c1]
+                            .iter()
+                            .chain(&map_row[g.c1 + line..])
+                            .all(|&v| v == 0.0)
+                    );
+                    if border {
+                        assert!(map_row.iter().all(|&v| v == 0.0));
+                    } else {
+                        interior.extend_from_slice(inside);
+                    }
+                }
+            }
+            close("act1", &interior, &s_ref.act1);
             // Winners agree wherever the gradient flows (a clear positive maximum); the fast
             // methods keep them channels last.
             let mut winners = vec![0u8; s.argmax.len()];
