@@ -176,23 +176,8 @@ fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
-/// Keeps large freed blocks in the process. glibc's malloc maps each block above an adaptive
-/// threshold afresh and unmaps it when freed, so every training step's buffers (the saved
-/// activations, the kernels' scratch, burn's tensors: tens of MB) were page-faulted in again:
-/// 30% of a step until the threshold adapted, which made the first minutes of a run, and the
-/// first protocol a benchmark timed, slower than the rest.
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `mallopt` only changes two allocator parameters; it runs first thing in `main`,
-    // before any other thread exists. Its result (0 on failure) leaves the defaults in place.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-    }
-}
-
 fn main() -> ExitCode {
-    keep_freed_memory();
+    transfer_protocols::keep_freed_memory();
     // A panic inside a library is a bug; say so in one line rather than a backtrace.
     std::panic::set_hook(Box::new(|info| {
         let message = info

@@ -22,6 +22,8 @@ fn images(n: usize, seed: u64) -> ImageSet {
 }
 
 fn train_step(c: &mut Criterion) {
+    // As `cargo xtask` does: without it the steps measure glibc's page faults.
+    transfer_protocols::keep_freed_memory();
     let device = Device::flex();
     let train = images(500, 1);
     let test = images(10, 2);

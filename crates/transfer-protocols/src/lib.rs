@@ -35,12 +35,14 @@ mod error;
 mod eval;
 mod features;
 mod masks;
+mod memory;
 mod train;
 
 pub use adam::OnePassAdam;
 pub use error::TrainError;
 pub use eval::{EvalSet, batch_tensors};
 pub use features::{FeatureSet, train_classifier_on_features};
+pub use memory::keep_freed_memory;
 pub use train::{
     DEFAULT_EVAL_CHUNK, LoopSettings, Observer, RunInput, Silent, TrainOutcome, pretrain,
     run_protocol, train_model,

@@ -170,24 +170,14 @@ impl Method {
     /// each gradient by its own magnitude, turns such differences in near-zero features into
     /// visibly different training trajectories within a few steps.
     pub fn prefer(method: Option<Method>) {
-        let code = match method {
-            None => 0,
-            Some(Method::Im2col) => 1,
-            Some(Method::Direct) => 2,
-            Some(Method::Winograd) => 3,
-        };
-        PREFERRED.store(code, Ordering::Relaxed);
+        let code = PREFERENCES.iter().position(|&p| p == method).unwrap_or(0);
+        PREFERRED.store(code as u8, Ordering::Relaxed);
     }
 
     /// The method [`forward`] and [`forward_saving`] use for these shapes: the preferred one
     /// ([`Method::prefer`]) where available, else the fastest.
     pub fn chosen(g: &Geometry) -> Self {
-        let preferred = match PREFERRED.load(Ordering::Relaxed) {
-            1 => Some(Method::Im2col),
-            2 => Some(Method::Direct),
-            3 => Some(Method::Winograd),
-            _ => None,
-        };
+        let preferred = PREFERENCES[usize::from(PREFERRED.load(Ordering::Relaxed))];
         match preferred {
             Some(method) if Method::all(g).contains(&method) => method,
             _ => Method::best(g),
@@ -204,8 +194,16 @@ impl Method {
     }
 }
 
-/// [`Method::prefer`]'s choice: 0 none, then im2col, direct, Winograd.
+/// [`Method::prefer`]'s choice, as an index into [`PREFERENCES`].
 static PREFERRED: AtomicU8 = AtomicU8::new(0);
+
+/// What [`PREFERRED`] can hold.
+const PREFERENCES: [Option<Method>; 4] = [
+    None,
+    Some(Method::Im2col),
+    Some(Method::Direct),
+    Some(Method::Winograd),
+];
 
 /// Pooled features `[batch, c2, height/2, width/2]` of `input` `[batch, c0, height, width]`.
 pub fn forward(g: &Geometry, input: &[f32], w: Weights<'_>) -> Vec<f32> {
@@ -227,6 +225,10 @@ pub fn forward_with(
     w: Weights<'_>,
     save: bool,
 ) -> (Vec<f32>, Saved) {
+    assert!(
+        Method::all(g).contains(&method),
+        "{method:?} is not available for {g:?} on this CPU"
+    );
     let p = g.pixels();
     let k1 = g.c0 * g.taps();
     let k2 = g.c1 * g.taps();
@@ -244,10 +246,6 @@ pub fn forward_with(
         Vec::new()
     };
     let (conv1, conv2) = (conv1_shape(g), conv2_shape(g));
-    assert!(
-        Method::all(g).contains(&method),
-        "{method:?} is not available for {g:?} on this CPU"
-    );
     let mut pooled = vec![0.0f32; g.batch * g.pooled_len()];
     let act1_image_len = act1_len(g, method);
     let mut act1 = vec![0.0f32; if save { g.batch * act1_image_len } else { 0 }];
