@@ -132,16 +132,21 @@ fn describe_device(backend: Backend, device: &Device) -> (String, String) {
     }
 }
 
-/// burn-flex and the fused backbone's method for the study's model.
+/// burn-flex, and the fused backbone's method and instruction set for the study's model.
 fn flex_kernels() -> String {
     #[cfg(feature = "flex")]
     {
-        use transfer_model::fused::kernels::{Geometry, Method};
+        use transfer_model::fused::kernels::{Geometry, Isa, Method};
         let study = Geometry::of(&transfer_model::CnnConfig::new(4), 1);
-        format!(
-            "burn-flex, fused backbone kernels ({})",
-            Method::chosen(&study).name()
-        )
+        let method = Method::chosen(&study);
+        match Isa::chosen() {
+            Some(isa) if method != Method::Im2col => format!(
+                "burn-flex, fused backbone kernels ({}, {})",
+                method.name(),
+                isa.name()
+            ),
+            _ => format!("burn-flex, fused backbone kernels ({})", method.name()),
+        }
     }
     #[cfg(not(feature = "flex"))]
     {

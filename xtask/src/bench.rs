@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// methods end to end.
     #[arg(long, value_enum)]
     pub kernels: Option<Kernels>,
+    /// The instruction set of the direct and Winograd kernels (flex; default: the fastest this
+    /// CPU has): `avx2` measures on an AVX-512 machine what a CPU without AVX-512 gets.
+    #[arg(long, value_enum)]
+    pub isa: Option<InstructionSet>,
     /// Also write the figures as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -50,12 +54,21 @@ pub struct BenchArgs {
     pub dir: PathBuf,
 }
 
+/// The fused kernels' instruction sets (`transfer_model::fused::kernels::Isa`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InstructionSet {
+    /// AVX2 with FMA: x86-64 CPUs since about 2013.
+    Avx2,
+    /// AVX-512F: server CPUs, AMD since Zen 4.
+    Avx512,
+}
+
 /// The fused backbone's methods (`transfer_model::fused::kernels::Method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kernels {
-    /// Winograd F(4x4, 3x3) for conv2 with AVX-512.
+    /// Winograd F(4x4, 3x3) for conv2 (AVX-512 or AVX2).
     Winograd,
-    /// Register-blocked direct convolutions with AVX-512.
+    /// Register-blocked direct convolutions (AVX-512 or AVX2).
     Direct,
     /// im2col and `gemm`, any CPU.
     Im2col,
@@ -129,6 +142,27 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             Kernels::Direct => Method::Direct,
             Kernels::Im2col => Method::Im2col,
         }));
+    }
+    #[cfg(feature = "flex")]
+    if let Some(isa) = args.isa {
+        use transfer_model::fused::kernels::Isa;
+        let isa = match isa {
+            InstructionSet::Avx2 => Isa::Avx2,
+            InstructionSet::Avx512 => Isa::Avx512,
+        };
+        if !isa.available() {
+            let has: Vec<&str> = Isa::all().iter().map(|i| i.name()).collect();
+            return Err(XtaskError::Usage(format!(
+                "--isa {}: this CPU lacks it (it has: {})",
+                isa.name(),
+                if has.is_empty() {
+                    "neither".into()
+                } else {
+                    has.join(", ")
+                }
+            )));
+        }
+        Isa::prefer(Some(isa));
     }
     let (device, info) = args.backend.device()?;
     let dataset = load_dataset(&args.dir, None)?;

@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the fused backbone kernels (conv1, conv2, ReLUs, pooling) on 100
-//! images of the study's shape, by each method this CPU has (im2col + gemm; direct AVX-512):
+//! images of the study's shape, by each method this CPU has (im2col + gemm; direct and
+//! Winograd, with each instruction set the CPU has: `winograd-avx2`, `winograd-avx512`...):
 //! the forward pass alone (evaluation), the forward pass that keeps its activations, and the
 //! backward pass (training).
 //!
@@ -14,7 +15,7 @@ use burn::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use transfer_data::SeededRng;
 use transfer_model::CnnConfig;
-use transfer_model::fused::kernels::{self, Geometry, Method, Weights};
+use transfer_model::fused::kernels::{self, Geometry, Isa, Method, Weights};
 
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut rng = SeededRng::new(seed);
@@ -36,15 +37,25 @@ fn backbone(c: &mut Criterion) {
     };
     let grad = values(g.batch * g.pooled_len(), 6, 0.01);
 
-    let methods = Method::all(&g).into_iter().map(|method| match method {
-        Method::Im2col => ("im2col", method),
-        Method::Direct => ("direct", method),
-        Method::Winograd => ("winograd", method),
+    // Each method, the fast ones with each instruction set.
+    let variants = Method::all(&g).into_iter().flat_map(|method| match method {
+        Method::Im2col => vec![(method.name().to_string(), method, None)],
+        _ => Isa::all()
+            .into_iter()
+            .map(|isa| {
+                (
+                    format!("{}-{}", method.name(), isa.name()),
+                    method,
+                    Some(isa),
+                )
+            })
+            .collect(),
     });
     let mut group = c.benchmark_group("backbone");
     group.sample_size(20);
     group.throughput(Throughput::Elements(g.batch as u64));
-    for (name, method) in methods {
+    for (name, method, isa) in variants {
+        Isa::prefer(isa);
         let (pooled, saved) = kernels::forward_with(method, &g, &input, w, true);
         group.bench_function(format!("{name}/forward_100_images"), |b| {
             b.iter(|| kernels::forward_with(method, &g, &input, w, false))
@@ -56,6 +67,7 @@ fn backbone(c: &mut Criterion) {
             b.iter(|| kernels::backward_with(method, &g, &input, w, &pooled, &saved, &grad, false))
         });
     }
+    Isa::prefer(None);
     group.finish();
 }
 

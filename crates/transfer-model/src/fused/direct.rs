@@ -1,23 +1,23 @@
-//! Direct "same" convolutions of channels-last maps with AVX-512, register-blocked: no column
-//! matrix, no packing.
+//! Direct "same" convolutions of channels-last maps with AVX-512 or AVX2, register-blocked: no
+//! column matrix, no packing.
 //!
 //! Each call computes a block of two output rows by up to six columns by 32 output channels in
-//! 24 vector registers, reading the zero-bordered input in place (one broadcast per input value
-//! and tap) and the weights as `[tap, in, out]` rows. Three epilogues: store the block
+//! 24 vector registers (AVX-512; with AVX2 two columns by 16 channels in 8 register pairs),
+//! reading the zero-bordered input in place (one broadcast per input value and tap) and the
+//! weights as `[tap, in, out]` rows. Three epilogues: store the block
 //! ([`conv`]), add the bias and apply ReLU ([`conv_bias_relu_padded`], into a zero-bordered map
 //! when asked), or also 2x2 max-pool it in
 //! registers, keeping the winners ([`conv_bias_relu_pool`]). [`weight_grad`] sums the weights'
-//! gradient over all pixels in registers. Used where the CPU has AVX-512F and the output
-//! channel counts are multiples of 32 ([`available`]); the caller falls back to im2col and
-//! `gemm` elsewhere.
+//! gradient over all pixels in registers. Used where the CPU has AVX-512F or AVX2 with FMA
+//! ([`Isa`]) and the output channel counts are multiples of 32 ([`available`]); the caller
+//! falls back to im2col and `gemm` elsewhere.
 
+use super::simd::Isa;
 #[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::*;
+use super::simd::{Lanes, add_rows, dispatch, pool_window};
 
-/// Output channels per block: two AVX-512 registers.
+/// What the output channel count must be a multiple of: one block with AVX-512, two with AVX2.
 pub const BLOCK_CHANNELS: usize = 32;
-/// Output columns per full block (two rows of six columns: 24 accumulators).
-const BLOCK_COLUMNS: usize = 6;
 
 /// Shapes of one direct convolution: a zero-bordered channels-last input `[height + 2r,
 /// width + 2r, cin]` (`r = kernel / 2`), weights `[kernel * kernel, cin, cout]`, output
@@ -60,21 +60,14 @@ impl Shape {
     }
 }
 
-/// Whether this CPU runs the direct kernels for these channel counts.
+/// Whether this CPU runs the direct kernels (with some [`Isa`]) for these channel counts.
 pub fn available(cin: usize, cout: usize) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        cin > 0 && cout.is_multiple_of(BLOCK_CHANNELS) && is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (cin, cout);
-        false
-    }
+    cin > 0 && cout.is_multiple_of(BLOCK_CHANNELS) && Isa::best().is_some()
 }
 
 /// Copies a channels-last map `[height, width, channels]` into the interior of a zero-bordered
 /// one `out` with a border of `border` values on every side.
+#[inline(always)]
 pub fn pad(
     map: &[f32],
     height: usize,
@@ -92,6 +85,7 @@ pub fn pad(
 }
 
 /// [`pad`] from a channels-first map `[channels, height, width]`.
+#[inline(always)]
 pub fn pad_planar(map: &[f32], height: usize, width: usize, border: usize, out: &mut [f32]) {
     let channels = map.len() / (height * width);
     zero_border(height, width, channels, border, out);
@@ -107,6 +101,7 @@ pub fn pad_planar(map: &[f32], height: usize, width: usize, border: usize, out: 
 }
 
 /// Zeroes the border of a padded channels-last map, leaving its interior.
+#[inline(always)]
 pub fn zero_border(height: usize, width: usize, channels: usize, border: usize, out: &mut [f32]) {
     let row = (width + 2 * border) * channels;
     let edge = border * channels;
@@ -118,11 +113,12 @@ pub fn zero_border(height: usize, width: usize, channels: usize, border: usize, 
     }
 }
 
-/// `out [height, width, cout] = conv(padded, weights)`, no bias.
+/// `out [height, width, cout] = conv(padded, weights)`, no bias, with `isa`'s instructions.
 ///
-/// Panics when the slices are smaller than `shape` says or [`available`] is false.
-pub fn conv(shape: &Shape, padded: &[f32], weights: &[f32], out: &mut [f32]) {
-    conv_with(shape, padded, weights, None, 0, out);
+/// Panics when the slices are smaller than `shape` says, the channel counts do not fit
+/// ([`available`]) or the CPU lacks `isa`.
+pub fn conv(isa: Isa, shape: &Shape, padded: &[f32], weights: &[f32], out: &mut [f32]) {
+    conv_with(isa, shape, padded, weights, None, 0, out);
 }
 
 /// `relu(conv(padded, weights) + bias)` into the interior of a map with a zero border of
@@ -130,8 +126,9 @@ pub fn conv(shape: &Shape, padded: &[f32], weights: &[f32], out: &mut [f32]) {
 /// with a border, the next convolution's input without a copy; with none, `[height, width,
 /// cout]`.
 ///
-/// Panics when the slices are smaller than `shape` says or [`available`] is false.
+/// Panics as [`conv`] does.
 pub fn conv_bias_relu_padded(
+    isa: Isa,
     shape: &Shape,
     padded: &[f32],
     weights: &[f32],
@@ -143,12 +140,13 @@ pub fn conv_bias_relu_padded(
     let out_len = (shape.height + 2 * border) * (shape.width + 2 * border) * shape.cout;
     assert!(out.len() >= out_len);
     zero_border(shape.height, shape.width, shape.cout, border, out);
-    conv_with(shape, padded, weights, Some(bias), border, out);
+    conv_with(isa, shape, padded, weights, Some(bias), border, out);
 }
 
 /// The convolution into `out` with a border of `border` values around the `[height, width,
 /// cout]` outputs (left as it is).
 fn conv_with(
+    isa: Isa,
     shape: &Shape,
     padded: &[f32],
     weights: &[f32],
@@ -156,22 +154,45 @@ fn conv_with(
     border: usize,
     out: &mut [f32],
 ) {
-    let conv = Operands::checked(shape, padded, weights);
+    let conv = Operands::checked(isa, shape, padded, weights);
     let out_len = (shape.height + 2 * border) * (shape.width + 2 * border) * shape.cout;
     assert!(out.len() >= out_len);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is present and the operands fit the shape (`Operands::checked`), so
+    // SAFETY: the CPU has `isa` and the operands fit the shape (`Operands::checked`), so
     // every block's reads lie inside `padded`, `weights` and `bias`; its writes inside `out`.
     unsafe {
         let mut out = Output {
             values: out,
             border,
         };
-        for_each_block(shape, |at| match at.columns {
-            6 => store_block::<6>(conv, at, bias, &mut out),
-            4 => store_block::<4>(conv, at, bias, &mut out),
-            _ => store_block::<2>(conv, at, bias, &mut out),
-        });
+        store_for(isa, conv, bias, &mut out);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+dispatch! {
+    /// [`store_blocks`] for `isa`.
+    fn store_for => store_blocks(conv: Operands<'_>, bias: Option<&[f32]>, out: &mut Output<'_>)
+}
+
+/// Every block of the convolution, stored.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set; the operands must fit the shape.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn store_blocks<V: Lanes>(conv: Operands<'_>, bias: Option<&[f32]>, out: &mut Output<'_>) {
+    for at in blocks(conv.shape, V::WIDE) {
+        // SAFETY: passed on from the caller.
+        unsafe {
+            match (V::WIDE, at.columns) {
+                (true, 6) => store_block::<V, 6, 2>(conv, at, bias, out),
+                (true, 4) => store_block::<V, 4, 2>(conv, at, bias, out),
+                (true, _) => store_block::<V, 2, 2>(conv, at, bias, out),
+                (false, _) => store_block::<V, 2, 1>(conv, at, bias, out),
+            }
+        }
     }
 }
 
@@ -183,10 +204,12 @@ struct Output<'a> {
 }
 
 /// `pooled [height/2 * width/2, cout] = maxpool2x2(relu(conv(padded, weights) + bias))`, and
-/// per pooled value the window's winner (0..4, row-major, first on ties) in `winners`.
+/// per pooled value the window's winner (0..4, row-major, first on ties) in `winners`, with
+/// `isa`'s instructions.
 ///
-/// Panics when the slices are smaller than `shape` says or [`available`] is false.
+/// Panics as [`conv`] does.
 pub fn conv_bias_relu_pool(
+    isa: Isa,
     shape: &Shape,
     padded: &[f32],
     weights: &[f32],
@@ -194,53 +217,134 @@ pub fn conv_bias_relu_pool(
     pooled: &mut [f32],
     winners: &mut [u8],
 ) {
-    let conv = Operands::checked(shape, padded, weights);
+    let conv = Operands::checked(isa, shape, padded, weights);
     let pooled_len = shape.height / 2 * shape.width / 2 * shape.cout;
     assert!(bias.len() >= shape.cout && pooled.len() >= pooled_len && winners.len() >= pooled_len);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `conv`; pooled writes stay inside `pooled_len` values.
+    // SAFETY: as in `conv_with`; pooled writes stay inside `pooled_len` values.
     unsafe {
-        for_each_block(shape, |at| match at.columns {
-            6 => pool_block::<6>(conv, at, bias, pooled, winners),
-            4 => pool_block::<4>(conv, at, bias, pooled, winners),
-            _ => pool_block::<2>(conv, at, bias, pooled, winners),
-        });
+        pool_for(isa, conv, bias, pooled, winners);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+dispatch! {
+    /// [`pool_blocks`] for `isa`.
+    fn pool_for => pool_blocks(
+        conv: Operands<'_>,
+        bias: &[f32],
+        pooled: &mut [f32],
+        winners: &mut [u8],
+    )
+}
+
+/// Every block of the convolution, pooled.
+///
+/// # Safety
+///
+/// As [`store_blocks`]; `pooled` and `winners` hold the pooled map.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn pool_blocks<V: Lanes>(
+    conv: Operands<'_>,
+    bias: &[f32],
+    pooled: &mut [f32],
+    winners: &mut [u8],
+) {
+    for at in blocks(conv.shape, V::WIDE) {
+        // SAFETY: passed on from the caller.
+        unsafe {
+            match (V::WIDE, at.columns) {
+                (true, 6) => pool_block::<V, 6, 2>(conv, at, bias, pooled, winners),
+                (true, 4) => pool_block::<V, 4, 2>(conv, at, bias, pooled, winners),
+                (true, _) => pool_block::<V, 2, 2>(conv, at, bias, pooled, winners),
+                (false, _) => pool_block::<V, 2, 1>(conv, at, bias, pooled, winners),
+            }
+        }
     }
 }
 
 /// The weights' gradient: `grad_w [k * k, cin, cout] += sum over output pixels of
 /// padded_input[pixel + tap] (x) grad[pixel]`, where `padded_grad` is the output's gradient
-/// with the same zero border as the input (`[height + 2r, width + 2r, cout]`).
+/// with the same zero border as the input (`[height + 2r, width + 2r, cout]`), with `isa`'s
+/// instructions.
 ///
-/// Panics when the slices are smaller than `shape` says or [`available`] is false.
-pub fn weight_grad(shape: &Shape, padded: &[f32], padded_grad: &[f32], grad_w: &mut [f32]) {
+/// Panics as [`conv`] does.
+pub fn weight_grad(
+    isa: Isa,
+    shape: &Shape,
+    padded: &[f32],
+    padded_grad: &[f32],
+    grad_w: &mut [f32],
+) {
     // The gradient has the weights' layout.
-    Operands::checked(shape, padded, grad_w);
+    Operands::checked(isa, shape, padded, grad_w);
     let grad_len = shape.padded_width() * (shape.height + shape.kernel - 1) * shape.cout;
     assert!(padded_grad.len() >= grad_len);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is present (asserted); the checks above keep every read inside
-    // `padded` and `padded_grad` and every write inside `grad_w`.
+    // SAFETY: the CPU has `isa` (asserted); the checks above keep every read inside `padded`
+    // and `padded_grad` and every write inside `grad_w`.
+    unsafe {
+        weight_grad_for(isa, shape, padded, padded_grad, grad_w);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+dispatch! {
+    /// [`weight_grad_sums`] for `isa`.
+    fn weight_grad_for => weight_grad_sums(
+        shape: &Shape,
+        padded: &[f32],
+        padded_grad: &[f32],
+        grad_w: &mut [f32],
+    )
+}
+
+/// [`weight_grad`]'s work, block by block.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set; the operands must fit the shape.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn weight_grad_sums<V: Lanes>(
+    shape: &Shape,
+    padded: &[f32],
+    padded_grad: &[f32],
+    grad_w: &mut [f32],
+) {
+    let step = if V::WIDE { 32 } else { 16 };
+    // SAFETY: passed on from the caller.
     unsafe {
         if shape.cin == 1 && shape.kernel == 3 {
             // One input channel (conv1): all nine taps in registers, each pixel's gradient
             // read once instead of once per tap.
-            for cb in 0..shape.cout / BLOCK_CHANNELS {
-                single_channel_weight_grad(shape, padded, padded_grad, grad_w, cb);
+            for channel in (0..shape.cout).step_by(step) {
+                if V::WIDE {
+                    single_channel_weight_grad::<V, 2>(shape, padded, padded_grad, grad_w, channel);
+                } else {
+                    single_channel_weight_grad::<V, 1>(shape, padded, padded_grad, grad_w, channel);
+                }
             }
             return;
         }
         for tap in 0..shape.kernel * shape.kernel {
-            for cb in 0..shape.cout / BLOCK_CHANNELS {
+            for channel in (0..shape.cout).step_by(step) {
                 let mut ci = 0;
                 while ci < shape.cin {
                     let (p, g, w) = (padded, padded_grad, &mut *grad_w);
-                    ci += match shape.cin - ci {
-                        12.. => weight_grad_block::<12>(shape, p, g, w, tap, ci, cb),
-                        8..12 => weight_grad_block::<8>(shape, p, g, w, tap, ci, cb),
-                        4..8 => weight_grad_block::<4>(shape, p, g, w, tap, ci, cb),
-                        2..4 => weight_grad_block::<2>(shape, p, g, w, tap, ci, cb),
-                        _ => weight_grad_block::<1>(shape, p, g, w, tap, ci, cb),
+                    let at = (tap, ci, channel);
+                    // 24 accumulators with AVX-512 (12 channels by 32), 12 with AVX2 (6 by 16).
+                    ci += match (V::WIDE, shape.cin - ci) {
+                        (true, 12..) => weight_grad_block::<V, 12, 2>(shape, p, g, w, at),
+                        (true, 8..12) => weight_grad_block::<V, 8, 2>(shape, p, g, w, at),
+                        (true, 4..8) => weight_grad_block::<V, 4, 2>(shape, p, g, w, at),
+                        (true, 2..4) => weight_grad_block::<V, 2, 2>(shape, p, g, w, at),
+                        (true, _) => weight_grad_block::<V, 1, 2>(shape, p, g, w, at),
+                        (false, 6..) => weight_grad_block::<V, 6, 1>(shape, p, g, w, at),
+                        (false, 4 | 5) => weight_grad_block::<V, 4, 1>(shape, p, g, w, at),
+                        (false, 2 | 3) => weight_grad_block::<V, 2, 1>(shape, p, g, w, at),
+                        (false, _) => weight_grad_block::<V, 1, 1>(shape, p, g, w, at),
                     };
                 }
             }
@@ -257,10 +361,12 @@ struct Operands<'a> {
 }
 
 impl<'a> Operands<'a> {
-    /// Panics when the slices are smaller than `shape` says or [`available`] is false.
-    fn checked(shape: &'a Shape, padded: &'a [f32], weights: &'a [f32]) -> Self {
+    /// Panics when the slices are smaller than `shape` says, the channel counts do not fit the
+    /// kernels or the CPU lacks `isa`.
+    fn checked(isa: Isa, shape: &'a Shape, padded: &'a [f32], weights: &'a [f32]) -> Self {
         shape.check(padded, weights);
-        assert!(available(shape.cin, shape.cout), "no AVX-512F on this CPU");
+        assert!(shape.cin > 0, "direct convolution without input channels");
+        assert!(isa.available(), "no {isa:?} on this CPU");
         Operands {
             shape,
             padded,
@@ -269,109 +375,127 @@ impl<'a> Operands<'a> {
     }
 }
 
-/// Where a block of the output lies: two rows from `y`, `columns` columns from `x`, 32
-/// channels from `cb * 32`.
+/// Where a block of the output lies: two rows from `y`, `columns` columns from `x`, `16 H`
+/// channels from `channel`.
 #[derive(Clone, Copy)]
 struct BlockAt {
     y: usize,
     x: usize,
     columns: usize,
-    cb: usize,
+    channel: usize,
 }
 
-/// Calls `f` for every block of the output: rows in pairs, columns by six, then four or two
-/// for the rest (widths are even).
-fn for_each_block(shape: &Shape, mut f: impl FnMut(BlockAt)) {
-    for cb in 0..shape.cout / BLOCK_CHANNELS {
-        for y in (0..shape.height).step_by(2) {
+/// Every block of the output: channels by 32 (`wide`, AVX-512) or 16, rows in pairs, columns
+/// by six, then four or two for the rest (`wide`), or by two (widths are even).
+fn blocks(shape: &Shape, wide: bool) -> impl Iterator<Item = BlockAt> + '_ {
+    let (channels, widest) = if wide { (32, 6) } else { (16, 2) };
+    (0..shape.cout).step_by(channels).flat_map(move |channel| {
+        (0..shape.height).step_by(2).flat_map(move |y| {
             let mut x = 0;
-            while x < shape.width {
-                let columns = match shape.width - x {
-                    BLOCK_COLUMNS.. => BLOCK_COLUMNS,
+            std::iter::from_fn(move || {
+                let columns = match shape.width.checked_sub(x)? {
+                    0 => return None,
+                    rest if rest >= widest => widest,
                     4 | 5 => 4,
                     _ => 2,
                 };
-                f(BlockAt { y, x, columns, cb });
+                let at = BlockAt {
+                    y,
+                    x,
+                    columns,
+                    channel,
+                };
                 x += columns;
-            }
-        }
-    }
+                Some(at)
+            })
+        })
+    })
 }
 
-/// The accumulators of one block: `[row][column][half of the 32 channels]`.
+/// The accumulators of one block: `[row][column][vector of 16 channels]`.
 #[cfg(target_arch = "x86_64")]
-type Block<const C: usize> = [[[__m512; 2]; C]; 2];
+type Block<V, const C: usize, const H: usize> = [[[V; H]; C]; 2];
 
-/// Convolves the block at `at` (of `C` columns).
+/// Convolves the block at `at` (of `C` columns, `16 H` channels).
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set; the operands must fit the shape.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn block<const C: usize>(conv: Operands<'_>, at: BlockAt) -> Block<C> {
+#[inline(always)]
+unsafe fn block<V: Lanes, const C: usize, const H: usize>(
+    conv: Operands<'_>,
+    at: BlockAt,
+) -> Block<V, C, H> {
     let Operands {
         shape,
         padded,
         weights,
     } = conv;
-    let BlockAt { y, x, cb, .. } = at;
+    let BlockAt { y, x, channel, .. } = at;
     let (cin, cout, k) = (shape.cin, shape.cout, shape.kernel);
     let row = shape.padded_width() * cin;
-    let mut acc: Block<C> = [[[_mm512_setzero_ps(); 2]; C]; 2];
     // SAFETY (this block): the caller checked the shapes (`Shape::check`), so the block's
     // receptive field, `C + k - 1` columns of `k + 1` rows from `(y, x)`, lies in `padded`, and
     // every weight row read lies in `weights`.
     unsafe {
+        let mut acc: Block<V, C, H> = [[[V::zero(); H]; C]; 2];
+        let mut w = [V::zero(); H];
         let input = padded.as_ptr().add(y * row + x * cin);
-        let weights = weights.as_ptr().add(cb * BLOCK_CHANNELS);
+        let weights = weights.as_ptr().add(channel);
         for ky in 0..k {
             for kx in 0..k {
                 let taps_in = input.add(ky * row + kx * cin);
                 let taps_w = weights.add((ky * k + kx) * cin * cout);
                 for ci in 0..cin {
-                    let w0 = _mm512_loadu_ps(taps_w.add(ci * cout));
-                    let w1 = _mm512_loadu_ps(taps_w.add(ci * cout + 16));
+                    for (h, w) in w.iter_mut().enumerate() {
+                        *w = V::load(taps_w.add(ci * cout + 16 * h));
+                    }
                     for (r, acc_row) in acc.iter_mut().enumerate() {
                         for (c, a) in acc_row.iter_mut().enumerate() {
-                            let v = _mm512_set1_ps(*taps_in.add(r * row + c * cin + ci));
-                            a[0] = _mm512_fmadd_ps(v, w0, a[0]);
-                            a[1] = _mm512_fmadd_ps(v, w1, a[1]);
+                            let v = V::splat(*taps_in.add(r * row + c * cin + ci));
+                            for (a, &w) in a.iter_mut().zip(&w) {
+                                *a = v.mul_add(w, *a);
+                            }
                         }
                     }
                 }
             }
         }
+        acc
     }
-    acc
 }
 
 /// Stores the block, with the bias added and ReLU applied when there is a bias.
+///
+/// # Safety
+///
+/// As [`block`]; the block's outputs lie inside `out`, its bias values inside `bias`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn store_block<const C: usize>(
+#[inline(always)]
+unsafe fn store_block<V: Lanes, const C: usize, const H: usize>(
     conv: Operands<'_>,
     at: BlockAt,
     bias: Option<&[f32]>,
     out: &mut Output<'_>,
 ) {
-    let (shape, BlockAt { y, x, cb, .. }) = (conv.shape, at);
+    let (shape, BlockAt { y, x, channel, .. }) = (conv.shape, at);
     let (border, row) = (out.border, shape.width + 2 * out.border);
-    // SAFETY: the caller checked the shapes; the block's outputs lie inside `out` and its bias
-    // values inside `bias`.
+    // SAFETY: as the caller guarantees.
     unsafe {
-        let acc = block::<C>(conv, at);
+        let acc = block::<V, C, H>(conv, at);
         let out = out.values.as_mut_ptr();
-        let channel = cb * BLOCK_CHANNELS;
-        let finish = |v: __m512, half: usize| match bias {
-            Some(b) => _mm512_max_ps(
-                _mm512_add_ps(v, _mm512_loadu_ps(b.as_ptr().add(channel + half * 16))),
-                _mm512_setzero_ps(),
-            ),
-            None => v,
-        };
+        let zero = V::zero();
         for (r, acc_row) in acc.iter().enumerate() {
             for (c, a) in acc_row.iter().enumerate() {
                 let at = ((y + r + border) * row + x + c + border) * shape.cout + channel;
-                _mm512_storeu_ps(out.add(at), finish(a[0], 0));
-                _mm512_storeu_ps(out.add(at + 16), finish(a[1], 1));
+                for (h, &v) in a.iter().enumerate() {
+                    let v = match bias {
+                        Some(b) => v.add(V::load(b.as_ptr().add(channel + 16 * h))).max(zero),
+                        None => v,
+                    };
+                    v.store(out.add(at + 16 * h));
+                }
             }
         }
     }
@@ -379,160 +503,135 @@ unsafe fn store_block<const C: usize>(
 
 /// Adds the bias, applies ReLU and max-pools the block's 2x2 windows, storing each window's
 /// maximum and winner.
+///
+/// # Safety
+///
+/// As [`block`]; the block's pooled outputs lie inside `pooled` and `winners`, its bias values
+/// inside `bias`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn pool_block<const C: usize>(
+#[inline(always)]
+unsafe fn pool_block<V: Lanes, const C: usize, const H: usize>(
     conv: Operands<'_>,
     at: BlockAt,
     bias: &[f32],
     pooled: &mut [f32],
     winners: &mut [u8],
 ) {
-    let (shape, BlockAt { y, x, cb, .. }) = (conv.shape, at);
-    // SAFETY: the caller checked the shapes; the block's pooled outputs lie inside `pooled`
-    // and `winners`, and its bias values inside `bias`.
+    let (shape, BlockAt { y, x, channel, .. }) = (conv.shape, at);
+    // SAFETY: as the caller guarantees.
     unsafe {
-        let acc = block::<C>(conv, at);
-        let zero = _mm512_setzero_ps();
+        let acc = block::<V, C, H>(conv, at);
         let pooled_width = shape.width / 2;
         // The four candidates of a window sit in two rows of the accumulators.
         #[allow(clippy::needless_range_loop)]
-        for half in 0..2 {
-            let channel = cb * BLOCK_CHANNELS + half * 16;
-            let b = _mm512_loadu_ps(bias.as_ptr().add(channel));
+        for h in 0..H {
+            let channel = channel + 16 * h;
+            let b = V::load(bias.as_ptr().add(channel));
             for q in 0..C / 2 {
                 let candidates = [
-                    acc[0][2 * q][half],
-                    acc[0][2 * q + 1][half],
-                    acc[1][2 * q][half],
-                    acc[1][2 * q + 1][half],
+                    acc[0][2 * q][h],
+                    acc[0][2 * q + 1][h],
+                    acc[1][2 * q][h],
+                    acc[1][2 * q + 1][h],
                 ];
-                let mut best = _mm512_max_ps(_mm512_add_ps(candidates[0], b), zero);
-                let mut which = _mm512_setzero_si512();
-                for (n, &candidate) in candidates.iter().enumerate().skip(1) {
-                    let value = _mm512_max_ps(_mm512_add_ps(candidate, b), zero);
-                    let better = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(value, best);
-                    best = _mm512_mask_blend_ps(better, best, value);
-                    which = _mm512_mask_blend_epi32(better, which, _mm512_set1_epi32(n as i32));
-                }
+                let (best, which) = pool_window(candidates, b);
                 let at = ((y / 2) * pooled_width + x / 2 + q) * shape.cout + channel;
-                _mm512_storeu_ps(pooled.as_mut_ptr().add(at), best);
-                _mm_storeu_si128(
-                    winners.as_mut_ptr().add(at).cast(),
-                    _mm512_cvtepi32_epi8(which),
-                );
+                best.store(pooled.as_mut_ptr().add(at));
+                which.store_bytes(winners.as_mut_ptr().add(at));
             }
         }
     }
 }
 
-/// The gradient of `I` input channels from `ci`, one tap, 32 output channels from `cb * 32`,
-/// summed over every output pixel in `2 * I` registers. Returns `I`.
+/// The gradient of `I` input channels from `ci`, one tap, `16 H` output channels from
+/// `channel` (`at`: tap, ci, channel), summed over every output pixel in `I H` vectors.
+/// Returns `I`.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set; the operands must fit the shape.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn weight_grad_block<const I: usize>(
+#[inline(always)]
+unsafe fn weight_grad_block<V: Lanes, const I: usize, const H: usize>(
     shape: &Shape,
     padded: &[f32],
     padded_grad: &[f32],
     grad_w: &mut [f32],
-    tap: usize,
-    ci: usize,
-    cb: usize,
+    (tap, ci, channel): (usize, usize, usize),
 ) -> usize {
     let (cin, cout, k) = (shape.cin, shape.cout, shape.kernel);
     let (r, width) = (k / 2, shape.padded_width());
-    let mut acc = [[_mm512_setzero_ps(); 2]; I];
     // SAFETY: the caller checked the shapes: the input pixel `(y + ky, x + kx)` and the
     // gradient pixel `(y + r, x + r)` of every output pixel lie inside the padded maps, and
     // the tap's rows `ci..ci + I` inside `grad_w`.
     unsafe {
+        let mut acc = [[V::zero(); H]; I];
+        let mut g = [V::zero(); H];
         let input = padded
             .as_ptr()
             .add(((tap / k) * width + tap % k) * cin + ci);
-        let grad = padded_grad
-            .as_ptr()
-            .add((r * width + r) * cout + cb * BLOCK_CHANNELS);
+        let grad = padded_grad.as_ptr().add((r * width + r) * cout + channel);
         for y in 0..shape.height {
             for x in 0..shape.width {
                 let pixel = y * width + x;
-                let g0 = _mm512_loadu_ps(grad.add(pixel * cout));
-                let g1 = _mm512_loadu_ps(grad.add(pixel * cout + 16));
+                for (h, g) in g.iter_mut().enumerate() {
+                    *g = V::load(grad.add(pixel * cout + 16 * h));
+                }
                 let values = input.add(pixel * cin);
                 for (i, a) in acc.iter_mut().enumerate() {
-                    let v = _mm512_set1_ps(*values.add(i));
-                    a[0] = _mm512_fmadd_ps(v, g0, a[0]);
-                    a[1] = _mm512_fmadd_ps(v, g1, a[1]);
+                    let v = V::splat(*values.add(i));
+                    for (a, &g) in a.iter_mut().zip(&g) {
+                        *a = v.mul_add(g, *a);
+                    }
                 }
             }
         }
-        let out = grad_w
-            .as_mut_ptr()
-            .add((tap * cin + ci) * cout + cb * BLOCK_CHANNELS);
+        let out = grad_w.as_mut_ptr().add((tap * cin + ci) * cout + channel);
         add_rows(&acc, out, cout);
     }
     I
 }
 
-/// [`weight_grad`] of a 3x3 kernel on one input channel, for 32 output channels from
-/// `cb * 32`: the nine taps' sums in 18 registers over every output pixel.
+/// [`weight_grad`] of a 3x3 kernel on one input channel, for `16 H` output channels from
+/// `channel`: the nine taps' sums in `9 H` vectors over every output pixel.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set; the operands must fit the shape (one input
+/// channel, kernel 3).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn single_channel_weight_grad(
+#[inline(always)]
+unsafe fn single_channel_weight_grad<V: Lanes, const H: usize>(
     shape: &Shape,
     padded: &[f32],
     padded_grad: &[f32],
     grad_w: &mut [f32],
-    cb: usize,
+    channel: usize,
 ) {
     const TAPS: usize = 9;
     let (cout, width) = (shape.cout, shape.padded_width());
-    let mut acc = [[_mm512_setzero_ps(); 2]; TAPS];
-    // SAFETY: the caller checked the shapes (one input channel, kernel 3): the input pixels
-    // `(y + ky, x + kx)` and the gradient pixel `(y + 1, x + 1)` of every output pixel lie
-    // inside the padded maps, and the nine taps' rows inside `grad_w`.
+    // SAFETY: the input pixels `(y + ky, x + kx)` and the gradient pixel `(y + 1, x + 1)` of
+    // every output pixel lie inside the padded maps, and the nine taps' rows inside `grad_w`.
     unsafe {
+        let mut acc = [[V::zero(); H]; TAPS];
+        let mut g = [V::zero(); H];
         let input = padded.as_ptr();
-        let grad = padded_grad
-            .as_ptr()
-            .add((width + 1) * cout + cb * BLOCK_CHANNELS);
+        let grad = padded_grad.as_ptr().add((width + 1) * cout + channel);
         for y in 0..shape.height {
             for x in 0..shape.width {
                 let pixel = y * width + x;
-                let g0 = _mm512_loadu_ps(grad.add(pixel * cout));
-                let g1 = _mm512_loadu_ps(grad.add(pixel * cout + 16));
+                for (h, g) in g.iter_mut().enumerate() {
+                    *g = V::load(grad.add(pixel * cout + 16 * h));
+                }
                 for (tap, a) in acc.iter_mut().enumerate() {
-                    let v = _mm512_set1_ps(*input.add(pixel + (tap / 3) * width + tap % 3));
-                    a[0] = _mm512_fmadd_ps(v, g0, a[0]);
-                    a[1] = _mm512_fmadd_ps(v, g1, a[1]);
+                    let v = V::splat(*input.add(pixel + (tap / 3) * width + tap % 3));
+                    for (a, &g) in a.iter_mut().zip(&g) {
+                        *a = v.mul_add(g, *a);
+                    }
                 }
             }
         }
-        add_rows(&acc, grad_w.as_mut_ptr().add(cb * BLOCK_CHANNELS), cout);
-    }
-}
-
-/// Adds `N` rows of 32 accumulated values to the rows at `out`, `stride` values apart.
-///
-/// # Safety
-///
-/// The CPU must have AVX-512F, and `out` must hold the `N` rows.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-pub(super) unsafe fn add_rows<const N: usize>(
-    acc: &[[__m512; 2]; N],
-    out: *mut f32,
-    stride: usize,
-) {
-    for (i, a) in acc.iter().enumerate() {
-        for (half, &v) in a.iter().enumerate() {
-            // SAFETY: the caller passes `N` rows of 32 values at `out`.
-            unsafe {
-                let at = out.add(i * stride + half * 16);
-                _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), v));
-            }
-        }
+        add_rows(&acc, grad_w.as_mut_ptr().add(channel), cout);
     }
 }
 
@@ -570,6 +669,13 @@ mod tests {
         out
     }
 
+    /// Every pair of an instruction set this CPU has and a shape.
+    fn with_each_isa(shapes: Vec<Shape>) -> Vec<(Isa, Shape)> {
+        let each = Isa::all().into_iter();
+        each.flat_map(|isa| shapes.iter().map(move |&s| (isa, s)))
+            .collect()
+    }
+
     fn shapes() -> Vec<Shape> {
         // Widths covering every block width (6, 4, 2 columns), kernels 3 and 5, two blocks
         // of output channels.
@@ -591,10 +697,10 @@ mod tests {
     #[test]
     fn conv_matches_loops() {
         if !available(5, 64) {
-            eprintln!("SKIPPED: no AVX-512F on this CPU");
+            eprintln!("SKIPPED: neither AVX-512F nor AVX2 on this CPU");
             return;
         }
-        for shape in shapes() {
+        for (isa, shape) in with_each_isa(shapes()) {
             let input = values(shape.height * shape.width * shape.cin, 1);
             let weights = values(shape.kernel * shape.kernel * shape.cin * shape.cout, 2);
             let mut padded = vec![f32::NAN; shape.padded_len()];
@@ -623,11 +729,11 @@ mod tests {
 
             let expected = reference(&shape, &input, &weights);
             let mut out = vec![f32::NAN; shape.height * shape.width * shape.cout];
-            conv(&shape, &padded, &weights, &mut out);
+            conv(isa, &shape, &padded, &weights, &mut out);
             for (a, b) in out.iter().zip(&expected) {
                 assert!(
                     (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                    "{shape:?}: {a} vs {b}"
+                    "{isa:?} {shape:?}: {a} vs {b}"
                 );
             }
             let bias = values(shape.cout, 9);
@@ -635,8 +741,8 @@ mod tests {
             let border = 2;
             let (h, w) = (shape.height + 2 * border, shape.width + 2 * border);
             let mut bordered = vec![f32::NAN; h * w * shape.cout];
-            conv_bias_relu_padded(&shape, &padded, &weights, &bias, border, &mut bordered);
-            conv_bias_relu_padded(&shape, &padded, &weights, &bias, 0, &mut out);
+            conv_bias_relu_padded(isa, &shape, &padded, &weights, &bias, border, &mut bordered);
+            conv_bias_relu_padded(isa, &shape, &padded, &weights, &bias, 0, &mut out);
             for (i, pixel) in bordered.chunks_exact(shape.cout).enumerate() {
                 let (y, x) = (i / w, i % w);
                 let inside = (border..h - border).contains(&y) && (border..w - border).contains(&x);
@@ -654,7 +760,7 @@ mod tests {
                 let b = (b + bias[i % shape.cout]).max(0.0);
                 assert!(
                     (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                    "{shape:?}: {a} vs {b}"
+                    "{isa:?} {shape:?}: {a} vs {b}"
                 );
             }
         }
@@ -663,18 +769,22 @@ mod tests {
     #[test]
     fn weight_grad_matches_loops() {
         if !available(1, 64) {
-            eprintln!("SKIPPED: no AVX-512F on this CPU");
+            eprintln!("SKIPPED: neither AVX-512F nor AVX2 on this CPU");
             return;
         }
-        // Input channel counts covering every block (12, 8, 4, 2, 1).
-        // One input channel with the 3x3 kernel takes its own kernel.
-        for (cin, kernel, height, width) in [
+        // Input channel counts covering every block (AVX-512: 12, 8, 4, 2, 1; AVX2: 6, 4, 2,
+        // 1). One input channel with the 3x3 kernel takes its own kernel.
+        let cases = [
             (31, 3, 4, 6),
             (8, 5, 6, 4),
             (1, 3, 2, 2),
             (1, 3, 28, 28),
             (1, 5, 6, 8),
-        ] {
+        ];
+        let each = Isa::all()
+            .into_iter()
+            .flat_map(|isa| cases.map(|c| (isa, c)));
+        for (isa, (cin, kernel, height, width)) in each {
             let shape = Shape {
                 height,
                 width,
@@ -691,7 +801,7 @@ mod tests {
             pad(&grad, height, width, shape.cout, r, &mut padded_grad);
             let start = values(kernel * kernel * cin * shape.cout, 8);
             let mut grad_w = start.clone();
-            weight_grad(&shape, &padded, &padded_grad, &mut grad_w);
+            weight_grad(isa, &shape, &padded, &padded_grad, &mut grad_w);
             for ky in 0..kernel {
                 for kx in 0..kernel {
                     for ci in 0..cin {
@@ -717,7 +827,7 @@ mod tests {
                             let expected = start[o] + s;
                             assert!(
                                 (grad_w[o] - expected).abs() <= 1e-5 * (1.0 + expected.abs()),
-                                "{shape:?} tap ({ky}, {kx}) {ci} -> {co}: {} vs {expected}",
+                                "{isa:?} {shape:?} tap ({ky}, {kx}) {ci} -> {co}: {} vs {expected}",
                                 grad_w[o]
                             );
                         }
@@ -730,10 +840,10 @@ mod tests {
     #[test]
     fn pooling_epilogue_matches_loops() {
         if !available(5, 64) {
-            eprintln!("SKIPPED: no AVX-512F on this CPU");
+            eprintln!("SKIPPED: neither AVX-512F nor AVX2 on this CPU");
             return;
         }
-        for shape in shapes() {
+        for (isa, shape) in with_each_isa(shapes()) {
             let input = values(shape.height * shape.width * shape.cin, 3);
             let weights = values(shape.kernel * shape.kernel * shape.cin * shape.cout, 4);
             let bias = values(shape.cout, 5);
@@ -748,7 +858,15 @@ mod tests {
             );
             let n = shape.height / 2 * shape.width / 2 * shape.cout;
             let (mut pooled, mut winners) = (vec![f32::NAN; n], vec![9u8; n]);
-            conv_bias_relu_pool(&shape, &padded, &weights, &bias, &mut pooled, &mut winners);
+            conv_bias_relu_pool(
+                isa,
+                &shape,
+                &padded,
+                &weights,
+                &bias,
+                &mut pooled,
+                &mut winners,
+            );
             let full = reference(&shape, &input, &weights);
             let (w, c) = (shape.width, shape.cout);
             for py in 0..shape.height / 2 {

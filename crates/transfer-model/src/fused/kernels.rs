@@ -1,11 +1,11 @@
 //! The backbone's CPU kernels on plain slices: conv1 -> ReLU -> conv2 -> ReLU -> 2x2 max-pool,
 //! forward and backward, one image at a time on the rayon pool.
 //!
-//! Three methods ([`Method`]): conv2 by Winograd F(4x4, 3x3) and conv1 direct, both with
-//! AVX-512 ([`Method::Winograd`]); both convolutions direct ([`Method::Direct`]); or each as
-//! im2col followed by one matrix product per image ([`Method::Im2col`], any CPU and shape), so
-//! that an image's working set (conv2's 784 x 288 column matrix, under 1 MB) stays in the core's
-//! cache. The first activation is kept in channels-last order throughout. Gradients of the
+//! Three methods ([`Method`]): conv2 by Winograd F(4x4, 3x3) and conv1 direct
+//! ([`Method::Winograd`]); both convolutions direct ([`Method::Direct`]), these two with AVX-512
+//! or AVX2 ([`Isa`]); or each as im2col followed by one matrix product per image
+//! ([`Method::Im2col`], any CPU and shape), so that an image's working set (conv2's 784 x 288
+//! column matrix, under 1 MB) stays in the core's cache. The first activation is kept in channels-last order throughout. Gradients of the
 //! weights are summed per fixed group of images and the groups are then added in order: the
 //! result does not depend on the number of threads or on scheduling.
 
@@ -17,6 +17,9 @@ use std::thread::LocalKey;
 
 use rayon::prelude::*;
 
+pub use super::simd::Isa;
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Lanes, dispatch};
 use super::{direct, winograd};
 
 /// Images whose weight gradients are summed together before the groups are added in order.
@@ -129,38 +132,41 @@ pub enum Method {
     /// im2col and one `gemm` product per image: any CPU, any shapes.
     #[default]
     Im2col,
-    /// Register-blocked direct convolutions with AVX-512, pooling in registers: where the CPU
-    /// has AVX-512F and `c1` and `c2` are multiples of 32.
+    /// Register-blocked direct convolutions with AVX-512 or AVX2 ([`Isa`]), pooling in
+    /// registers: where the CPU has either and `c1` and `c2` are multiples of 32.
     Direct,
-    /// conv2 by Winograd F(4x4, 3x3) with AVX-512 (four times fewer multiplications, pooling
-    /// as it untransforms), conv1 as [`Method::Direct`]: where that method applies, the
-    /// kernel is 3x3 and the image's sides are multiples of 4.
+    /// conv2 by Winograd F(4x4, 3x3) (four times fewer multiplications, pooling as it
+    /// untransforms), conv1 as [`Method::Direct`]: where that method applies, the kernel is 3x3
+    /// and the image's sides are multiples of 4.
     Winograd,
 }
 
 impl Method {
-    /// The fastest method this CPU has for these shapes.
+    /// The fastest method this CPU has for these shapes (with the chosen instruction set,
+    /// [`Isa::chosen`]).
     pub fn best(g: &Geometry) -> Self {
+        Method::all(g).last().copied().unwrap_or_default()
+    }
+
+    /// Every method this CPU has for these shapes, slowest first (with the chosen instruction
+    /// set). With AVX2 the direct kernels, short of registers, are slower than im2col on
+    /// `gemm` (37.8 against 44.8 training steps/s on the study's shapes).
+    pub fn all(g: &Geometry) -> Vec<Self> {
+        let mut methods = vec![Method::Im2col];
         let direct = direct::available(g.c1, g.c2) && direct::available(g.c2, g.c1);
+        if direct {
+            match Isa::chosen() {
+                Some(Isa::Avx512) => methods.push(Method::Direct),
+                _ => methods.insert(0, Method::Direct),
+            }
+        }
         let winograd = g.kernel == 3
             && winograd::available(g.height, g.width, g.c1, g.c2)
             && winograd::available(g.height, g.width, g.c2, g.c1);
         if direct && winograd {
-            Method::Winograd
-        } else if direct {
-            Method::Direct
-        } else {
-            Method::Im2col
+            methods.push(Method::Winograd);
         }
-    }
-
-    /// Every method this CPU has for these shapes, slowest first.
-    pub fn all(g: &Geometry) -> Vec<Self> {
-        match Method::best(g) {
-            Method::Winograd => vec![Method::Im2col, Method::Direct, Method::Winograd],
-            Method::Direct => vec![Method::Im2col, Method::Direct],
-            Method::Im2col => vec![Method::Im2col],
-        }
+        methods
     }
 
     /// Makes [`forward`] and [`forward_saving`] use `method` from now on in this process,
@@ -215,7 +221,8 @@ pub fn forward_saving(g: &Geometry, input: &[f32], w: Weights<'_>) -> (Vec<f32>,
     forward_with(Method::chosen(g), g, input, w, true)
 }
 
-/// [`forward`] (or with `save`, [`forward_saving`]) by the given method.
+/// [`forward`] (or with `save`, [`forward_saving`]) by the given method, the direct and
+/// Winograd methods with the chosen instruction set ([`Isa::chosen`]).
 ///
 /// Panics when `method` is not one of [`Method::all`].
 pub fn forward_with(
@@ -225,10 +232,23 @@ pub fn forward_with(
     w: Weights<'_>,
     save: bool,
 ) -> (Vec<f32>, Saved) {
+    forward_by(method, Isa::chosen(), g, input, w, save)
+}
+
+/// [`forward_with`] with the instruction set `isa` for the direct and Winograd methods.
+fn forward_by(
+    method: Method,
+    isa: Option<Isa>,
+    g: &Geometry,
+    input: &[f32],
+    w: Weights<'_>,
+    save: bool,
+) -> (Vec<f32>, Saved) {
     assert!(
         Method::all(g).contains(&method),
         "{method:?} is not available for {g:?} on this CPU"
     );
+    let fast = fast_isa(method, isa);
     let p = g.pixels();
     let k1 = g.c0 * g.taps();
     let k2 = g.c1 * g.taps();
@@ -278,7 +298,7 @@ pub fn forward_with(
                 out: &mut [f32],
                 act1: Option<&mut [f32]>,
                 argmax: Option<&mut [u8]>| {
-        if direct {
+        if let Some(isa) = fast {
             let winners = match argmax {
                 Some(a) => a,
                 None => &mut s.winners[..],
@@ -293,10 +313,11 @@ pub fn forward_with(
                 },
                 b2: w.b2,
             };
-            let fast = &mut s.fast;
-            // SAFETY: the fast methods run only where `Method::all` offers them, that is where
-            // the CPU has AVX-512F (asserted above).
-            unsafe { fast_forward_image(g, method, forms, fast, image, act1, out, winners) };
+            let scratch = &mut s.fast;
+            // SAFETY: the CPU has `isa` (`fast_isa`).
+            unsafe {
+                fast_forward_image(isa, g, method, forms, scratch, image, act1, out, winners)
+            };
             return;
         }
         let act1_buf = match act1 {
@@ -351,7 +372,8 @@ pub fn backward(
     backward_with(saved.method, g, input, w, pooled, saved, grad, input_grad)
 }
 
-/// [`backward`] by the given method.
+/// [`backward`] by the given method, the direct and Winograd methods with the chosen
+/// instruction set ([`Isa::chosen`]).
 ///
 /// Panics when `method` is not one of [`Method::all`], or keeps its winners in another order
 /// than the method that saved them (im2col against the others).
@@ -366,10 +388,28 @@ pub fn backward_with(
     grad: &[f32],
     input_grad: bool,
 ) -> Grads {
+    let isa = Isa::chosen();
+    backward_by(method, isa, g, input, w, pooled, saved, grad, input_grad)
+}
+
+/// [`backward_with`] with the instruction set `isa` for the direct and Winograd methods.
+#[allow(clippy::too_many_arguments)]
+fn backward_by(
+    method: Method,
+    isa: Option<Isa>,
+    g: &Geometry,
+    input: &[f32],
+    w: Weights<'_>,
+    pooled: &[f32],
+    saved: &Saved,
+    grad: &[f32],
+    input_grad: bool,
+) -> Grads {
     assert!(
         Method::all(g).contains(&method),
         "{method:?} is not available for {g:?} on this CPU"
     );
+    let fast = fast_isa(method, isa);
     let direct = method != Method::Im2col;
     assert_eq!(
         direct,
@@ -447,14 +487,16 @@ pub fn backward_with(
             cached(&BACKWARD_BUFFERS, key, make, |(buffers, grad_act1)| {
                 for (local, i) in (first..last).enumerate() {
                     let one = image(i);
-                    match buffers {
-                        // SAFETY: the fast methods run only where `Method::all` offers them, that
-                        // is where the CPU has AVX-512F (asserted above).
-                        BackwardBuffers::Fast(b) => unsafe {
-                            fast_backward_image(&context, b, &one, grad_act1, &mut acc)
+                    match (&mut *buffers, fast) {
+                        // SAFETY: the CPU has `isa` (`fast_isa`).
+                        (BackwardBuffers::Fast(b), Some(isa)) => unsafe {
+                            fast_backward_image(isa, &context, b, &one, grad_act1, &mut acc)
                         },
-                        BackwardBuffers::Im2col(b) => {
+                        (BackwardBuffers::Im2col(b), _) => {
                             im2col_backward_image(&context, b, &one, grad_act1, &mut acc)
+                        }
+                        (BackwardBuffers::Fast(_), None) => {
+                            unreachable!("the fast methods' buffers come with an instruction set")
                         }
                     }
                     if input_grad {
@@ -516,16 +558,46 @@ struct FastWeights<'a> {
     b2: &'a [f32],
 }
 
+/// The instruction set of the direct and Winograd methods: `isa`, checked to be present;
+/// `None` for im2col.
+///
+/// Panics when a fast method comes without an instruction set this CPU has.
+fn fast_isa(method: Method, isa: Option<Isa>) -> Option<Isa> {
+    if method == Method::Im2col {
+        return None;
+    }
+    match isa {
+        Some(isa) if isa.available() => Some(isa),
+        _ => panic!("{method:?} needs AVX2 or AVX-512F, and this CPU lacks {isa:?}"),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+dispatch! {
+    /// [`fast_forward_body`] compiled for `isa`, the small loops included.
+    fn fast_forward_image => fast_forward_body(
+        g: &Geometry,
+        method: Method,
+        w: FastWeights<'_>,
+        s: &mut FastScratch,
+        image: &[f32],
+        act1: Option<&mut [f32]>,
+        out: &mut [f32],
+        winners: &mut [u8],
+    )
+}
+
 /// One image's forward pass by the direct or Winograd method: pooled features (channels
 /// first) into `out`, conv1's zero-bordered activation into `act1` when kept, and the winners
-/// (channels last) into `winners`. Compiled for AVX-512, the small loops included.
+/// (channels last) into `winners`.
 ///
 /// # Safety
 ///
-/// The CPU must have AVX-512F.
+/// The CPU must have `V`'s instruction set.
+#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn fast_forward_image(
+#[inline(always)]
+unsafe fn fast_forward_body<V: Lanes>(
     g: &Geometry,
     method: Method,
     w: FastWeights<'_>,
@@ -535,7 +607,7 @@ unsafe fn fast_forward_image(
     out: &mut [f32],
     winners: &mut [u8],
 ) {
-    let r = g.kernel / 2;
+    let (isa, r) = (V::ISA, g.kernel / 2);
     direct::pad_planar(image, g.height, g.width, r, &mut s.image_padded);
     // conv1 writes conv2's zero-bordered input directly: into the kept activation when
     // there is one (the backward pass reads it as it is).
@@ -543,16 +615,17 @@ unsafe fn fast_forward_image(
         Some(a) => a,
         None => &mut s.padded[..],
     };
-    direct::conv_bias_relu_padded(&conv1_shape(g), &s.image_padded, w.w1, w.b1, r, padded);
+    let conv1 = conv1_shape(g);
+    direct::conv_bias_relu_padded(isa, &conv1, &s.image_padded, w.w1, w.b1, r, padded);
     if method == Method::Winograd {
         let shape = winograd_shape(g.c1, g.c2, g);
-        let ws = &mut s.workspace;
-        winograd::conv_bias_relu_pool(&shape, padded, w.w2, w.b2, ws, &mut s.pooled, winners);
+        let (ws, pooled) = (&mut s.workspace, &mut s.pooled);
+        winograd::conv_bias_relu_pool(isa, &shape, padded, w.w2, w.b2, ws, pooled, winners);
     } else {
         let conv2 = conv2_shape(g);
-        direct::conv_bias_relu_pool(&conv2, padded, w.w2, w.b2, &mut s.pooled, winners);
+        direct::conv_bias_relu_pool(isa, &conv2, padded, w.w2, w.b2, &mut s.pooled, winners);
     }
-    channels_first_f32(&s.pooled, g.c2, out);
+    channels_first_f32(isa, &s.pooled, g.c2, out);
 }
 
 /// What sizes a thread's cached buffers: the shapes but the batch, and the method.
@@ -715,26 +788,39 @@ fn im2col_backward_image(
     );
 }
 
-/// [`im2col_backward_image`] by the direct or Winograd method; everything here, the small
-/// loops included, is compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+dispatch! {
+    /// [`fast_backward_body`] compiled for `isa`, the small loops included.
+    fn fast_backward_image => fast_backward_body(
+        context: &BackwardContext<'_>,
+        b: &mut FastBuffers,
+        one: &ImageBackward<'_>,
+        grad_act1: &mut [f32],
+        acc: &mut Grads,
+    )
+}
+
+/// [`im2col_backward_image`] by the direct or Winograd method.
 ///
 /// # Safety
 ///
-/// The CPU must have AVX-512F.
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn fast_backward_image(
+/// The CPU must have `V`'s instruction set.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn fast_backward_body<V: Lanes>(
     context: &BackwardContext<'_>,
     b: &mut FastBuffers,
     one: &ImageBackward<'_>,
     grad_act1: &mut [f32],
     acc: &mut Grads,
 ) {
-    let g = context.g;
+    let (g, isa) = (context.g, V::ISA);
     let r = g.kernel / 2;
     // conv2's input (kept zero-bordered by the forward pass) and its output's gradient with
     // a zero border, then dW2 and grad_act1 (a convolution with the rotated kernel).
     let grad_pooled = &mut b.grad_pooled;
     unpool_padded(
+        isa,
         g,
         one.grad,
         one.pooled,
@@ -746,8 +832,8 @@ unsafe fn fast_backward_image(
     if context.method == Method::Winograd {
         let (shape, back) = (winograd_shape(g.c1, g.c2, g), winograd_shape(g.c2, g.c1, g));
         let (a, d, ws) = (one.act1, &b.grad_padded, &mut b.workspace);
-        winograd::weight_grad(&shape, a, d, ws, &mut acc.w2);
-        winograd::conv(&back, d, context.w2_flipped, ws, grad_act1);
+        winograd::weight_grad(isa, &shape, a, d, ws, &mut acc.w2);
+        winograd::conv(isa, &back, d, context.w2_flipped, ws, grad_act1);
     } else {
         let conv2 = conv2_shape(g);
         let back = direct::Shape {
@@ -755,8 +841,8 @@ unsafe fn fast_backward_image(
             cout: g.c1,
             ..conv2
         };
-        direct::weight_grad(&conv2, one.act1, &b.grad_padded, &mut acc.w2);
-        direct::conv(&back, &b.grad_padded, context.w2_flipped, grad_act1);
+        direct::weight_grad(isa, &conv2, one.act1, &b.grad_padded, &mut acc.w2);
+        direct::conv(isa, &back, &b.grad_padded, context.w2_flipped, grad_act1);
     }
     // Through conv1's ReLU: the kept activation has a border of `r`.
     let (row, line) = ((g.width + 2 * r) * g.c1, g.width * g.c1);
@@ -772,6 +858,7 @@ unsafe fn fast_backward_image(
     let grad_act1_padded = &mut b.grad_act1_padded;
     direct::pad(grad_act1, g.height, g.width, g.c1, r, grad_act1_padded);
     direct::weight_grad(
+        isa,
         &conv1_shape(g),
         &b.image_padded,
         grad_act1_padded,
@@ -1099,8 +1186,9 @@ fn unpool_planar(g: &Geometry, grad: &[f32], pooled: &[f32], argmax: &[u8], out:
 /// [`unpool_planar`] into a zero-bordered channels-last map `[h + 2r, w + 2r, c2]`, with
 /// `argmax` channels last: every pixel of every window written (vectorised over channels),
 /// through `grad_pooled` (`[pooled pixels, c2]`) for the positive pooled values' gradient.
-#[inline]
+#[inline(always)]
 fn unpool_padded(
+    isa: Isa,
     g: &Geometry,
     grad: &[f32],
     pooled: &[f32],
@@ -1112,7 +1200,7 @@ fn unpool_padded(
     let (c, row) = (g.c2, g.width + 2 * r);
     let (ph, pw) = (g.height / 2, g.width / 2);
     let windows = ph * pw;
-    positive_channels_last(grad, pooled, windows, c, grad_pooled);
+    positive_channels_last(isa, grad, pooled, windows, c, grad_pooled);
     direct::zero_border(g.height, g.width, c, r, out);
     for y in 0..ph {
         for x in 0..pw {
@@ -1131,8 +1219,10 @@ fn unpool_padded(
 
 /// `out [positions, channels]` = `grad [channels, positions]` where `pooled` (same layout)
 /// is positive, else zero: channels first to channels last, by 16 x 16 blocks transposed in
-/// registers where the CPU has AVX-512F.
+/// registers with AVX-512.
+#[inline(always)]
 fn positive_channels_last(
+    isa: Isa,
     grad: &[f32],
     pooled: &[f32],
     positions: usize,
@@ -1143,27 +1233,11 @@ fn positive_channels_last(
     assert!(grad.len() >= n && pooled.len() >= n && out.len() >= n);
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if channels.is_multiple_of(16) && is_x86_feature_detected!("avx512f") {
+    if isa == Isa::Avx512 && isa.available() && channels.is_multiple_of(16) {
         done = positions - positions % 16;
-        // SAFETY: AVX-512F is present; block (ch, o) reads rows `ch..ch + 16` (< channels) at
-        // positions `o..o + 16` (<= done <= positions) and writes rows `o..o + 16` at channels
-        // `ch..ch + 16`: all inside the checked lengths.
-        unsafe {
-            let zero = _mm512_setzero_ps();
-            for ch in (0..channels).step_by(16) {
-                for o in (0..done).step_by(16) {
-                    let rows = std::array::from_fn(|k| {
-                        let at = (ch + k) * positions + o;
-                        let p = _mm512_loadu_ps(pooled.as_ptr().add(at));
-                        let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(p, zero);
-                        _mm512_maskz_loadu_ps(positive, grad.as_ptr().add(at))
-                    });
-                    for (j, column) in transpose16(rows).into_iter().enumerate() {
-                        _mm512_storeu_ps(out.as_mut_ptr().add((o + j) * channels + ch), column);
-                    }
-                }
-            }
-        }
+        // SAFETY: AVX-512F is present, the lengths are checked and `channels` is a multiple
+        // of 16.
+        unsafe { positive_channels_last_avx512(grad, pooled, done, positions, channels, out) };
     }
     for ch in 0..channels {
         for o in done..positions {
@@ -1173,34 +1247,86 @@ fn positive_channels_last(
     }
 }
 
-/// [`channels_first`] for `f32` maps, by 16 x 16 blocks transposed in registers where the
-/// CPU has AVX-512F.
-fn channels_first_f32(map: &[f32], channels: usize, out: &mut [f32]) {
-    let positions = map.len() / channels;
-    assert!(out.len() >= positions * channels);
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if channels.is_multiple_of(16) && is_x86_feature_detected!("avx512f") {
-        done = positions - positions % 16;
-        // SAFETY: AVX-512F is present; block (o, ch) reads positions `o..o + 16` (<= done) at
-        // channels `ch..ch + 16` (<= channels) and writes channels `ch..ch + 16` at those
-        // positions: all inside `map` and `out`.
-        unsafe {
+/// [`positive_channels_last`] of the first `done` positions (a multiple of 16).
+///
+/// # Safety
+///
+/// The CPU must have AVX-512F; `grad`, `pooled` and `out` must hold `positions * channels`
+/// values, and `channels` be a multiple of 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn positive_channels_last_avx512(
+    grad: &[f32],
+    pooled: &[f32],
+    done: usize,
+    positions: usize,
+    channels: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: block (ch, o) reads rows `ch..ch + 16` (< channels) at positions `o..o + 16`
+    // (<= done <= positions) and writes rows `o..o + 16` at channels `ch..ch + 16`: all inside
+    // the lengths the caller guarantees.
+    unsafe {
+        let zero = _mm512_setzero_ps();
+        for ch in (0..channels).step_by(16) {
             for o in (0..done).step_by(16) {
-                for ch in (0..channels).step_by(16) {
-                    let rows = std::array::from_fn(|k| {
-                        _mm512_loadu_ps(map.as_ptr().add((o + k) * channels + ch))
-                    });
-                    for (j, column) in transpose16(rows).into_iter().enumerate() {
-                        _mm512_storeu_ps(out.as_mut_ptr().add((ch + j) * positions + o), column);
-                    }
+                let rows = std::array::from_fn(|k| {
+                    let at = (ch + k) * positions + o;
+                    let p = _mm512_loadu_ps(pooled.as_ptr().add(at));
+                    let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(p, zero);
+                    _mm512_maskz_loadu_ps(positive, grad.as_ptr().add(at))
+                });
+                for (j, column) in transpose16(rows).into_iter().enumerate() {
+                    _mm512_storeu_ps(out.as_mut_ptr().add((o + j) * channels + ch), column);
                 }
             }
         }
     }
+}
+
+/// [`channels_first`] for `f32` maps, by 16 x 16 blocks transposed in registers with AVX-512.
+#[inline(always)]
+fn channels_first_f32(isa: Isa, map: &[f32], channels: usize, out: &mut [f32]) {
+    let positions = map.len() / channels;
+    assert!(out.len() >= positions * channels);
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && isa.available() && channels.is_multiple_of(16) {
+        done = positions - positions % 16;
+        // SAFETY: AVX-512F is present, the lengths are checked and `channels` is a multiple
+        // of 16.
+        unsafe { channels_first_avx512(map, done, channels, out) };
+    }
     for (o, row) in map.chunks_exact(channels).enumerate().skip(done) {
         for (c, &v) in row.iter().enumerate() {
             out[c * positions + o] = v;
+        }
+    }
+}
+
+/// [`channels_first_f32`] of the first `done` positions (a multiple of 16).
+///
+/// # Safety
+///
+/// The CPU must have AVX-512F; `out` must hold as many values as `map`, and `channels` be a
+/// multiple of 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn channels_first_avx512(map: &[f32], done: usize, channels: usize, out: &mut [f32]) {
+    let positions = map.len() / channels;
+    // SAFETY: block (o, ch) reads positions `o..o + 16` (<= done) at channels `ch..ch + 16`
+    // (<= channels) and writes channels `ch..ch + 16` at those positions: all inside `map`
+    // and `out`.
+    unsafe {
+        for o in (0..done).step_by(16) {
+            for ch in (0..channels).step_by(16) {
+                let rows = std::array::from_fn(|k| {
+                    _mm512_loadu_ps(map.as_ptr().add((o + k) * channels + ch))
+                });
+                for (j, column) in transpose16(rows).into_iter().enumerate() {
+                    _mm512_storeu_ps(out.as_mut_ptr().add((ch + j) * positions + o), column);
+                }
+            }
         }
     }
 }
@@ -1244,7 +1370,7 @@ fn transpose16(rows: [__m512; 16]) -> [__m512; 16] {
 
 /// Adds each column's sum over the rows of `map` to `sums`, 16 columns at a time in local
 /// accumulators (kept in registers, not reloaded from `sums` row after row).
-#[inline]
+#[inline(always)]
 fn column_sums(map: &[f32], columns: usize, sums: &mut [f32]) {
     const LANES: usize = 16;
     let mut start = 0;
@@ -1437,13 +1563,25 @@ mod tests {
         }
     }
 
+    /// Every method this CPU has for `g`, the fast ones with each instruction set it has.
+    fn variants(g: &Geometry) -> Vec<(Method, Option<Isa>)> {
+        let with_isas = |method| Isa::all().into_iter().map(move |isa| (method, Some(isa)));
+        Method::all(g)
+            .into_iter()
+            .flat_map(|method| match method {
+                Method::Im2col => vec![(method, None)],
+                _ => with_isas(method).collect(),
+            })
+            .collect()
+    }
+
     fn forward_matches_direct_convolution_with(g: Geometry) {
-        for method in Method::all(&g) {
-            forward_by_method_matches_direct_convolution(method, g);
+        for (method, isa) in variants(&g) {
+            forward_by_method_matches_direct_convolution(method, isa, g);
         }
     }
 
-    fn forward_by_method_matches_direct_convolution(method: Method, g: Geometry) {
+    fn forward_by_method_matches_direct_convolution(method: Method, isa: Option<Isa>, g: Geometry) {
         let taps = g.kernel * g.kernel;
         let input = values(g.batch * g.c0 * g.pixels(), 1);
         let (w1, b1) = (values(g.c1 * g.c0 * taps, 2), values(g.c1, 3));
@@ -1455,8 +1593,8 @@ mod tests {
             b2: &b2,
         };
         let expected = reference_forward(&g, &input, w);
-        let (fast, saved) = forward_with(method, &g, &input, w, true);
-        let (plain, _) = forward_with(method, &g, &input, w, false);
+        let (fast, saved) = forward_by(method, isa, &g, &input, w, true);
+        let (plain, _) = forward_by(method, isa, &g, &input, w, false);
         assert_eq!(saved.act1.len(), g.batch * act1_len(&g, method));
         assert_eq!(fast, plain);
         // Relative to the largest feature: Winograd's rounding follows its tile's largest
@@ -1465,7 +1603,7 @@ mod tests {
         for (a, b) in fast.iter().zip(&expected) {
             assert!(
                 (a - b).abs() <= 1e-5 * (1.0 + scale),
-                "{method:?}: {a} vs {b}"
+                "{method:?} {isa:?}: {a} vs {b}"
             );
         }
     }
@@ -1485,7 +1623,7 @@ mod tests {
     fn methods_agree_on_the_study_shapes() {
         let g = Geometry::of(&crate::CnnConfig::new(4), 6);
         if Method::best(&g) == Method::Im2col {
-            eprintln!("SKIPPED: no AVX-512F on this CPU");
+            eprintln!("SKIPPED: neither AVX-512F nor AVX2 on this CPU");
             return;
         }
         let input = values(g.batch * g.pixels(), 21);
@@ -1498,21 +1636,24 @@ mod tests {
             b2: &b2,
         };
         let probe = values(g.batch * g.pooled_len(), 26);
-        let run = |method| {
-            let (pooled, saved) = forward_with(method, &g, &input, w, true);
-            let grads = backward_with(method, &g, &input, w, &pooled, &saved, &probe, true);
+        let run = |method, isa| {
+            let (pooled, saved) = forward_by(method, isa, &g, &input, w, true);
+            let grads = backward_by(method, isa, &g, &input, w, &pooled, &saved, &probe, true);
             (pooled, saved, grads)
         };
-        let (p_ref, s_ref, g_ref) = run(Method::Im2col);
-        for method in Method::all(&g).into_iter().skip(1) {
-            let (p, s, grads) = run(method);
+        let (p_ref, s_ref, g_ref) = run(Method::Im2col, None);
+        let fast = variants(&g)
+            .into_iter()
+            .filter(|&(m, _)| m != Method::Im2col);
+        for (method, isa) in fast {
+            let (p, s, grads) = run(method, isa);
             let close = |name: &str, a: &[f32], b: &[f32]| {
                 assert_eq!(a.len(), b.len());
                 let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 for (x, y) in a.iter().zip(b) {
                     assert!(
                         (x - y).abs() <= 1e-5 * (1.0 + scale),
-                        "{method:?} {name}: {x} vs {y}"
+                        "{method:?} {isa:?} {name}: {x} vs {y}"
                     );
                 }
             };
@@ -1548,7 +1689,10 @@ mod tests {
                 channels_first(image, g.c2, out);
             }
             for ((&a, &b), &v) in winners.iter().zip(&s_ref.argmax).zip(&p_ref) {
-                assert!(a == b || v < 1e-3, "{method:?}: winner {a} vs {b} at {v}");
+                assert!(
+                    a == b || v < 1e-3,
+                    "{method:?} {isa:?}: winner {a} vs {b} at {v}"
+                );
             }
             close("w1", &grads.w1, &g_ref.w1);
             close("b1", &grads.b1, &g_ref.b1);
@@ -1654,7 +1798,7 @@ mod tests {
             width: 8,
             ..study
         };
-        let run = |g: &Geometry, method: Method, seed: u64| {
+        let run = |g: &Geometry, (method, isa): (Method, Option<Isa>), seed: u64| {
             let input = values(g.batch * g.pixels(), seed);
             let (w1, b1) = (values(g.c1 * 9, seed + 1), values(g.c1, seed + 2));
             let (w2, b2) = (values(g.c2 * g.c1 * 9, seed + 3), values(g.c2, seed + 4));
@@ -1665,43 +1809,50 @@ mod tests {
                 b2: &b2,
             };
             let probe = values(g.batch * g.pooled_len(), seed + 5);
-            let (pooled, saved) = forward_with(method, g, &input, w, true);
-            let grads = backward_with(method, g, &input, w, &pooled, &saved, &probe, false);
+            let (pooled, saved) = forward_by(method, isa, g, &input, w, true);
+            let grads = backward_by(method, isa, g, &input, w, &pooled, &saved, &probe, false);
             let (act1, argmax) = (saved.act1, saved.argmax);
             (pooled, act1, argmax, grads.w1, grads.b1, grads.w2, grads.b2)
         };
-        for method in Method::all(&study) {
-            run(&other, method, 30);
-            let fresh = run(&study, method, 40);
-            run(&study, method, 50);
-            assert!(run(&study, method, 40) == fresh, "{method:?}");
+        for variant in variants(&study) {
+            run(&other, variant, 30);
+            let fresh = run(&study, variant, 40);
+            run(&study, variant, 50);
+            assert!(run(&study, variant, 40) == fresh, "{variant:?}");
         }
     }
 
     #[test]
     fn fast_channels_first_matches_the_plain_one() {
-        for (positions, channels) in [(196, 32), (20, 16), (5, 3)] {
-            let map = values(positions * channels, 62);
-            let (mut fast, mut plain) = (vec![f32::NAN; map.len()], vec![0.0; map.len()]);
-            channels_first_f32(&map, channels, &mut fast);
-            channels_first(&map, channels, &mut plain);
-            assert_eq!(fast, plain, "{positions} x {channels}");
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            for (positions, channels) in [(196, 32), (20, 16), (5, 3)] {
+                let map = values(positions * channels, 62);
+                let (mut fast, mut plain) = (vec![f32::NAN; map.len()], vec![0.0; map.len()]);
+                channels_first_f32(isa, &map, channels, &mut fast);
+                channels_first(&map, channels, &mut plain);
+                assert_eq!(fast, plain, "{isa:?} {positions} x {channels}");
+            }
         }
     }
 
     #[test]
     fn positive_gradient_goes_channels_last() {
         // 196 positions: twelve 16-wide blocks and a remainder; 32 and 16 channels.
-        for (positions, channels) in [(196, 32), (20, 16), (5, 3)] {
+        let cases = [(196, 32), (20, 16), (5, 3)];
+        for (isa, (positions, channels)) in [Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .flat_map(|isa| cases.map(|c| (isa, c)))
+        {
             let grad = values(positions * channels, 60);
             let pooled = values(positions * channels, 61);
             let mut out = vec![f32::NAN; positions * channels];
-            positive_channels_last(&grad, &pooled, positions, channels, &mut out);
+            positive_channels_last(isa, &grad, &pooled, positions, channels, &mut out);
             for ch in 0..channels {
                 for o in 0..positions {
                     let at = ch * positions + o;
                     let expected = if pooled[at] > 0.0 { grad[at] } else { 0.0 };
-                    assert_eq!(out[o * channels + ch], expected, "{positions} x {channels}");
+                    let at = o * channels + ch;
+                    assert_eq!(out[at], expected, "{isa:?} {positions} x {channels}");
                 }
             }
         }

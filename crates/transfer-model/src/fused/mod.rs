@@ -2,8 +2,8 @@
 //!
 //! On burn-flex devices (with this crate's `flex` feature) conv1, ReLU, conv2, ReLU and the
 //! 2x2 max-pooling run as one burn backend extension with its own backward pass
-//! ([`kernels`]: AVX-512 Winograd and register-blocked direct convolutions where the CPU and
-//! the shapes allow, im2col and `gemm` elsewhere); with autodiff it records a single graph node. Every other device, and
+//! ([`kernels`]: Winograd and register-blocked direct convolutions with AVX-512 or AVX2 where the
+//! CPU and the shapes allow, im2col and `gemm` elsewhere); with autodiff it records a single graph node. Every other device, and
 //! shapes the kernels do not handle, use burn's own modules: the numbers agree to float
 //! rounding (tested), only the speed differs.
 
@@ -13,6 +13,8 @@ mod direct;
 mod flex;
 #[cfg(feature = "flex")]
 pub mod kernels;
+#[cfg(feature = "flex")]
+mod simd;
 #[cfg(feature = "flex")]
 mod winograd;
 

@@ -1,26 +1,29 @@
-//! Winograd F(4x4, 3x3) convolutions of channels-last maps with AVX-512: 36 multiplications per
-//! 4x4 output tile and channel pair instead of 144.
+//! Winograd F(4x4, 3x3) convolutions of channels-last maps with AVX-512 or AVX2: 36
+//! multiplications per 4x4 output tile and channel pair instead of 144.
 //!
 //! A 6x6 patch `d` of the zero-bordered input becomes `V = Bᵀ d B`, a 3x3 kernel `g` becomes
 //! `U = G g Gᵀ`, and the tile's outputs are `Aᵀ (Σ_in U ⊙ V) A` (Lavin and Gray's matrices,
 //! interpolation points 0, ±1, ±2). The sum over input channels is 36 small matrix products per
 //! strip of tiles (one row of tiles: for the study's 28x28x32 maps, 32 KB of `V` and as much of
 //! products, which stay in the core's cache), register-blocked like the direct kernels (up to
-//! seven tiles by 32 output channels in 14 registers). A 4x4 output tile is four whole 2x2 pooling windows, so
+//! seven tiles by 32 output channels in 14 registers with AVX-512, six tiles by 16 in 12 with
+//! AVX2). A 4x4 output tile is four whole 2x2 pooling windows, so
 //! [`conv_bias_relu_pool`] pools as it untransforms. [`weight_grad`] sums `V ⊙ (A dY Aᵀ)` over
 //! an image's tiles in the transformed domain; [`taps_from_transformed`] brings the sum back to
 //! the kernel's taps (`Gᵀ dU G`).
 //!
 //! The results equal a direct convolution's to float rounding; the transforms scale a tile's
 //! values by up to 100 and 1/576, so the rounding follows the tile's largest values (tests hold
-//! the results to 1e-5 of the largest output; measured up to 5e-6). Used where the CPU has AVX-512F,
-//! the kernel is 3x3, the map's sides are multiples of 4, the input channels a multiple of 16
-//! and the output channels of 32 ([`available`]).
+//! the results to 1e-5 of the largest output; measured up to 5e-6). Used where the CPU has
+//! AVX-512F or AVX2 with FMA ([`Isa`]), the kernel is 3x3, the map's sides are multiples of 4,
+//! the input channels a multiple of 16 and the output channels of 32 ([`available`]).
 
+use super::simd::Isa;
 #[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::*;
+use super::simd::{Lanes, add_rows, dispatch, pool_window};
 
-/// Output channels per block of products: two AVX-512 registers.
+/// What the output channel count must be a multiple of: one block of products with AVX-512
+/// (two registers), two with AVX2 (two pairs).
 const BLOCK_CHANNELS: usize = 32;
 /// Output rows and columns of a tile.
 const TILE: usize = 4;
@@ -101,9 +104,17 @@ impl Shape {
     fn tile_rows(&self) -> usize {
         self.height / TILE
     }
-    fn check(&self, padded: &[f32], transformed: &[f32], workspace: &Workspace, rows: usize) {
+    fn check(
+        &self,
+        isa: Isa,
+        padded: &[f32],
+        transformed: &[f32],
+        workspace: &Workspace,
+        rows: usize,
+    ) {
+        assert!(isa.available(), "no {isa:?} on this CPU");
         assert!(
-            available(self.height, self.width, self.cin, self.cout)
+            fits(self.height, self.width, self.cin, self.cout)
                 && padded.len() >= self.padded_len()
                 && transformed.len() >= self.transformed_len()
                 && workspace.fits(self, rows),
@@ -112,25 +123,22 @@ impl Shape {
     }
 }
 
-/// Whether this CPU runs these kernels for maps of these sides and channel counts.
+/// Whether this CPU runs these kernels (with some [`Isa`]) for maps of these sides and channel
+/// counts.
 pub fn available(height: usize, width: usize, cin: usize, cout: usize) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        height > 0
-            && width > 0
-            && height.is_multiple_of(TILE)
-            && width.is_multiple_of(TILE)
-            && cin > 0
-            && cin.is_multiple_of(16)
-            && cout > 0
-            && cout.is_multiple_of(BLOCK_CHANNELS)
-            && is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (height, width, cin, cout);
-        false
-    }
+    fits(height, width, cin, cout) && Isa::best().is_some()
+}
+
+/// Whether the kernels handle maps of these sides and channel counts.
+fn fits(height: usize, width: usize, cin: usize, cout: usize) -> bool {
+    height > 0
+        && width > 0
+        && height.is_multiple_of(TILE)
+        && width.is_multiple_of(TILE)
+        && cin > 0
+        && cin.is_multiple_of(16)
+        && cout > 0
+        && cout.is_multiple_of(BLOCK_CHANNELS)
 }
 
 /// Transformed inputs and products (or output gradients) of up to a whole map, reused from
@@ -202,35 +210,70 @@ pub fn taps_from_transformed(transformed: &[f32], cin: usize, cout: usize) -> Ve
 }
 
 /// `out [height, width, cout] = conv(padded, weights)`, no bias, from the transformed weights
-/// ([`transform_weights`]). The workspace needs one tile row.
+/// ([`transform_weights`]), with `isa`'s instructions. The workspace needs one tile row.
 ///
-/// Panics when the slices are smaller than `shape` says or [`available`] is false.
+/// Panics when the slices are smaller than `shape` says, the shape does not fit the kernels
+/// ([`available`]) or the CPU lacks `isa`.
 pub fn conv(
+    isa: Isa,
     shape: &Shape,
     padded: &[f32],
     transformed: &[f32],
     workspace: &mut Workspace,
     out: &mut [f32],
 ) {
-    shape.check(padded, transformed, workspace, 1);
+    shape.check(isa, padded, transformed, workspace, 1);
     assert!(out.len() >= shape.height * shape.width * shape.cout);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F is present and every operand fits the shape (checked above).
+    // SAFETY: the CPU has `isa` and every operand fits the shape (checked above).
     unsafe {
-        for ty in 0..shape.tile_rows() {
-            strip_products(shape, padded, transformed, workspace, ty);
-            store_strip(shape, &workspace.products, ty, out);
+        conv_for(isa, shape, padded, transformed, workspace, out)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+dispatch! {
+    /// [`conv_strips`] for `isa`.
+    fn conv_for => conv_strips(
+        shape: &Shape,
+        padded: &[f32],
+        transformed: &[f32],
+        workspace: &mut Workspace,
+        out: &mut [f32],
+    )
+}
+
+/// [`conv`]'s work, strip by strip.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set and the operands must fit the shape.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn conv_strips<V: Lanes>(
+    shape: &Shape,
+    padded: &[f32],
+    transformed: &[f32],
+    workspace: &mut Workspace,
+    out: &mut [f32],
+) {
+    for ty in 0..shape.tile_rows() {
+        // SAFETY: passed on from the caller.
+        unsafe {
+            strip_products::<V>(shape, padded, transformed, workspace, ty);
+            store_strip::<V>(shape, &workspace.products, ty, out);
         }
     }
 }
 
 /// `pooled [height/2 * width/2, cout] = maxpool2x2(relu(conv(padded, weights) + bias))`, and
-/// per pooled value the window's winner (0..4, row-major, first on ties) in `winners`. The
-/// workspace needs one tile row.
+/// per pooled value the window's winner (0..4, row-major, first on ties) in `winners`, with
+/// `isa`'s instructions. The workspace needs one tile row.
 ///
-/// Panics when the slices are smaller than `shape` says or [`available`] is false.
+/// Panics as [`conv`] does.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_bias_relu_pool(
+    isa: Isa,
     shape: &Shape,
     padded: &[f32],
     transformed: &[f32],
@@ -239,26 +282,73 @@ pub fn conv_bias_relu_pool(
     pooled: &mut [f32],
     winners: &mut [u8],
 ) {
-    shape.check(padded, transformed, workspace, 1);
+    shape.check(isa, padded, transformed, workspace, 1);
     let pooled_len = shape.height / 2 * shape.width / 2 * shape.cout;
     assert!(bias.len() >= shape.cout && pooled.len() >= pooled_len && winners.len() >= pooled_len);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as in `conv`; pooled writes stay inside `pooled_len` values.
     unsafe {
-        for ty in 0..shape.tile_rows() {
-            strip_products(shape, padded, transformed, workspace, ty);
-            pool_strip(shape, &workspace.products, bias, ty, pooled, winners);
+        pool_for(
+            isa,
+            shape,
+            padded,
+            transformed,
+            bias,
+            workspace,
+            pooled,
+            winners,
+        )
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+dispatch! {
+    /// [`pool_strips`] for `isa`.
+    fn pool_for => pool_strips(
+        shape: &Shape,
+        padded: &[f32],
+        transformed: &[f32],
+        bias: &[f32],
+        workspace: &mut Workspace,
+        pooled: &mut [f32],
+        winners: &mut [u8],
+    )
+}
+
+/// [`conv_bias_relu_pool`]'s work, strip by strip.
+///
+/// # Safety
+///
+/// As [`conv_strips`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn pool_strips<V: Lanes>(
+    shape: &Shape,
+    padded: &[f32],
+    transformed: &[f32],
+    bias: &[f32],
+    workspace: &mut Workspace,
+    pooled: &mut [f32],
+    winners: &mut [u8],
+) {
+    for ty in 0..shape.tile_rows() {
+        // SAFETY: passed on from the caller.
+        unsafe {
+            strip_products::<V>(shape, padded, transformed, workspace, ty);
+            pool_strip::<V>(shape, &workspace.products, bias, ty, pooled, winners);
         }
     }
 }
 
 /// Adds to `transformed_grad [36, cin, cout]` the weights' gradient in the transformed domain:
 /// the sum over tiles of `V ⊙ (A dY Aᵀ)`, where `padded_grad` is the output's gradient `dY`
-/// with a zero border of one (`[height + 2, width + 2, cout]`). [`taps_from_transformed`]
-/// gives the gradient of the weights themselves. The workspace needs the whole map.
+/// with a zero border of one (`[height + 2, width + 2, cout]`), with `isa`'s instructions.
+/// [`taps_from_transformed`] gives the gradient of the weights themselves. The workspace needs
+/// the whole map.
 ///
-/// Panics when the slices are smaller than `shape` says or [`available`] is false.
+/// Panics as [`conv`] does.
 pub fn weight_grad(
+    isa: Isa,
     shape: &Shape,
     padded: &[f32],
     padded_grad: &[f32],
@@ -266,17 +356,51 @@ pub fn weight_grad(
     transformed_grad: &mut [f32],
 ) {
     let rows = shape.tile_rows();
-    shape.check(padded, transformed_grad, workspace, rows);
+    shape.check(isa, padded, transformed_grad, workspace, rows);
     let grad_len = shape.padded_width() * (shape.height + 2) * shape.cout;
     assert!(padded_grad.len() >= grad_len);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as in `conv`; the gradient's tiles lie inside `padded_grad` (checked above).
     unsafe {
-        let tiles = rows * shape.tiles_per_row();
+        weight_grad_for(isa, shape, padded, padded_grad, workspace, transformed_grad)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+dispatch! {
+    /// [`weight_grad_sums`] for `isa`.
+    fn weight_grad_for => weight_grad_sums(
+        shape: &Shape,
+        padded: &[f32],
+        padded_grad: &[f32],
+        workspace: &mut Workspace,
+        transformed_grad: &mut [f32],
+    )
+}
+
+/// [`weight_grad`]'s work: every tile's transforms, then per position the sums over tiles.
+///
+/// # Safety
+///
+/// As [`conv_strips`]; the workspace holds the whole map.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn weight_grad_sums<V: Lanes>(
+    shape: &Shape,
+    padded: &[f32],
+    padded_grad: &[f32],
+    workspace: &mut Workspace,
+    transformed_grad: &mut [f32],
+) {
+    let rows = shape.tile_rows();
+    let tiles = rows * shape.tiles_per_row();
+    // SAFETY: the caller checked the shapes: every offset below stays inside the workspace's
+    // buffers (`Workspace::fits`) and `transformed_grad`.
+    unsafe {
         for ty in 0..rows {
             let t0 = ty * shape.tiles_per_row();
-            transform_input_row(shape, padded, &mut workspace.input, ty, t0, tiles);
-            transform_grad_row(shape, padded_grad, &mut workspace.products, ty, t0, tiles);
+            transform_input_row::<V>(shape, padded, &mut workspace.input, ty, t0, tiles);
+            transform_grad_row::<V>(shape, padded_grad, &mut workspace.products, ty, t0, tiles);
         }
         for pos in 0..POSITIONS {
             let v = workspace.input.as_ptr().add(pos * tiles * shape.cin);
@@ -284,15 +408,26 @@ pub fn weight_grad(
             let du = transformed_grad
                 .as_mut_ptr()
                 .add(pos * shape.cin * shape.cout);
-            for cb in 0..shape.cout / BLOCK_CHANNELS {
+            for c in (0..shape.cout).step_by(if V::WIDE { 32 } else { 16 }) {
                 let mut ci = 0;
                 while ci < shape.cin {
-                    let at = (v.add(ci), gy.add(cb * BLOCK_CHANNELS));
-                    let du = du.add(ci * shape.cout + cb * BLOCK_CHANNELS);
-                    ci += match shape.cin - ci {
-                        12.. => weight_products::<12>(shape, tiles, at, du),
-                        8..12 => weight_products::<8>(shape, tiles, at, du),
-                        _ => weight_products::<4>(shape, tiles, at, du),
+                    let at = (v.add(ci), gy.add(c));
+                    let du = du.add(ci * shape.cout + c);
+                    let rest = shape.cin - ci;
+                    // 24 accumulators with AVX-512 (12 channels by 32), 12 with AVX2 (6 by 16).
+                    ci += if V::WIDE {
+                        match rest {
+                            12.. => weight_products::<V, 12, 2>(shape, tiles, at, du),
+                            8..12 => weight_products::<V, 8, 2>(shape, tiles, at, du),
+                            _ => weight_products::<V, 4, 2>(shape, tiles, at, du),
+                        }
+                    } else {
+                        match rest {
+                            4 | 5 | 8 => weight_products::<V, 4, 1>(shape, tiles, at, du),
+                            6.. => weight_products::<V, 6, 1>(shape, tiles, at, du),
+                            2 | 3 => weight_products::<V, 2, 1>(shape, tiles, at, du),
+                            _ => weight_products::<V, 1, 1>(shape, tiles, at, du),
+                        }
                     };
                 }
             }
@@ -300,98 +435,132 @@ pub fn weight_grad(
     }
 }
 
-/// `Bᵀ x` of six vectors (one column or row of an input patch).
+/// A one-dimensional transform of `N` vectors into `M` (one column or row of a tile), applied
+/// to columns and then rows by [`sandwich`].
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn input_1d(x: &[__m512; ALPHA]) -> [__m512; ALPHA] {
-    let [d0, d1, d2, d3, d4, d5] = *x;
-    let c = _mm512_set1_ps;
-    let (four_apart, two_apart) = (
-        _mm512_fnmadd_ps(c(4.0), d2, d4),
-        _mm512_fnmadd_ps(c(4.0), d1, d3),
-    );
-    let (near, far) = (
-        _mm512_sub_ps(d4, d2),
-        _mm512_mul_ps(c(2.0), _mm512_sub_ps(d3, d1)),
-    );
-    [
-        _mm512_fmadd_ps(c(4.0), d0, _mm512_fnmadd_ps(c(5.0), d2, d4)),
-        _mm512_add_ps(four_apart, two_apart),
-        _mm512_sub_ps(four_apart, two_apart),
-        _mm512_add_ps(near, far),
-        _mm512_sub_ps(near, far),
-        _mm512_fmadd_ps(c(4.0), d1, _mm512_fnmadd_ps(c(5.0), d3, d5)),
-    ]
+trait Transform<const N: usize, const M: usize> {
+    /// The transform of `x`.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have `V`'s instruction set.
+    unsafe fn apply<V: Lanes>(x: &[V; N]) -> [V; M];
 }
 
-/// `Aᵀ x` of six vectors (one column or row of a tile's products).
+/// `Bᵀ x`: the input patch's transform.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn output_1d(x: &[__m512; ALPHA]) -> [__m512; TILE] {
-    let [m0, m1, m2, m3, m4, m5] = *x;
-    let c = _mm512_set1_ps;
-    let (sum12, diff12) = (_mm512_add_ps(m1, m2), _mm512_sub_ps(m1, m2));
-    let (sum34, diff34) = (_mm512_add_ps(m3, m4), _mm512_sub_ps(m3, m4));
-    [
-        _mm512_add_ps(_mm512_add_ps(m0, sum12), sum34),
-        _mm512_fmadd_ps(c(2.0), diff34, diff12),
-        _mm512_fmadd_ps(c(4.0), sum34, sum12),
-        _mm512_add_ps(_mm512_fmadd_ps(c(8.0), diff34, diff12), m5),
-    ]
+struct InputTransform;
+
+#[cfg(target_arch = "x86_64")]
+impl Transform<ALPHA, ALPHA> for InputTransform {
+    #[inline(always)]
+    unsafe fn apply<V: Lanes>(x: &[V; ALPHA]) -> [V; ALPHA] {
+        let [d0, d1, d2, d3, d4, d5] = *x;
+        // SAFETY: the caller guarantees the instruction set.
+        let (two, four, five) = unsafe { (V::splat(2.0), V::splat(4.0), V::splat(5.0)) };
+        let (four_apart, two_apart) = (four.neg_mul_add(d2, d4), four.neg_mul_add(d1, d3));
+        let (near, far) = (d4.sub(d2), two.mul(d3.sub(d1)));
+        [
+            four.mul_add(d0, five.neg_mul_add(d2, d4)),
+            four_apart.add(two_apart),
+            four_apart.sub(two_apart),
+            near.add(far),
+            near.sub(far),
+            four.mul_add(d1, five.neg_mul_add(d3, d5)),
+        ]
+    }
 }
 
-/// `A x` of four vectors (one column or row of an output-gradient tile).
+/// `Aᵀ x`: back from the transformed domain to a tile's outputs.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn grad_1d(x: &[__m512; TILE]) -> [__m512; ALPHA] {
-    let [g0, g1, g2, g3] = *x;
-    let c = _mm512_set1_ps;
-    let (even, odd) = (_mm512_add_ps(g0, g2), _mm512_add_ps(g1, g3));
-    let even4 = _mm512_fmadd_ps(c(4.0), g2, g0);
-    let odd8 = _mm512_mul_ps(c(2.0), _mm512_fmadd_ps(c(4.0), g3, g1));
-    [
-        g0,
-        _mm512_add_ps(even, odd),
-        _mm512_sub_ps(even, odd),
-        _mm512_add_ps(even4, odd8),
-        _mm512_sub_ps(even4, odd8),
-        g3,
-    ]
+struct OutputTransform;
+
+#[cfg(target_arch = "x86_64")]
+impl Transform<ALPHA, TILE> for OutputTransform {
+    #[inline(always)]
+    unsafe fn apply<V: Lanes>(x: &[V; ALPHA]) -> [V; TILE] {
+        let [m0, m1, m2, m3, m4, m5] = *x;
+        // SAFETY: the caller guarantees the instruction set.
+        let (two, four, eight) = unsafe { (V::splat(2.0), V::splat(4.0), V::splat(8.0)) };
+        let (sum12, diff12) = (m1.add(m2), m1.sub(m2));
+        let (sum34, diff34) = (m3.add(m4), m3.sub(m4));
+        [
+            m0.add(sum12).add(sum34),
+            two.mul_add(diff34, diff12),
+            four.mul_add(sum34, sum12),
+            eight.mul_add(diff34, diff12).add(m5),
+        ]
+    }
 }
 
-/// `m x mᵀ` of the `C x C` tile `x` (16 channels per vector), where `one_d` computes `m v` of
-/// one column or row: columns, then rows.
+/// `A x`: the output gradient's transform.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn sandwich<const R: usize, const C: usize>(
-    one_d: impl Fn(&[__m512; C]) -> [__m512; R],
-    x: &[[__m512; C]; C],
-) -> [[__m512; R]; R] {
-    let zero = _mm512_setzero_ps();
+struct GradTransform;
+
+#[cfg(target_arch = "x86_64")]
+impl Transform<TILE, ALPHA> for GradTransform {
+    #[inline(always)]
+    unsafe fn apply<V: Lanes>(x: &[V; TILE]) -> [V; ALPHA] {
+        let [g0, g1, g2, g3] = *x;
+        // SAFETY: the caller guarantees the instruction set.
+        let (two, four) = unsafe { (V::splat(2.0), V::splat(4.0)) };
+        let (even, odd) = (g0.add(g2), g1.add(g3));
+        let even4 = four.mul_add(g2, g0);
+        let odd8 = two.mul(four.mul_add(g3, g1));
+        [
+            g0,
+            even.add(odd),
+            even.sub(odd),
+            even4.add(odd8),
+            even4.sub(odd8),
+            g3,
+        ]
+    }
+}
+
+/// `m x mᵀ` of the `N x N` tile `x`, where `T` computes `m v` of one column or row: columns,
+/// then rows.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn sandwich<V: Lanes, T: Transform<N, M>, const N: usize, const M: usize>(
+    x: &[[V; N]; N],
+) -> [[V; M]; M] {
+    // SAFETY: the caller guarantees the instruction set.
+    let zero = unsafe { V::zero() };
     // Columns: (m x)[i][j] for every column j.
-    let mut left = [[zero; C]; R];
-    for j in 0..C {
-        let column: [__m512; C] = std::array::from_fn(|i| x[i][j]);
-        for (i, value) in one_d(&column).into_iter().enumerate() {
+    let mut left = [[zero; N]; M];
+    for j in 0..N {
+        let mut column = [zero; N];
+        for (c, row) in column.iter_mut().zip(x) {
+            *c = row[j];
+        }
+        // SAFETY: as above.
+        let transformed = unsafe { T::apply(&column) };
+        for (i, value) in transformed.into_iter().enumerate() {
             left[i][j] = value;
         }
     }
-    let mut out = [[zero; R]; R];
+    let mut out = [[zero; M]; M];
     for (o, row) in out.iter_mut().zip(&left) {
-        *o = one_d(row);
+        // SAFETY: as above.
+        *o = unsafe { T::apply(row) };
     }
     out
 }
 
 /// Transforms the input tiles of tile row `ty` and multiplies them by the transformed weights:
 /// `products [36, tiles, cout]`.
+///
+/// # Safety
+///
+/// As [`conv_strips`].
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn strip_products(
+#[inline(always)]
+unsafe fn strip_products<V: Lanes>(
     shape: &Shape,
     padded: &[f32],
     transformed: &[f32],
@@ -402,7 +571,7 @@ unsafe fn strip_products(
     // SAFETY: the caller checked the shapes: every offset below stays inside the workspace's
     // buffers (`Workspace::fits`) and the transformed weights.
     unsafe {
-        transform_input_row(shape, padded, &mut workspace.input, ty, 0, tiles);
+        transform_input_row::<V>(shape, padded, &mut workspace.input, ty, 0, tiles);
         for pos in 0..POSITIONS {
             let v = workspace.input.as_ptr().add(pos * tiles * shape.cin);
             let u = transformed.as_ptr().add(pos * shape.cin * shape.cout);
@@ -410,16 +579,28 @@ unsafe fn strip_products(
                 .products
                 .as_mut_ptr()
                 .add(pos * tiles * shape.cout);
-            for cb in 0..shape.cout / BLOCK_CHANNELS {
+            for c in (0..shape.cout).step_by(if V::WIDE { 32 } else { 16 }) {
                 let mut t = 0;
                 while t < tiles {
-                    let c = cb * BLOCK_CHANNELS;
                     let (v, u, m) = (v.add(t * shape.cin), u.add(c), m.add(t * shape.cout + c));
-                    t += match tiles - t {
-                        7.. => products::<7>(shape, v, u, m),
-                        4..7 => products::<4>(shape, v, u, m),
-                        2..4 => products::<2>(shape, v, u, m),
-                        _ => products::<1>(shape, v, u, m),
+                    let rest = tiles - t;
+                    // 14 accumulators with AVX-512 (7 tiles by 32 channels), up to 12 with
+                    // AVX2 (6 tiles by 16; a row of 7 as 4 and 3).
+                    t += if V::WIDE {
+                        match rest {
+                            7.. => products::<V, 7, 2>(shape, v, u, m),
+                            4..7 => products::<V, 4, 2>(shape, v, u, m),
+                            2..4 => products::<V, 2, 2>(shape, v, u, m),
+                            _ => products::<V, 1, 2>(shape, v, u, m),
+                        }
+                    } else {
+                        match rest {
+                            7 | 4 | 5 => products::<V, 4, 1>(shape, v, u, m),
+                            6.. => products::<V, 6, 1>(shape, v, u, m),
+                            3 => products::<V, 3, 1>(shape, v, u, m),
+                            2 => products::<V, 2, 1>(shape, v, u, m),
+                            _ => products::<V, 1, 1>(shape, v, u, m),
+                        }
                     };
                 }
             }
@@ -427,74 +608,93 @@ unsafe fn strip_products(
     }
 }
 
-/// `m [t, 32] = Σ_ci v [t, ci] u [ci, 32]` for `T` tiles (one position, one channel block).
-/// Returns `T`.
+/// `m [t, 16 H] = Σ_ci v [t, ci] u [ci, 16 H]` for `T` tiles (one position, one block of
+/// `16 H` channels). Returns `T`.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set; the pointers must hold `T` tiles of `cin` values,
+/// `cin` weight rows of `cout` values from the block's channel, and `T` product rows.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn products<const T: usize>(
+#[inline(always)]
+unsafe fn products<V: Lanes, const T: usize, const H: usize>(
     shape: &Shape,
     v: *const f32,
     u: *const f32,
     m: *mut f32,
 ) -> usize {
     let (cin, cout) = (shape.cin, shape.cout);
-    let mut acc = [[_mm512_setzero_ps(); 2]; T];
-    // SAFETY: the caller passes pointers to `T` tiles of `cin` values, `cin` weight rows of
-    // `cout` values from the block's channel, and `T` product rows.
+    // SAFETY: as the caller guarantees.
     unsafe {
+        let mut acc = [[V::zero(); H]; T];
+        let mut w = [V::zero(); H];
         for ci in 0..cin {
-            let w0 = _mm512_loadu_ps(u.add(ci * cout));
-            let w1 = _mm512_loadu_ps(u.add(ci * cout + 16));
+            for (h, w) in w.iter_mut().enumerate() {
+                *w = V::load(u.add(ci * cout + 16 * h));
+            }
             for (t, a) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*v.add(t * cin + ci));
-                a[0] = _mm512_fmadd_ps(x, w0, a[0]);
-                a[1] = _mm512_fmadd_ps(x, w1, a[1]);
+                let x = V::splat(*v.add(t * cin + ci));
+                for (a, &w) in a.iter_mut().zip(&w) {
+                    *a = x.mul_add(w, *a);
+                }
             }
         }
         for (t, a) in acc.iter().enumerate() {
-            _mm512_storeu_ps(m.add(t * cout), a[0]);
-            _mm512_storeu_ps(m.add(t * cout + 16), a[1]);
+            for (h, a) in a.iter().enumerate() {
+                a.store(m.add(t * cout + 16 * h));
+            }
         }
     }
     T
 }
 
-/// `du [i, 32] += Σ_tiles v [tile, i] gy [tile, 32]` for `I` input channels (one position,
-/// one channel block). Returns `I`.
+/// `du [i, 16 H] += Σ_tiles v [tile, i] gy [tile, 16 H]` for `I` input channels (one
+/// position, one block of `16 H` channels). Returns `I`.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set; the pointers must hold `tiles` rows of the
+/// transformed input (from input channel `ci`, `I` of them) and gradient (from the block's
+/// channel), and `I` rows of `du`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn weight_products<const I: usize>(
+#[inline(always)]
+unsafe fn weight_products<V: Lanes, const I: usize, const H: usize>(
     shape: &Shape,
     tiles: usize,
     (v, gy): (*const f32, *const f32),
     du: *mut f32,
 ) -> usize {
     let (cin, cout) = (shape.cin, shape.cout);
-    let mut acc = [[_mm512_setzero_ps(); 2]; I];
-    // SAFETY: the caller passes pointers to `tiles` rows of the transformed input (from input
-    // channel `ci`, `I` of them) and gradient (from the block's channel), and `I` rows of `du`.
+    // SAFETY: as the caller guarantees.
     unsafe {
+        let mut acc = [[V::zero(); H]; I];
+        let mut g = [V::zero(); H];
         for t in 0..tiles {
-            let g0 = _mm512_loadu_ps(gy.add(t * cout));
-            let g1 = _mm512_loadu_ps(gy.add(t * cout + 16));
+            for (h, g) in g.iter_mut().enumerate() {
+                *g = V::load(gy.add(t * cout + 16 * h));
+            }
             for (i, a) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*v.add(t * cin + i));
-                a[0] = _mm512_fmadd_ps(x, g0, a[0]);
-                a[1] = _mm512_fmadd_ps(x, g1, a[1]);
+                let x = V::splat(*v.add(t * cin + i));
+                for (a, &g) in a.iter_mut().zip(&g) {
+                    *a = x.mul_add(g, *a);
+                }
             }
         }
-        super::direct::add_rows(&acc, du, cout);
+        add_rows(&acc, du, cout);
     }
     I
 }
 
 /// `V = Bᵀ d B` of every 6x6 input patch of tile row `ty`, 16 channels at a time, as tiles
 /// `t0..` of `input [36, tiles, cin]`.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set; the row's patches (padded rows `4ty..4ty + 6`,
+/// every column) must lie inside `padded`, and `input` hold `36 * tiles * cin` values.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transform_input_row(
+#[inline(always)]
+unsafe fn transform_input_row<V: Lanes>(
     shape: &Shape,
     padded: &[f32],
     input: &mut [f32],
@@ -504,8 +704,7 @@ unsafe fn transform_input_row(
 ) {
     let cin = shape.cin;
     let row = shape.padded_width() * cin;
-    // SAFETY: the caller checked the shapes: the row's patches (padded rows `4ty..4ty + 6`,
-    // every column) lie inside `padded`, and `input` holds `36 * tiles * cin` values.
+    // SAFETY: as the caller guarantees.
     unsafe {
         let src = padded.as_ptr().add(TILE * ty * row);
         let at = TileRow {
@@ -517,15 +716,20 @@ unsafe fn transform_input_row(
             t0,
             tiles,
         };
-        transform_row::<ALPHA>(at, |x| input_1d(x));
+        transform_row::<V, InputTransform, ALPHA>(at);
     }
 }
 
 /// `A dY Aᵀ` of every 4x4 output-gradient tile of tile row `ty`, as tiles `t0..` of `out [36,
 /// tiles, cout]`.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set; the row's gradient tiles (padded rows `4ty + 1 ..
+/// 4ty + 5`) must lie inside `padded_grad`, and `out` hold `36 * tiles * cout` values.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transform_grad_row(
+#[inline(always)]
+unsafe fn transform_grad_row<V: Lanes>(
     shape: &Shape,
     padded_grad: &[f32],
     out: &mut [f32],
@@ -535,8 +739,7 @@ unsafe fn transform_grad_row(
 ) {
     let cout = shape.cout;
     let row = shape.padded_width() * cout;
-    // SAFETY: the caller checked the shapes: the row's gradient tiles (padded rows `4ty + 1 ..
-    // 4ty + 5`) lie inside `padded_grad`; `out` holds `36 * tiles * cout` values.
+    // SAFETY: as the caller guarantees.
     unsafe {
         let src = padded_grad.as_ptr().add((TILE * ty + 1) * row + cout);
         let at = TileRow {
@@ -548,7 +751,7 @@ unsafe fn transform_grad_row(
             t0,
             tiles,
         };
-        transform_row::<TILE>(at, |x| grad_1d(x));
+        transform_row::<V, GradTransform, TILE>(at);
     }
 }
 
@@ -571,14 +774,16 @@ struct TileRow<'a> {
 }
 
 /// Transforms every `N x N` tile of a row (tiles `TILE` pixels apart), 16 channels at a time:
-/// `one_d` applied to its columns, then to its rows, into 36 positions.
+/// `T` applied to its columns, then to its rows, into 36 positions.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set; the row's tiles (`N` rows of `row` values from
+/// `src`, `N` pixels each, TILE pixels apart) must lie inside their map, and `dst` hold
+/// `36 * tiles * channels` values.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn transform_row<const N: usize>(
-    at: TileRow<'_>,
-    one_d: impl Fn(&[__m512; N]) -> [__m512; ALPHA],
-) {
+#[inline(always)]
+unsafe fn transform_row<V: Lanes, T: Transform<N, ALPHA>, const N: usize>(at: TileRow<'_>) {
     let TileRow {
         shape,
         src,
@@ -588,20 +793,21 @@ unsafe fn transform_row<const N: usize>(
         t0,
         tiles,
     } = at;
-    // SAFETY: the callers pass a row whose tiles (`N` rows of `row` values from `src`, `N`
-    // pixels each, TILE pixels apart) lie inside their map, and `dst` holding `36 * tiles *
-    // channels` values.
+    // SAFETY: as the caller guarantees.
     unsafe {
+        let mut x = [[V::zero(); N]; N];
         for tx in 0..shape.tiles_per_row() {
             for c in (0..channels).step_by(16) {
                 let tile = src.add(TILE * tx * channels + c);
-                let x: [[__m512; N]; N] = std::array::from_fn(|i| {
-                    std::array::from_fn(|j| _mm512_loadu_ps(tile.add(i * row + j * channels)))
-                });
-                for (i, values) in sandwich(&one_d, &x).iter().enumerate() {
+                for (i, values) in x.iter_mut().enumerate() {
+                    for (j, value) in values.iter_mut().enumerate() {
+                        *value = V::load(tile.add(i * row + j * channels));
+                    }
+                }
+                for (i, values) in sandwich::<V, T, N, ALPHA>(&x).iter().enumerate() {
                     for (j, &value) in values.iter().enumerate() {
                         let pos = i * ALPHA + j;
-                        _mm512_storeu_ps(dst.add((pos * tiles + t0 + tx) * channels + c), value);
+                        value.store(dst.add((pos * tiles + t0 + tx) * channels + c));
                     }
                 }
             }
@@ -611,33 +817,46 @@ unsafe fn transform_row<const N: usize>(
 
 /// The 4x4 outputs `Aᵀ m A` of the tile whose 36 products (16 channels) start at `m`, `stride`
 /// values apart.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set; `m` must hold the 36 products.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn untransform(m: *const f32, stride: usize) -> [[__m512; TILE]; TILE] {
-    // SAFETY: the caller passes 36 products `stride` apart.
-    let products: [[__m512; ALPHA]; ALPHA] = std::array::from_fn(|i| {
-        std::array::from_fn(|j| unsafe { _mm512_loadu_ps(m.add((i * ALPHA + j) * stride)) })
-    });
-    sandwich(|x| output_1d(x), &products)
+#[inline(always)]
+unsafe fn untransform<V: Lanes>(m: *const f32, stride: usize) -> [[V; TILE]; TILE] {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let mut products = [[V::zero(); ALPHA]; ALPHA];
+        for (i, values) in products.iter_mut().enumerate() {
+            for (j, value) in values.iter_mut().enumerate() {
+                *value = V::load(m.add((i * ALPHA + j) * stride));
+            }
+        }
+        sandwich::<V, OutputTransform, ALPHA, TILE>(&products)
+    }
 }
 
 /// Untransforms tile row `ty`'s products into `out [height, width, cout]`.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set; the strip's four output rows must lie inside
+/// `out`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn store_strip(shape: &Shape, products: &[f32], ty: usize, out: &mut [f32]) {
+#[inline(always)]
+unsafe fn store_strip<V: Lanes>(shape: &Shape, products: &[f32], ty: usize, out: &mut [f32]) {
     let (cout, tiles) = (shape.cout, shape.tiles_per_row());
     let stride = tiles * cout;
-    // SAFETY: the caller checked the shapes: the strip's four output rows lie inside `out`.
+    // SAFETY: as the caller guarantees.
     unsafe {
         let out = out.as_mut_ptr();
         for t in 0..tiles {
             for c in (0..cout).step_by(16) {
-                let y = untransform(products.as_ptr().add(t * cout + c), stride);
+                let y = untransform::<V>(products.as_ptr().add(t * cout + c), stride);
                 for (a, values) in y.iter().enumerate() {
                     for (b, &value) in values.iter().enumerate() {
                         let pixel = (TILE * ty + a) * shape.width + TILE * t + b;
-                        _mm512_storeu_ps(out.add(pixel * cout + c), value);
+                        value.store(out.add(pixel * cout + c));
                     }
                 }
             }
@@ -647,9 +866,14 @@ unsafe fn store_strip(shape: &Shape, products: &[f32], ty: usize, out: &mut [f32
 
 /// Untransforms tile row `ty`'s products, adds the bias, applies ReLU and keeps each 2x2
 /// window's maximum and winner.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set; the strip's pooled values must lie inside
+/// `pooled` and `winners`, the bias inside `bias`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn pool_strip(
+#[inline(always)]
+unsafe fn pool_strip<V: Lanes>(
     shape: &Shape,
     products: &[f32],
     bias: &[f32],
@@ -659,14 +883,12 @@ unsafe fn pool_strip(
 ) {
     let (cout, tiles) = (shape.cout, shape.tiles_per_row());
     let (stride, pooled_width) = (tiles * cout, shape.width / 2);
-    // SAFETY: the caller checked the shapes: the strip's pooled values lie inside `pooled` and
-    // `winners`, the bias inside `bias`.
+    // SAFETY: as the caller guarantees.
     unsafe {
-        let zero = _mm512_setzero_ps();
         for c in (0..cout).step_by(16) {
-            let b = _mm512_loadu_ps(bias.as_ptr().add(c));
+            let b = V::load(bias.as_ptr().add(c));
             for t in 0..tiles {
-                let y = untransform(products.as_ptr().add(t * cout + c), stride);
+                let y = untransform::<V>(products.as_ptr().add(t * cout + c), stride);
                 for (wy, wx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
                     let window = [
                         y[2 * wy][2 * wx],
@@ -674,21 +896,11 @@ unsafe fn pool_strip(
                         y[2 * wy + 1][2 * wx],
                         y[2 * wy + 1][2 * wx + 1],
                     ];
-                    let mut best = _mm512_max_ps(_mm512_add_ps(window[0], b), zero);
-                    let mut which = _mm512_setzero_si512();
-                    for (n, &candidate) in window.iter().enumerate().skip(1) {
-                        let value = _mm512_max_ps(_mm512_add_ps(candidate, b), zero);
-                        let better = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(value, best);
-                        best = _mm512_mask_blend_ps(better, best, value);
-                        which = _mm512_mask_blend_epi32(better, which, _mm512_set1_epi32(n as i32));
-                    }
+                    let (best, which) = pool_window(window, b);
                     let (py, px) = (2 * ty + wy, 2 * t + wx);
                     let at = (py * pooled_width + px) * cout + c;
-                    _mm512_storeu_ps(pooled.as_mut_ptr().add(at), best);
-                    _mm_storeu_si128(
-                        winners.as_mut_ptr().add(at).cast(),
-                        _mm512_cvtepi32_epi8(which),
-                    );
+                    best.store(pooled.as_mut_ptr().add(at));
+                    which.store_bytes(winners.as_mut_ptr().add(at));
                 }
             }
         }
@@ -701,11 +913,11 @@ mod tests {
     use super::*;
     use crate::fused::test_values as values;
 
-    /// Shapes covering every block of tiles (7, 4, 2, 1) and input channels (12, 8, 4), and
-    /// two blocks of output channels.
-    fn shapes() -> Vec<Shape> {
+    /// Shapes covering every block of tiles (AVX-512: 7, 4, 2, 1; AVX2: 6, 4, 3, 2, 1) and
+    /// input channels (12, 8, 4; 6, 4), and two blocks of output channels.
+    fn shapes() -> impl Iterator<Item = Shape> {
         let mut shapes = Vec::new();
-        for (height, width) in [(4, 4), (4, 8), (8, 20), (4, 28), (28, 28)] {
+        for (height, width) in [(4, 4), (4, 8), (8, 12), (8, 20), (4, 28), (28, 28)] {
             for (cin, cout) in [(16, 32), (32, 64)] {
                 shapes.push(Shape {
                     height,
@@ -715,7 +927,14 @@ mod tests {
                 });
             }
         }
-        shapes
+        shapes.into_iter()
+    }
+
+    /// Every pair of an instruction set this CPU has and a shape.
+    fn cases() -> Vec<(Isa, Shape)> {
+        let each = Isa::all().into_iter();
+        each.flat_map(|isa| shapes().map(move |s| (isa, s)))
+            .collect()
     }
 
     fn direct_shape(shape: &Shape) -> direct::Shape {
@@ -774,66 +993,71 @@ mod tests {
     }
 
     /// The vector transforms against their matrices, on values with distinct powers of two.
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn one_dimensional_transforms_match_their_matrices() {
-        if !available(4, 4, 16, 32) {
-            eprintln!("SKIPPED: no AVX-512F on this CPU");
-            return;
-        }
-        fn check<const R: usize, const C: usize>(
-            m: &[[f32; C]; R],
-            f: unsafe fn(&[__m512; C]) -> [__m512; R],
-        ) {
+        use crate::fused::simd::{Avx2, Avx512};
+
+        fn check<V: Lanes, T: Transform<C, R>, const R: usize, const C: usize>(m: &[[f32; C]; R]) {
             let x: [f32; C] = std::array::from_fn(|i| (1u32 << (3 * i)) as f32 * 0.5);
-            // SAFETY: AVX-512F is present (checked by the caller).
-            let y = unsafe { f(&x.map(|v| _mm512_set1_ps(v))) };
+            // SAFETY: the caller checked the instruction set.
+            let y = unsafe { T::apply(&x.map(|v| V::splat(v))) };
             for (row, &value) in m.iter().zip(&y) {
                 let expected: f32 = row.iter().zip(&x).map(|(a, b)| a * b).sum();
                 let mut lanes = [0.0f32; 16];
                 // SAFETY: as above; `lanes` holds 16 values.
-                unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), value) };
+                unsafe { value.store(lanes.as_mut_ptr()) };
                 assert!(
                     lanes.iter().all(|&l| l == expected),
                     "{lanes:?} vs {expected}"
                 );
             }
         }
-        check(&BT, input_1d);
-        check(&AT, output_1d);
-        check(&A, grad_1d);
+        fn check_all<V: Lanes>() {
+            check::<V, InputTransform, ALPHA, ALPHA>(&BT);
+            check::<V, OutputTransform, TILE, ALPHA>(&AT);
+            check::<V, GradTransform, ALPHA, TILE>(&A);
+        }
+        for isa in Isa::all() {
+            match isa {
+                Isa::Avx2 => check_all::<Avx2>(),
+                Isa::Avx512 => check_all::<Avx512>(),
+            }
+        }
     }
 
     #[test]
     fn conv_matches_direct() {
-        if !available(4, 4, 16, 32) || !direct::available(16, 32) {
-            eprintln!("SKIPPED: no AVX-512F on this CPU");
+        if !available(4, 4, 16, 32) {
+            eprintln!("SKIPPED: neither AVX-512F nor AVX2 on this CPU");
             return;
         }
-        for shape in shapes() {
+        for (isa, shape) in cases() {
             let (padded, weights) = operands(&shape, 1);
             let mut expected = vec![0.0; shape.height * shape.width * shape.cout];
-            direct::conv(&direct_shape(&shape), &padded, &weights, &mut expected);
+            direct::conv(isa, &direct_shape(&shape), &padded, &weights, &mut expected);
             let transformed = transform_weights(&weights, shape.cin, shape.cout);
             let mut workspace =
                 Workspace::new(shape.height, shape.width, shape.cin.max(shape.cout));
             let mut out = vec![f32::NAN; expected.len()];
-            conv(&shape, &padded, &transformed, &mut workspace, &mut out);
-            assert_close(&shape, "conv", &out, &expected);
+            conv(isa, &shape, &padded, &transformed, &mut workspace, &mut out);
+            assert_close(&shape, &format!("{isa:?} conv"), &out, &expected);
         }
     }
 
     #[test]
     fn pooling_matches_direct() {
-        if !available(4, 4, 16, 32) || !direct::available(16, 32) {
-            eprintln!("SKIPPED: no AVX-512F on this CPU");
+        if !available(4, 4, 16, 32) {
+            eprintln!("SKIPPED: neither AVX-512F nor AVX2 on this CPU");
             return;
         }
-        for shape in shapes() {
+        for (isa, shape) in cases() {
             let (padded, weights) = operands(&shape, 3);
             let bias = values(shape.cout, 5);
             let n = shape.height / 2 * shape.width / 2 * shape.cout;
             let (mut expected, mut expected_winners) = (vec![0.0; n], vec![0u8; n]);
             direct::conv_bias_relu_pool(
+                isa,
                 &direct_shape(&shape),
                 &padded,
                 &weights,
@@ -846,6 +1070,7 @@ mod tests {
                 Workspace::new(shape.height, shape.width, shape.cin.max(shape.cout));
             let (mut pooled, mut winners) = (vec![f32::NAN; n], vec![9u8; n]);
             conv_bias_relu_pool(
+                isa,
                 &shape,
                 &padded,
                 &transformed,
@@ -854,7 +1079,7 @@ mod tests {
                 &mut pooled,
                 &mut winners,
             );
-            assert_close(&shape, "pooled", &pooled, &expected);
+            assert_close(&shape, &format!("{isa:?} pooled"), &pooled, &expected);
             // Winners agree but where two candidates are equal to rounding (ties at zero
             // after ReLU go to the first in both).
             let mut differing = 0;
@@ -864,18 +1089,18 @@ mod tests {
             }
             assert!(
                 differing * 1000 <= n,
-                "{shape:?}: {differing} of {n} winners differ"
+                "{isa:?} {shape:?}: {differing} of {n} winners differ"
             );
         }
     }
 
     #[test]
     fn weight_grad_matches_direct() {
-        if !available(4, 4, 16, 32) || !direct::available(16, 32) {
-            eprintln!("SKIPPED: no AVX-512F on this CPU");
+        if !available(4, 4, 16, 32) {
+            eprintln!("SKIPPED: neither AVX-512F nor AVX2 on this CPU");
             return;
         }
-        for shape in shapes() {
+        for (isa, shape) in cases() {
             let (padded, _) = operands(&shape, 6);
             let grad = values(shape.height * shape.width * shape.cout, 8);
             let mut padded_grad =
@@ -890,11 +1115,18 @@ mod tests {
             );
             let start = values(TAPS * shape.cin * shape.cout, 9);
             let mut expected = start.clone();
-            direct::weight_grad(&direct_shape(&shape), &padded, &padded_grad, &mut expected);
+            direct::weight_grad(
+                isa,
+                &direct_shape(&shape),
+                &padded,
+                &padded_grad,
+                &mut expected,
+            );
             let mut transformed = vec![0.0; shape.transformed_len()];
             let mut workspace =
                 Workspace::new(shape.height, shape.width, shape.cin.max(shape.cout));
             weight_grad(
+                isa,
                 &shape,
                 &padded,
                 &padded_grad,
@@ -903,7 +1135,7 @@ mod tests {
             );
             let sum = taps_from_transformed(&transformed, shape.cin, shape.cout);
             let got: Vec<f32> = start.iter().zip(&sum).map(|(a, b)| a + b).collect();
-            assert_close(&shape, "weight gradient", &got, &expected);
+            assert_close(&shape, &format!("{isa:?} weight gradient"), &got, &expected);
         }
     }
 }
