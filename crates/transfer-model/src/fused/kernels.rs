@@ -1822,6 +1822,54 @@ mod tests {
         }
     }
 
+    /// The instruction sets run the same arithmetic in the same order: AVX2 and AVX-512 give
+    /// the same bits (features, kept activations, winners, every gradient).
+    #[test]
+    fn instruction_sets_give_the_same_bits() {
+        let g = Geometry::of(&crate::CnnConfig::new(4), 5);
+        if Isa::all().len() < 2 {
+            eprintln!("SKIPPED: this CPU lacks AVX-512F or AVX2");
+            return;
+        }
+        let input = values(g.batch * g.pixels(), 71);
+        let (w1, b1) = (values(g.c1 * 9, 72), values(g.c1, 73));
+        let (w2, b2) = (values(g.c2 * g.c1 * 9, 74), values(g.c2, 75));
+        let w = Weights {
+            w1: &w1,
+            b1: &b1,
+            w2: &w2,
+            b2: &b2,
+        };
+        let probe = values(g.batch * g.pooled_len(), 76);
+        for method in [Method::Direct, Method::Winograd] {
+            let run = |isa| {
+                let (pooled, saved) = forward_by(method, Some(isa), &g, &input, w, true);
+                let grads = backward_by(
+                    method,
+                    Some(isa),
+                    &g,
+                    &input,
+                    w,
+                    &pooled,
+                    &saved,
+                    &probe,
+                    true,
+                );
+                (
+                    pooled,
+                    saved.act1,
+                    saved.argmax,
+                    grads.w1,
+                    grads.b1,
+                    grads.w2,
+                    grads.b2,
+                    grads.input,
+                )
+            };
+            assert!(run(Isa::Avx2) == run(Isa::Avx512), "{method:?}");
+        }
+    }
+
     #[test]
     fn fast_channels_first_matches_the_plain_one() {
         for isa in [Isa::Avx2, Isa::Avx512] {
