@@ -171,26 +171,27 @@ fn conv_with(
 
 #[cfg(target_arch = "x86_64")]
 dispatch! {
-    /// [`store_blocks`] for `isa`.
-    fn store_for => store_blocks(conv: Operands<'_>, bias: Option<&[f32]>, out: &mut Output<'_>)
-}
-
-/// Every block of the convolution, stored.
-///
-/// # Safety
-///
-/// The CPU must have `V`'s instruction set; the operands must fit the shape.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn store_blocks<V: Lanes>(conv: Operands<'_>, bias: Option<&[f32]>, out: &mut Output<'_>) {
-    for at in blocks(conv.shape, V::WIDE) {
-        // SAFETY: passed on from the caller.
-        unsafe {
-            match (V::WIDE, at.columns) {
-                (true, 6) => store_block::<V, 6, 2>(conv, at, bias, out),
-                (true, 4) => store_block::<V, 4, 2>(conv, at, bias, out),
-                (true, _) => store_block::<V, 2, 2>(conv, at, bias, out),
-                (false, _) => store_block::<V, 2, 1>(conv, at, bias, out),
+    /// [`store_blocks`] compiled for `isa`.
+    fn store_for =>
+    /// Every block of the convolution, stored.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have `V`'s instruction set; the operands must fit the shape.
+    unsafe fn store_blocks<V: Lanes>(
+        conv: Operands<'_>,
+        bias: Option<&[f32]>,
+        out: &mut Output<'_>,
+    ) {
+        for at in blocks(conv.shape, V::WIDE) {
+            // SAFETY: passed on from the caller.
+            unsafe {
+                match (V::WIDE, at.columns) {
+                    (true, 6) => store_block::<V, 6, 2>(conv, at, bias, out),
+                    (true, 4) => store_block::<V, 4, 2>(conv, at, bias, out),
+                    (true, _) => store_block::<V, 2, 2>(conv, at, bias, out),
+                    (false, _) => store_block::<V, 2, 1>(conv, at, bias, out),
+                }
             }
         }
     }
@@ -229,36 +230,28 @@ pub fn conv_bias_relu_pool(
 
 #[cfg(target_arch = "x86_64")]
 dispatch! {
-    /// [`pool_blocks`] for `isa`.
-    fn pool_for => pool_blocks(
+    /// [`pool_blocks`] compiled for `isa`.
+    fn pool_for =>
+    /// Every block of the convolution, pooled.
+    ///
+    /// # Safety
+    ///
+    /// As [`store_blocks`]; `pooled` and `winners` hold the pooled map.
+    unsafe fn pool_blocks<V: Lanes>(
         conv: Operands<'_>,
         bias: &[f32],
         pooled: &mut [f32],
         winners: &mut [u8],
-    )
-}
-
-/// Every block of the convolution, pooled.
-///
-/// # Safety
-///
-/// As [`store_blocks`]; `pooled` and `winners` hold the pooled map.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn pool_blocks<V: Lanes>(
-    conv: Operands<'_>,
-    bias: &[f32],
-    pooled: &mut [f32],
-    winners: &mut [u8],
-) {
-    for at in blocks(conv.shape, V::WIDE) {
-        // SAFETY: passed on from the caller.
-        unsafe {
-            match (V::WIDE, at.columns) {
-                (true, 6) => pool_block::<V, 6, 2>(conv, at, bias, pooled, winners),
-                (true, 4) => pool_block::<V, 4, 2>(conv, at, bias, pooled, winners),
-                (true, _) => pool_block::<V, 2, 2>(conv, at, bias, pooled, winners),
-                (false, _) => pool_block::<V, 2, 1>(conv, at, bias, pooled, winners),
+    ) {
+        for at in blocks(conv.shape, V::WIDE) {
+            // SAFETY: passed on from the caller.
+            unsafe {
+                match (V::WIDE, at.columns) {
+                    (true, 6) => pool_block::<V, 6, 2>(conv, at, bias, pooled, winners),
+                    (true, 4) => pool_block::<V, 4, 2>(conv, at, bias, pooled, winners),
+                    (true, _) => pool_block::<V, 2, 2>(conv, at, bias, pooled, winners),
+                    (false, _) => pool_block::<V, 2, 1>(conv, at, bias, pooled, winners),
+                }
             }
         }
     }
@@ -291,61 +284,54 @@ pub fn weight_grad(
 
 #[cfg(target_arch = "x86_64")]
 dispatch! {
-    /// [`weight_grad_sums`] for `isa`.
-    fn weight_grad_for => weight_grad_sums(
+    /// [`weight_grad_sums`] compiled for `isa`.
+    fn weight_grad_for =>
+    /// [`weight_grad`]'s work, block by block.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have `V`'s instruction set; the operands must fit the shape.
+    unsafe fn weight_grad_sums<V: Lanes>(
         shape: &Shape,
         padded: &[f32],
         padded_grad: &[f32],
         grad_w: &mut [f32],
-    )
-}
-
-/// [`weight_grad`]'s work, block by block.
-///
-/// # Safety
-///
-/// The CPU must have `V`'s instruction set; the operands must fit the shape.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn weight_grad_sums<V: Lanes>(
-    shape: &Shape,
-    padded: &[f32],
-    padded_grad: &[f32],
-    grad_w: &mut [f32],
-) {
-    let step = if V::WIDE { 32 } else { 16 };
-    // SAFETY: passed on from the caller.
-    unsafe {
-        if shape.cin == 1 && shape.kernel == 3 {
-            // One input channel (conv1): all nine taps in registers, each pixel's gradient
-            // read once instead of once per tap.
-            for channel in (0..shape.cout).step_by(step) {
-                if V::WIDE {
-                    single_channel_weight_grad::<V, 2>(shape, padded, padded_grad, grad_w, channel);
-                } else {
-                    single_channel_weight_grad::<V, 1>(shape, padded, padded_grad, grad_w, channel);
+    ) {
+        let step = if V::WIDE { 32 } else { 16 };
+        // SAFETY: passed on from the caller.
+        unsafe {
+            if shape.cin == 1 && shape.kernel == 3 {
+                // One input channel (conv1): all nine taps in registers, each pixel's gradient
+                // read once instead of once per tap.
+                let (p, g, w) = (padded, padded_grad, &mut *grad_w);
+                for channel in (0..shape.cout).step_by(step) {
+                    if V::WIDE {
+                        single_channel_weight_grad::<V, 2>(shape, p, g, w, channel);
+                    } else {
+                        single_channel_weight_grad::<V, 1>(shape, p, g, w, channel);
+                    }
                 }
+                return;
             }
-            return;
-        }
-        for tap in 0..shape.kernel * shape.kernel {
-            for channel in (0..shape.cout).step_by(step) {
-                let mut ci = 0;
-                while ci < shape.cin {
-                    let (p, g, w) = (padded, padded_grad, &mut *grad_w);
-                    let at = (tap, ci, channel);
-                    // 24 accumulators with AVX-512 (12 channels by 32), 12 with AVX2 (6 by 16).
-                    ci += match (V::WIDE, shape.cin - ci) {
-                        (true, 12..) => weight_grad_block::<V, 12, 2>(shape, p, g, w, at),
-                        (true, 8..12) => weight_grad_block::<V, 8, 2>(shape, p, g, w, at),
-                        (true, 4..8) => weight_grad_block::<V, 4, 2>(shape, p, g, w, at),
-                        (true, 2..4) => weight_grad_block::<V, 2, 2>(shape, p, g, w, at),
-                        (true, _) => weight_grad_block::<V, 1, 2>(shape, p, g, w, at),
-                        (false, 6..) => weight_grad_block::<V, 6, 1>(shape, p, g, w, at),
-                        (false, 4 | 5) => weight_grad_block::<V, 4, 1>(shape, p, g, w, at),
-                        (false, 2 | 3) => weight_grad_block::<V, 2, 1>(shape, p, g, w, at),
-                        (false, _) => weight_grad_block::<V, 1, 1>(shape, p, g, w, at),
-                    };
+            for tap in 0..shape.kernel * shape.kernel {
+                for channel in (0..shape.cout).step_by(step) {
+                    let mut ci = 0;
+                    while ci < shape.cin {
+                        let (p, g, w) = (padded, padded_grad, &mut *grad_w);
+                        let at = (tap, ci, channel);
+                        // 24 accumulators with AVX-512 (12 channels by 32), 12 with AVX2 (6 by 16).
+                        ci += match (V::WIDE, shape.cin - ci) {
+                            (true, 12..) => weight_grad_block::<V, 12, 2>(shape, p, g, w, at),
+                            (true, 8..12) => weight_grad_block::<V, 8, 2>(shape, p, g, w, at),
+                            (true, 4..8) => weight_grad_block::<V, 4, 2>(shape, p, g, w, at),
+                            (true, 2..4) => weight_grad_block::<V, 2, 2>(shape, p, g, w, at),
+                            (true, _) => weight_grad_block::<V, 1, 2>(shape, p, g, w, at),
+                            (false, 6..) => weight_grad_block::<V, 6, 1>(shape, p, g, w, at),
+                            (false, 4 | 5) => weight_grad_block::<V, 4, 1>(shape, p, g, w, at),
+                            (false, 2 | 3) => weight_grad_block::<V, 2, 1>(shape, p, g, w, at),
+                            (false, _) => weight_grad_block::<V, 1, 1>(shape, p, g, w, at),
+                        };
+                    }
                 }
             }
         }

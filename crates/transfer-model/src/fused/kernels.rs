@@ -5,9 +5,10 @@
 //! ([`Method::Winograd`]); both convolutions direct ([`Method::Direct`]), these two with AVX-512
 //! or AVX2 ([`Isa`]); or each as im2col followed by one matrix product per image
 //! ([`Method::Im2col`], any CPU and shape), so that an image's working set (conv2's 784 x 288
-//! column matrix, under 1 MB) stays in the core's cache. The first activation is kept in channels-last order throughout. Gradients of the
-//! weights are summed per fixed group of images and the groups are then added in order: the
-//! result does not depend on the number of threads or on scheduling.
+//! column matrix, under 1 MB) stays in the core's cache. The first activation is kept in
+//! channels-last order throughout. Gradients of the weights are summed per fixed group of
+//! images and the groups are then added in order: the result does not depend on the number of
+//! threads or on scheduling.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -19,7 +20,7 @@ use rayon::prelude::*;
 
 pub use super::simd::Isa;
 #[cfg(target_arch = "x86_64")]
-use super::simd::{Lanes, dispatch};
+use super::simd::dispatch;
 use super::{direct, winograd};
 
 /// Images whose weight gradients are summed together before the groups are added in order.
@@ -574,8 +575,16 @@ fn fast_isa(method: Method, isa: Option<Isa>) -> Option<Isa> {
 
 #[cfg(target_arch = "x86_64")]
 dispatch! {
-    /// [`fast_forward_body`] compiled for `isa`, the small loops included.
-    fn fast_forward_image => fast_forward_body(
+    /// [`fast_forward_body`] compiled compiled for `isa`, the small loops included.
+    fn fast_forward_image =>
+    /// One image's forward pass by the direct or Winograd method: pooled features (channels
+    /// first) into `out`, conv1's zero-bordered activation into `act1` when kept, and the winners
+    /// (channels last) into `winners`.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have `V`'s instruction set.
+    unsafe fn fast_forward_body<V: Lanes>(
         g: &Geometry,
         method: Method,
         w: FastWeights<'_>,
@@ -584,48 +593,27 @@ dispatch! {
         act1: Option<&mut [f32]>,
         out: &mut [f32],
         winners: &mut [u8],
-    )
-}
-
-/// One image's forward pass by the direct or Winograd method: pooled features (channels
-/// first) into `out`, conv1's zero-bordered activation into `act1` when kept, and the winners
-/// (channels last) into `winners`.
-///
-/// # Safety
-///
-/// The CPU must have `V`'s instruction set.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-unsafe fn fast_forward_body<V: Lanes>(
-    g: &Geometry,
-    method: Method,
-    w: FastWeights<'_>,
-    s: &mut FastScratch,
-    image: &[f32],
-    act1: Option<&mut [f32]>,
-    out: &mut [f32],
-    winners: &mut [u8],
-) {
-    let (isa, r) = (V::ISA, g.kernel / 2);
-    direct::pad_planar(image, g.height, g.width, r, &mut s.image_padded);
-    // conv1 writes conv2's zero-bordered input directly: into the kept activation when
-    // there is one (the backward pass reads it as it is).
-    let padded = match act1 {
-        Some(a) => a,
-        None => &mut s.padded[..],
-    };
-    let conv1 = conv1_shape(g);
-    direct::conv_bias_relu_padded(isa, &conv1, &s.image_padded, w.w1, w.b1, r, padded);
-    if method == Method::Winograd {
-        let shape = winograd_shape(g.c1, g.c2, g);
-        let (ws, pooled) = (&mut s.workspace, &mut s.pooled);
-        winograd::conv_bias_relu_pool(isa, &shape, padded, w.w2, w.b2, ws, pooled, winners);
-    } else {
-        let conv2 = conv2_shape(g);
-        direct::conv_bias_relu_pool(isa, &conv2, padded, w.w2, w.b2, &mut s.pooled, winners);
+    ) {
+        let (isa, r) = (V::ISA, g.kernel / 2);
+        direct::pad_planar(image, g.height, g.width, r, &mut s.image_padded);
+        // conv1 writes conv2's zero-bordered input directly: into the kept activation when
+        // there is one (the backward pass reads it as it is).
+        let padded = match act1 {
+            Some(a) => a,
+            None => &mut s.padded[..],
+        };
+        let conv1 = conv1_shape(g);
+        direct::conv_bias_relu_padded(isa, &conv1, &s.image_padded, w.w1, w.b1, r, padded);
+        if method == Method::Winograd {
+            let shape = winograd_shape(g.c1, g.c2, g);
+            let (ws, pooled) = (&mut s.workspace, &mut s.pooled);
+            winograd::conv_bias_relu_pool(isa, &shape, padded, w.w2, w.b2, ws, pooled, winners);
+        } else {
+            let conv2 = conv2_shape(g);
+            direct::conv_bias_relu_pool(isa, &conv2, padded, w.w2, w.b2, &mut s.pooled, winners);
+        }
+        channels_first_f32(isa, &s.pooled, g.c2, out);
     }
-    channels_first_f32(isa, &s.pooled, g.c2, out);
 }
 
 /// What sizes a thread's cached buffers: the shapes but the batch, and the method.
@@ -790,80 +778,71 @@ fn im2col_backward_image(
 
 #[cfg(target_arch = "x86_64")]
 dispatch! {
-    /// [`fast_backward_body`] compiled for `isa`, the small loops included.
-    fn fast_backward_image => fast_backward_body(
+    /// [`fast_backward_body`] compiled compiled for `isa`, the small loops included.
+    fn fast_backward_image =>
+    /// [`im2col_backward_image`] by the direct or Winograd method.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have `V`'s instruction set.
+    unsafe fn fast_backward_body<V: Lanes>(
         context: &BackwardContext<'_>,
         b: &mut FastBuffers,
         one: &ImageBackward<'_>,
         grad_act1: &mut [f32],
         acc: &mut Grads,
-    )
-}
-
-/// [`im2col_backward_image`] by the direct or Winograd method.
-///
-/// # Safety
-///
-/// The CPU must have `V`'s instruction set.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn fast_backward_body<V: Lanes>(
-    context: &BackwardContext<'_>,
-    b: &mut FastBuffers,
-    one: &ImageBackward<'_>,
-    grad_act1: &mut [f32],
-    acc: &mut Grads,
-) {
-    let (g, isa) = (context.g, V::ISA);
-    let r = g.kernel / 2;
-    // conv2's input (kept zero-bordered by the forward pass) and its output's gradient with
-    // a zero border, then dW2 and grad_act1 (a convolution with the rotated kernel).
-    let grad_pooled = &mut b.grad_pooled;
-    unpool_padded(
-        isa,
-        g,
-        one.grad,
-        one.pooled,
-        one.argmax,
-        grad_pooled,
-        &mut b.grad_padded,
-    );
-    column_sums(&b.grad_padded, g.c2, &mut acc.b2);
-    if context.method == Method::Winograd {
-        let (shape, back) = (winograd_shape(g.c1, g.c2, g), winograd_shape(g.c2, g.c1, g));
-        let (a, d, ws) = (one.act1, &b.grad_padded, &mut b.workspace);
-        winograd::weight_grad(isa, &shape, a, d, ws, &mut acc.w2);
-        winograd::conv(isa, &back, d, context.w2_flipped, ws, grad_act1);
-    } else {
-        let conv2 = conv2_shape(g);
-        let back = direct::Shape {
-            cin: g.c2,
-            cout: g.c1,
-            ..conv2
-        };
-        direct::weight_grad(isa, &conv2, one.act1, &b.grad_padded, &mut acc.w2);
-        direct::conv(isa, &back, &b.grad_padded, context.w2_flipped, grad_act1);
-    }
-    // Through conv1's ReLU: the kept activation has a border of `r`.
-    let (row, line) = ((g.width + 2 * r) * g.c1, g.width * g.c1);
-    for (y, grad) in grad_act1.chunks_exact_mut(line).take(g.height).enumerate() {
-        let act1 = &one.act1[(y + r) * row + r * g.c1..][..line];
-        for (d, &a) in grad.iter_mut().zip(act1) {
-            *d = keep_if(a > 0.0, *d);
+    ) {
+        let (g, isa) = (context.g, V::ISA);
+        let r = g.kernel / 2;
+        // conv2's input (kept zero-bordered by the forward pass) and its output's gradient with
+        // a zero border, then dW2 and grad_act1 (a convolution with the rotated kernel).
+        let grad_pooled = &mut b.grad_pooled;
+        unpool_padded(
+            isa,
+            g,
+            one.grad,
+            one.pooled,
+            one.argmax,
+            grad_pooled,
+            &mut b.grad_padded,
+        );
+        column_sums(&b.grad_padded, g.c2, &mut acc.b2);
+        if context.method == Method::Winograd {
+            let (shape, back) = (winograd_shape(g.c1, g.c2, g), winograd_shape(g.c2, g.c1, g));
+            let (a, d, ws) = (one.act1, &b.grad_padded, &mut b.workspace);
+            winograd::weight_grad(isa, &shape, a, d, ws, &mut acc.w2);
+            winograd::conv(isa, &back, d, context.w2_flipped, ws, grad_act1);
+        } else {
+            let conv2 = conv2_shape(g);
+            let back = direct::Shape {
+                cin: g.c2,
+                cout: g.c1,
+                ..conv2
+            };
+            direct::weight_grad(isa, &conv2, one.act1, &b.grad_padded, &mut acc.w2);
+            direct::conv(isa, &back, &b.grad_padded, context.w2_flipped, grad_act1);
         }
+        // Through conv1's ReLU: the kept activation has a border of `r`.
+        let (row, line) = ((g.width + 2 * r) * g.c1, g.width * g.c1);
+        for (y, grad) in grad_act1.chunks_exact_mut(line).take(g.height).enumerate() {
+            let act1 = &one.act1[(y + r) * row + r * g.c1..][..line];
+            for (d, &a) in grad.iter_mut().zip(act1) {
+                *d = keep_if(a > 0.0, *d);
+            }
+        }
+        column_sums(grad_act1, g.c1, &mut acc.b1);
+        // dW1 [tap, c0, c1].
+        direct::pad_planar(one.image, g.height, g.width, r, &mut b.image_padded);
+        let grad_act1_padded = &mut b.grad_act1_padded;
+        direct::pad(grad_act1, g.height, g.width, g.c1, r, grad_act1_padded);
+        direct::weight_grad(
+            isa,
+            &conv1_shape(g),
+            &b.image_padded,
+            grad_act1_padded,
+            &mut acc.w1,
+        );
     }
-    column_sums(grad_act1, g.c1, &mut acc.b1);
-    // dW1 [tap, c0, c1].
-    direct::pad_planar(one.image, g.height, g.width, r, &mut b.image_padded);
-    let grad_act1_padded = &mut b.grad_act1_padded;
-    direct::pad(grad_act1, g.height, g.width, g.c1, r, grad_act1_padded);
-    direct::weight_grad(
-        isa,
-        &conv1_shape(g),
-        &b.image_padded,
-        grad_act1_padded,
-        &mut acc.w1,
-    );
 }
 
 /// Through conv1's ReLU (branch-free: about half the activations are zero), and the bias's
@@ -1563,6 +1542,57 @@ mod tests {
         }
     }
 
+    /// Random images and weights of 3x3 kernels for `g`, and a gradient reaching the pooled
+    /// features: values from the streams `seed..seed + 6`.
+    struct Case {
+        g: Geometry,
+        input: Vec<f32>,
+        params: [Vec<f32>; 4],
+        probe: Vec<f32>,
+    }
+
+    /// The outputs of one forward and backward pass.
+    type Outputs = (Vec<f32>, Saved, Grads);
+
+    impl Case {
+        fn new(g: Geometry, seed: u64) -> Self {
+            let params = [
+                values(g.c1 * g.c0 * 9, seed + 1),
+                values(g.c1, seed + 2),
+                values(g.c2 * g.c1 * 9, seed + 3),
+                values(g.c2, seed + 4),
+            ];
+            Case {
+                input: values(g.batch * g.c0 * g.pixels(), seed),
+                probe: values(g.batch * g.pooled_len(), seed + 5),
+                params,
+                g,
+            }
+        }
+
+        /// The pooled features, what the forward pass kept, and the gradients (the images'
+        /// too when `input_grad`).
+        fn run(&self, method: Method, isa: Option<Isa>, input_grad: bool) -> Outputs {
+            let [w1, b1, w2, b2] = &self.params;
+            let w = Weights { w1, b1, w2, b2 };
+            let (g, input) = (&self.g, &self.input);
+            let (pooled, saved) = forward_by(method, isa, g, input, w, true);
+            let probe = &self.probe;
+            let grads = backward_by(method, isa, g, input, w, &pooled, &saved, probe, input_grad);
+            (pooled, saved, grads)
+        }
+    }
+
+    /// Whether two passes gave the same bits: features, kept activations and winners, and every
+    /// gradient.
+    fn identical(a: &Outputs, b: &Outputs) -> bool {
+        let ((pa, sa, ga), (pb, sb, gb)) = (a, b);
+        pa == pb
+            && (&sa.act1, &sa.argmax) == (&sb.act1, &sb.argmax)
+            && (&ga.w1, &ga.b1, &ga.w2, &ga.b2, &ga.input)
+                == (&gb.w1, &gb.b1, &gb.w2, &gb.b2, &gb.input)
+    }
+
     /// Every method this CPU has for `g`, the fast ones with each instruction set it has.
     fn variants(g: &Geometry) -> Vec<(Method, Option<Isa>)> {
         let with_isas = |method| Isa::all().into_iter().map(move |isa| (method, Some(isa)));
@@ -1626,21 +1656,8 @@ mod tests {
             eprintln!("SKIPPED: neither AVX-512F nor AVX2 on this CPU");
             return;
         }
-        let input = values(g.batch * g.pixels(), 21);
-        let (w1, b1) = (values(g.c1 * 9, 22), values(g.c1, 23));
-        let (w2, b2) = (values(g.c2 * g.c1 * 9, 24), values(g.c2, 25));
-        let w = Weights {
-            w1: &w1,
-            b1: &b1,
-            w2: &w2,
-            b2: &b2,
-        };
-        let probe = values(g.batch * g.pooled_len(), 26);
-        let run = |method, isa| {
-            let (pooled, saved) = forward_by(method, isa, &g, &input, w, true);
-            let grads = backward_by(method, isa, &g, &input, w, &pooled, &saved, &probe, true);
-            (pooled, saved, grads)
-        };
+        let case = Case::new(g, 21);
+        let run = |method, isa| case.run(method, isa, true);
         let (p_ref, s_ref, g_ref) = run(Method::Im2col, None);
         let fast = variants(&g)
             .into_iter()
@@ -1799,26 +1816,13 @@ mod tests {
             ..study
         };
         let run = |g: &Geometry, (method, isa): (Method, Option<Isa>), seed: u64| {
-            let input = values(g.batch * g.pixels(), seed);
-            let (w1, b1) = (values(g.c1 * 9, seed + 1), values(g.c1, seed + 2));
-            let (w2, b2) = (values(g.c2 * g.c1 * 9, seed + 3), values(g.c2, seed + 4));
-            let w = Weights {
-                w1: &w1,
-                b1: &b1,
-                w2: &w2,
-                b2: &b2,
-            };
-            let probe = values(g.batch * g.pooled_len(), seed + 5);
-            let (pooled, saved) = forward_by(method, isa, g, &input, w, true);
-            let grads = backward_by(method, isa, g, &input, w, &pooled, &saved, &probe, false);
-            let (act1, argmax) = (saved.act1, saved.argmax);
-            (pooled, act1, argmax, grads.w1, grads.b1, grads.w2, grads.b2)
+            Case::new(*g, seed).run(method, isa, false)
         };
         for variant in variants(&study) {
             run(&other, variant, 30);
             let fresh = run(&study, variant, 40);
             run(&study, variant, 50);
-            assert!(run(&study, variant, 40) == fresh, "{variant:?}");
+            assert!(identical(&run(&study, variant, 40), &fresh), "{variant:?}");
         }
     }
 
@@ -1831,42 +1835,10 @@ mod tests {
             eprintln!("SKIPPED: this CPU lacks AVX-512F or AVX2");
             return;
         }
-        let input = values(g.batch * g.pixels(), 71);
-        let (w1, b1) = (values(g.c1 * 9, 72), values(g.c1, 73));
-        let (w2, b2) = (values(g.c2 * g.c1 * 9, 74), values(g.c2, 75));
-        let w = Weights {
-            w1: &w1,
-            b1: &b1,
-            w2: &w2,
-            b2: &b2,
-        };
-        let probe = values(g.batch * g.pooled_len(), 76);
+        let case = Case::new(g, 71);
         for method in [Method::Direct, Method::Winograd] {
-            let run = |isa| {
-                let (pooled, saved) = forward_by(method, Some(isa), &g, &input, w, true);
-                let grads = backward_by(
-                    method,
-                    Some(isa),
-                    &g,
-                    &input,
-                    w,
-                    &pooled,
-                    &saved,
-                    &probe,
-                    true,
-                );
-                (
-                    pooled,
-                    saved.act1,
-                    saved.argmax,
-                    grads.w1,
-                    grads.b1,
-                    grads.w2,
-                    grads.b2,
-                    grads.input,
-                )
-            };
-            assert!(run(Isa::Avx2) == run(Isa::Avx512), "{method:?}");
+            let run = |isa| case.run(method, Some(isa), true);
+            assert!(identical(&run(Isa::Avx2), &run(Isa::Avx512)), "{method:?}");
         }
     }
 

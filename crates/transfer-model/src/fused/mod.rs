@@ -2,10 +2,10 @@
 //!
 //! On burn-flex devices (with this crate's `flex` feature) conv1, ReLU, conv2, ReLU and the
 //! 2x2 max-pooling run as one burn backend extension with its own backward pass
-//! ([`kernels`]: Winograd and register-blocked direct convolutions with AVX-512 or AVX2 where the
-//! CPU and the shapes allow, im2col and `gemm` elsewhere); with autodiff it records a single graph node. Every other device, and
-//! shapes the kernels do not handle, use burn's own modules: the numbers agree to float
-//! rounding (tested), only the speed differs.
+//! ([`kernels`]: Winograd and register-blocked direct convolutions with AVX-512 or AVX2 where
+//! the CPU and the shapes allow, im2col and `gemm` elsewhere); with autodiff it records a
+//! single graph node. Every other device, and shapes the kernels do not handle, use burn's own
+//! modules: the numbers agree to float rounding (tested), only the speed differs.
 
 #[cfg(feature = "flex")]
 mod direct;

@@ -3,7 +3,7 @@
 //! instruction set ([`Isa`]).
 //!
 //! The kernels' generic code is `#[inline(always)]` down to the intrinsics, and each entry
-//! point is compiled with its instruction set's target features ([`dispatch!`]): a generic
+//! point is compiled with its instruction set's target features (`dispatch!`): a generic
 //! layer that was not inlined would call every intrinsic out of line.
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -383,17 +383,25 @@ pub(super) unsafe fn add_rows<V: Lanes, const H: usize, const N: usize>(
     }
 }
 
-/// Defines `unsafe fn $name(isa: Isa, args...)`, which runs the generic `$generic::<V>(args...)`
-/// compiled for `isa`'s target features (`V` being [`Avx512`] or [`Avx2`]). The caller must
-/// make sure the CPU has `isa`.
+/// Defines the generic `unsafe fn $generic<V: Lanes>(args...)`, made `#[inline(always)]`, and
+/// `unsafe fn $name(isa: Isa, args...)`, which runs it compiled for `isa`'s target features
+/// (`V` being [`Avx512`] or [`Avx2`]). The caller of `$name` must make sure the CPU has `isa`.
 macro_rules! dispatch {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident => $generic:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+    (
+        $(#[$meta:meta])* $vis:vis fn $name:ident =>
+        $(#[$generic_meta:meta])*
+        unsafe fn $generic:ident<$lanes:ident: Lanes>($($arg:ident: $ty:ty),* $(,)?) $body:block
+    ) => {
+        $(#[$generic_meta])*
+        #[allow(clippy::too_many_arguments)]
+        #[inline(always)]
+        unsafe fn $generic<$lanes: $crate::fused::simd::Lanes>($($arg: $ty),*) $body
+
         $(#[$meta])*
         ///
         /// # Safety
         ///
         /// The CPU must have `isa`, and the operands must be as the generic function needs.
-        #[cfg(target_arch = "x86_64")]
         #[allow(clippy::too_many_arguments)]
         $vis unsafe fn $name(isa: $crate::fused::simd::Isa, $($arg: $ty),*) {
             #[target_feature(enable = "avx512f")]

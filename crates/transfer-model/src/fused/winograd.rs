@@ -233,35 +233,26 @@ pub fn conv(
 
 #[cfg(target_arch = "x86_64")]
 dispatch! {
-    /// [`conv_strips`] for `isa`.
-    fn conv_for => conv_strips(
+    /// [`conv_strips`] compiled for `isa`.
+    fn conv_for =>
+    /// [`conv`]'s work, strip by strip.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have `V`'s instruction set and the operands must fit the shape.
+    unsafe fn conv_strips<V: Lanes>(
         shape: &Shape,
         padded: &[f32],
         transformed: &[f32],
         workspace: &mut Workspace,
         out: &mut [f32],
-    )
-}
-
-/// [`conv`]'s work, strip by strip.
-///
-/// # Safety
-///
-/// The CPU must have `V`'s instruction set and the operands must fit the shape.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn conv_strips<V: Lanes>(
-    shape: &Shape,
-    padded: &[f32],
-    transformed: &[f32],
-    workspace: &mut Workspace,
-    out: &mut [f32],
-) {
-    for ty in 0..shape.tile_rows() {
-        // SAFETY: passed on from the caller.
-        unsafe {
-            strip_products::<V>(shape, padded, transformed, workspace, ty);
-            store_strip::<V>(shape, &workspace.products, ty, out);
+    ) {
+        for ty in 0..shape.tile_rows() {
+            // SAFETY: passed on from the caller.
+            unsafe {
+                strip_products::<V>(shape, padded, transformed, workspace, ty);
+                store_strip::<V>(shape, &workspace.products, ty, out);
+            }
         }
     }
 }
@@ -303,8 +294,14 @@ pub fn conv_bias_relu_pool(
 
 #[cfg(target_arch = "x86_64")]
 dispatch! {
-    /// [`pool_strips`] for `isa`.
-    fn pool_for => pool_strips(
+    /// [`pool_strips`] compiled for `isa`.
+    fn pool_for =>
+    /// [`conv_bias_relu_pool`]'s work, strip by strip.
+    ///
+    /// # Safety
+    ///
+    /// As [`conv_strips`].
+    unsafe fn pool_strips<V: Lanes>(
         shape: &Shape,
         padded: &[f32],
         transformed: &[f32],
@@ -312,30 +309,13 @@ dispatch! {
         workspace: &mut Workspace,
         pooled: &mut [f32],
         winners: &mut [u8],
-    )
-}
-
-/// [`conv_bias_relu_pool`]'s work, strip by strip.
-///
-/// # Safety
-///
-/// As [`conv_strips`].
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn pool_strips<V: Lanes>(
-    shape: &Shape,
-    padded: &[f32],
-    transformed: &[f32],
-    bias: &[f32],
-    workspace: &mut Workspace,
-    pooled: &mut [f32],
-    winners: &mut [u8],
-) {
-    for ty in 0..shape.tile_rows() {
-        // SAFETY: passed on from the caller.
-        unsafe {
-            strip_products::<V>(shape, padded, transformed, workspace, ty);
-            pool_strip::<V>(shape, &workspace.products, bias, ty, pooled, winners);
+    ) {
+        for ty in 0..shape.tile_rows() {
+            // SAFETY: passed on from the caller.
+            unsafe {
+                strip_products::<V>(shape, padded, transformed, workspace, ty);
+                pool_strip::<V>(shape, &workspace.products, bias, ty, pooled, winners);
+            }
         }
     }
 }
@@ -368,67 +348,58 @@ pub fn weight_grad(
 
 #[cfg(target_arch = "x86_64")]
 dispatch! {
-    /// [`weight_grad_sums`] for `isa`.
-    fn weight_grad_for => weight_grad_sums(
+    /// [`weight_grad_sums`] compiled for `isa`.
+    fn weight_grad_for =>
+    /// [`weight_grad`]'s work: every tile's transforms, then per position the sums over tiles.
+    ///
+    /// # Safety
+    ///
+    /// As [`conv_strips`]; the workspace holds the whole map.
+    unsafe fn weight_grad_sums<V: Lanes>(
         shape: &Shape,
         padded: &[f32],
         padded_grad: &[f32],
         workspace: &mut Workspace,
         transformed_grad: &mut [f32],
-    )
-}
-
-/// [`weight_grad`]'s work: every tile's transforms, then per position the sums over tiles.
-///
-/// # Safety
-///
-/// As [`conv_strips`]; the workspace holds the whole map.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn weight_grad_sums<V: Lanes>(
-    shape: &Shape,
-    padded: &[f32],
-    padded_grad: &[f32],
-    workspace: &mut Workspace,
-    transformed_grad: &mut [f32],
-) {
-    let rows = shape.tile_rows();
-    let tiles = rows * shape.tiles_per_row();
-    // SAFETY: the caller checked the shapes: every offset below stays inside the workspace's
-    // buffers (`Workspace::fits`) and `transformed_grad`.
-    unsafe {
-        for ty in 0..rows {
-            let t0 = ty * shape.tiles_per_row();
-            transform_input_row::<V>(shape, padded, &mut workspace.input, ty, t0, tiles);
-            transform_grad_row::<V>(shape, padded_grad, &mut workspace.products, ty, t0, tiles);
-        }
-        for pos in 0..POSITIONS {
-            let v = workspace.input.as_ptr().add(pos * tiles * shape.cin);
-            let gy = workspace.products.as_ptr().add(pos * tiles * shape.cout);
-            let du = transformed_grad
-                .as_mut_ptr()
-                .add(pos * shape.cin * shape.cout);
-            for c in (0..shape.cout).step_by(if V::WIDE { 32 } else { 16 }) {
-                let mut ci = 0;
-                while ci < shape.cin {
-                    let at = (v.add(ci), gy.add(c));
-                    let du = du.add(ci * shape.cout + c);
-                    let rest = shape.cin - ci;
-                    // 24 accumulators with AVX-512 (12 channels by 32), 12 with AVX2 (6 by 16).
-                    ci += if V::WIDE {
-                        match rest {
-                            12.. => weight_products::<V, 12, 2>(shape, tiles, at, du),
-                            8..12 => weight_products::<V, 8, 2>(shape, tiles, at, du),
-                            _ => weight_products::<V, 4, 2>(shape, tiles, at, du),
-                        }
-                    } else {
-                        match rest {
-                            4 | 5 | 8 => weight_products::<V, 4, 1>(shape, tiles, at, du),
-                            6.. => weight_products::<V, 6, 1>(shape, tiles, at, du),
-                            2 | 3 => weight_products::<V, 2, 1>(shape, tiles, at, du),
-                            _ => weight_products::<V, 1, 1>(shape, tiles, at, du),
-                        }
-                    };
+    ) {
+        let rows = shape.tile_rows();
+        let tiles = rows * shape.tiles_per_row();
+        // SAFETY: the caller checked the shapes: every offset below stays inside the workspace's
+        // buffers (`Workspace::fits`) and `transformed_grad`.
+        unsafe {
+            for ty in 0..rows {
+                let t0 = ty * shape.tiles_per_row();
+                transform_input_row::<V>(shape, padded, &mut workspace.input, ty, t0, tiles);
+                transform_grad_row::<V>(shape, padded_grad, &mut workspace.products, ty, t0, tiles);
+            }
+            for pos in 0..POSITIONS {
+                let v = workspace.input.as_ptr().add(pos * tiles * shape.cin);
+                let gy = workspace.products.as_ptr().add(pos * tiles * shape.cout);
+                let du = transformed_grad
+                    .as_mut_ptr()
+                    .add(pos * shape.cin * shape.cout);
+                for c in (0..shape.cout).step_by(if V::WIDE { 32 } else { 16 }) {
+                    let mut ci = 0;
+                    while ci < shape.cin {
+                        let at = (v.add(ci), gy.add(c));
+                        let du = du.add(ci * shape.cout + c);
+                        let rest = shape.cin - ci;
+                        // 24 accumulators with AVX-512 (12 channels by 32), 12 with AVX2 (6 by 16).
+                        ci += if V::WIDE {
+                            match rest {
+                                12.. => weight_products::<V, 12, 2>(shape, tiles, at, du),
+                                8..12 => weight_products::<V, 8, 2>(shape, tiles, at, du),
+                                _ => weight_products::<V, 4, 2>(shape, tiles, at, du),
+                            }
+                        } else {
+                            match rest {
+                                4 | 5 | 8 => weight_products::<V, 4, 1>(shape, tiles, at, du),
+                                6.. => weight_products::<V, 6, 1>(shape, tiles, at, du),
+                                2 | 3 => weight_products::<V, 2, 1>(shape, tiles, at, du),
+                                _ => weight_products::<V, 1, 1>(shape, tiles, at, du),
+                            }
+                        };
+                    }
                 }
             }
         }
