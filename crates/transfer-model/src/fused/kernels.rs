@@ -1197,8 +1197,8 @@ fn unpool_padded(
 }
 
 /// `out [positions, channels]` = `grad [channels, positions]` where `pooled` (same layout)
-/// is positive, else zero: channels first to channels last, by 16 x 16 blocks transposed in
-/// registers with AVX-512.
+/// is positive, else zero: channels first to channels last, by blocks transposed in registers
+/// (16 x 16 with AVX-512, 8 x 8 with AVX2).
 #[inline(always)]
 fn positive_channels_last(
     isa: Isa,
@@ -1217,6 +1217,10 @@ fn positive_channels_last(
         // SAFETY: AVX-512F is present, the lengths are checked and `channels` is a multiple
         // of 16.
         unsafe { positive_channels_last_avx512(grad, pooled, done, positions, channels, out) };
+    } else if isa == Isa::Avx2 && isa.available() && channels.is_multiple_of(8) {
+        done = positions - positions % 8;
+        // SAFETY: AVX2 is present, the lengths are checked and `channels` is a multiple of 8.
+        unsafe { positive_channels_last_avx2(grad, pooled, done, positions, channels, out) };
     }
     for ch in 0..channels {
         for o in done..positions {
@@ -1263,7 +1267,8 @@ unsafe fn positive_channels_last_avx512(
     }
 }
 
-/// [`channels_first`] for `f32` maps, by 16 x 16 blocks transposed in registers with AVX-512.
+/// [`channels_first`] for `f32` maps, by blocks transposed in registers (16 x 16 with AVX-512,
+/// 8 x 8 with AVX2).
 #[inline(always)]
 fn channels_first_f32(isa: Isa, map: &[f32], channels: usize, out: &mut [f32]) {
     let positions = map.len() / channels;
@@ -1275,6 +1280,10 @@ fn channels_first_f32(isa: Isa, map: &[f32], channels: usize, out: &mut [f32]) {
         // SAFETY: AVX-512F is present, the lengths are checked and `channels` is a multiple
         // of 16.
         unsafe { channels_first_avx512(map, done, channels, out) };
+    } else if isa == Isa::Avx2 && isa.available() && channels.is_multiple_of(8) {
+        done = positions - positions % 8;
+        // SAFETY: AVX2 is present, the lengths are checked and `channels` is a multiple of 8.
+        unsafe { channels_first_avx2(map, done, channels, out) };
     }
     for (o, row) in map.chunks_exact(channels).enumerate().skip(done) {
         for (c, &v) in row.iter().enumerate() {
@@ -1308,6 +1317,97 @@ unsafe fn channels_first_avx512(map: &[f32], done: usize, channels: usize, out: 
             }
         }
     }
+}
+
+/// [`positive_channels_last`] of the first `done` positions (a multiple of 8), by 8 x 8
+/// blocks.
+///
+/// # Safety
+///
+/// The CPU must have AVX2; `grad`, `pooled` and `out` must hold `positions * channels` values,
+/// and `channels` be a multiple of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn positive_channels_last_avx2(
+    grad: &[f32],
+    pooled: &[f32],
+    done: usize,
+    positions: usize,
+    channels: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: as in `positive_channels_last_avx512`, by blocks of 8.
+    unsafe {
+        let zero = _mm256_setzero_ps();
+        for ch in (0..channels).step_by(8) {
+            for o in (0..done).step_by(8) {
+                let rows = std::array::from_fn(|k| {
+                    let at = (ch + k) * positions + o;
+                    let p = _mm256_loadu_ps(pooled.as_ptr().add(at));
+                    let positive = _mm256_cmp_ps::<_CMP_GT_OQ>(p, zero);
+                    _mm256_and_ps(positive, _mm256_loadu_ps(grad.as_ptr().add(at)))
+                });
+                for (j, column) in transpose8(rows).into_iter().enumerate() {
+                    _mm256_storeu_ps(out.as_mut_ptr().add((o + j) * channels + ch), column);
+                }
+            }
+        }
+    }
+}
+
+/// [`channels_first_f32`] of the first `done` positions (a multiple of 8), by 8 x 8 blocks.
+///
+/// # Safety
+///
+/// The CPU must have AVX2; `out` must hold as many values as `map`, and `channels` be a
+/// multiple of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn channels_first_avx2(map: &[f32], done: usize, channels: usize, out: &mut [f32]) {
+    let positions = map.len() / channels;
+    // SAFETY: as in `channels_first_avx512`, by blocks of 8.
+    unsafe {
+        for o in (0..done).step_by(8) {
+            for ch in (0..channels).step_by(8) {
+                let rows = std::array::from_fn(|k| {
+                    _mm256_loadu_ps(map.as_ptr().add((o + k) * channels + ch))
+                });
+                for (j, column) in transpose8(rows).into_iter().enumerate() {
+                    _mm256_storeu_ps(out.as_mut_ptr().add((ch + j) * positions + o), column);
+                }
+            }
+        }
+    }
+}
+
+/// The 8 x 8 block whose rows are `rows`, transposed: unpacking pairs of values, then pairs of
+/// pairs, then exchanging 128-bit lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn transpose8(rows: [__m256; 8]) -> [__m256; 8] {
+    let zero = _mm256_setzero_ps();
+    // Lane k of t[2i], t[2i + 1]: rows 2i and 2i + 1 interleaved, columns 4k..4k + 4.
+    let mut t = [zero; 8];
+    for i in 0..4 {
+        t[2 * i] = _mm256_unpacklo_ps(rows[2 * i], rows[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(rows[2 * i], rows[2 * i + 1]);
+    }
+    // Lane k of u[4i + j]: column 4k + j of rows 4i..4i + 4.
+    let mut u = [zero; 8];
+    for i in 0..2 {
+        let b = 4 * i;
+        u[b] = _mm256_shuffle_ps::<0x44>(t[b], t[b + 2]);
+        u[b + 1] = _mm256_shuffle_ps::<0xEE>(t[b], t[b + 2]);
+        u[b + 2] = _mm256_shuffle_ps::<0x44>(t[b + 1], t[b + 3]);
+        u[b + 3] = _mm256_shuffle_ps::<0xEE>(t[b + 1], t[b + 3]);
+    }
+    // Column j gathers the low lanes of u[j] and u[4 + j]; column 4 + j their high lanes.
+    let mut out = [zero; 8];
+    for j in 0..4 {
+        out[j] = _mm256_permute2f128_ps::<0x20>(u[j], u[4 + j]);
+        out[4 + j] = _mm256_permute2f128_ps::<0x31>(u[j], u[4 + j]);
+    }
+    out
 }
 
 /// The 16 x 16 block whose rows are `rows`, transposed: unpacking pairs of values, then
