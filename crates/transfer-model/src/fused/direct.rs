@@ -183,7 +183,7 @@ dispatch! {
         bias: Option<&[f32]>,
         out: &mut Output<'_>,
     ) {
-        for at in blocks(conv.shape, V::WIDE) {
+        for at in blocks::<V>(conv.shape) {
             // SAFETY: passed on from the caller.
             unsafe {
                 match (V::WIDE, at.columns) {
@@ -243,7 +243,7 @@ dispatch! {
         pooled: &mut [f32],
         winners: &mut [u8],
     ) {
-        for at in blocks(conv.shape, V::WIDE) {
+        for at in blocks::<V>(conv.shape) {
             // SAFETY: passed on from the caller.
             unsafe {
                 match (V::WIDE, at.columns) {
@@ -297,7 +297,7 @@ dispatch! {
         padded_grad: &[f32],
         grad_w: &mut [f32],
     ) {
-        let step = if V::WIDE { 32 } else { 16 };
+        let step = V::BLOCK_CHANNELS;
         // SAFETY: passed on from the caller.
         unsafe {
             if shape.cin == 1 && shape.kernel == 3 {
@@ -371,31 +371,35 @@ struct BlockAt {
     channel: usize,
 }
 
-/// Every block of the output: channels by 32 (`wide`, AVX-512) or 16, rows in pairs, columns
-/// by six, then four or two for the rest (`wide`), or by two (widths are even).
-fn blocks(shape: &Shape, wide: bool) -> impl Iterator<Item = BlockAt> + '_ {
-    let (channels, widest) = if wide { (32, 6) } else { (16, 2) };
-    (0..shape.cout).step_by(channels).flat_map(move |channel| {
-        (0..shape.height).step_by(2).flat_map(move |y| {
-            let mut x = 0;
-            std::iter::from_fn(move || {
-                let columns = match shape.width.checked_sub(x)? {
-                    0 => return None,
-                    rest if rest >= widest => widest,
-                    4 | 5 => 4,
-                    _ => 2,
-                };
-                let at = BlockAt {
-                    y,
-                    x,
-                    columns,
-                    channel,
-                };
-                x += columns;
-                Some(at)
+/// Every block of the output for `V`'s registers: channels by [`Lanes::BLOCK_CHANNELS`], rows
+/// in pairs, columns by six, then four or two for the rest (AVX-512), or by two (AVX2; widths
+/// are even).
+#[cfg(target_arch = "x86_64")]
+fn blocks<V: Lanes>(shape: &Shape) -> impl Iterator<Item = BlockAt> + '_ {
+    let widest = if V::WIDE { 6 } else { 2 };
+    (0..shape.cout)
+        .step_by(V::BLOCK_CHANNELS)
+        .flat_map(move |channel| {
+            (0..shape.height).step_by(2).flat_map(move |y| {
+                let mut x = 0;
+                std::iter::from_fn(move || {
+                    let columns = match shape.width.checked_sub(x)? {
+                        0 => return None,
+                        rest if rest >= widest => widest,
+                        4 | 5 => 4,
+                        _ => 2,
+                    };
+                    let at = BlockAt {
+                        y,
+                        x,
+                        columns,
+                        channel,
+                    };
+                    x += columns;
+                    Some(at)
+                })
             })
         })
-    })
 }
 
 /// The accumulators of one block: `[row][column][vector of 16 channels]`.
@@ -624,7 +628,7 @@ unsafe fn single_channel_weight_grad<V: Lanes, const H: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fused::test_values as values;
+    use crate::fused::{test_values as values, with_each_isa};
 
     /// Loop reference of [`conv`] on an unpadded input.
     fn reference(shape: &Shape, input: &[f32], weights: &[f32]) -> Vec<f32> {
@@ -655,13 +659,6 @@ mod tests {
         out
     }
 
-    /// Every pair of an instruction set this CPU has and a shape.
-    fn with_each_isa(shapes: Vec<Shape>) -> Vec<(Isa, Shape)> {
-        let each = Isa::all().into_iter();
-        each.flat_map(|isa| shapes.iter().map(move |&s| (isa, s)))
-            .collect()
-    }
-
     fn shapes() -> Vec<Shape> {
         // Widths covering every block width (6, 4, 2 columns), kernels 3 and 5, two blocks
         // of output channels.
@@ -686,7 +683,7 @@ mod tests {
             eprintln!("SKIPPED: neither AVX-512F nor AVX2 on this CPU");
             return;
         }
-        for (isa, shape) in with_each_isa(shapes()) {
+        for (isa, shape) in with_each_isa(&shapes()) {
             let input = values(shape.height * shape.width * shape.cin, 1);
             let weights = values(shape.kernel * shape.kernel * shape.cin * shape.cout, 2);
             let mut padded = vec![f32::NAN; shape.padded_len()];
@@ -767,10 +764,7 @@ mod tests {
             (1, 3, 28, 28),
             (1, 5, 6, 8),
         ];
-        let each = Isa::all()
-            .into_iter()
-            .flat_map(|isa| cases.map(|c| (isa, c)));
-        for (isa, (cin, kernel, height, width)) in each {
+        for (isa, (cin, kernel, height, width)) in with_each_isa(&cases) {
             let shape = Shape {
                 height,
                 width,
@@ -829,7 +823,7 @@ mod tests {
             eprintln!("SKIPPED: neither AVX-512F nor AVX2 on this CPU");
             return;
         }
-        for (isa, shape) in with_each_isa(shapes()) {
+        for (isa, shape) in with_each_isa(&shapes()) {
             let input = values(shape.height * shape.width * shape.cin, 3);
             let weights = values(shape.kernel * shape.kernel * shape.cin * shape.cout, 4);
             let bias = values(shape.cout, 5);

@@ -10,8 +10,6 @@
 //! images and the groups are then added in order: the result does not depend on the number of
 //! threads or on scheduling.
 
-#[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::*;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread::LocalKey;
@@ -20,7 +18,7 @@ use rayon::prelude::*;
 
 pub use super::simd::Isa;
 #[cfg(target_arch = "x86_64")]
-use super::simd::dispatch;
+use super::simd::{Lanes, dispatch};
 use super::{direct, winograd};
 
 /// Images whose weight gradients are summed together before the groups are added in order.
@@ -612,7 +610,8 @@ dispatch! {
             let conv2 = conv2_shape(g);
             direct::conv_bias_relu_pool(isa, &conv2, padded, w.w2, w.b2, &mut s.pooled, winners);
         }
-        channels_first_f32(isa, &s.pooled, g.c2, out);
+        // SAFETY: the caller guarantees `V`'s instruction set.
+        unsafe { channels_first_f32::<V>(&s.pooled, g.c2, out) };
     }
 }
 
@@ -797,15 +796,9 @@ dispatch! {
         // conv2's input (kept zero-bordered by the forward pass) and its output's gradient with
         // a zero border, then dW2 and grad_act1 (a convolution with the rotated kernel).
         let grad_pooled = &mut b.grad_pooled;
-        unpool_padded(
-            isa,
-            g,
-            one.grad,
-            one.pooled,
-            one.argmax,
-            grad_pooled,
-            &mut b.grad_padded,
-        );
+        let (grad, pooled, argmax) = (one.grad, one.pooled, one.argmax);
+        // SAFETY: the caller guarantees `V`'s instruction set.
+        unsafe { unpool_padded::<V>(g, grad, pooled, argmax, grad_pooled, &mut b.grad_padded) };
         column_sums(&b.grad_padded, g.c2, &mut acc.b2);
         if context.method == Method::Winograd {
             let (shape, back) = (winograd_shape(g.c1, g.c2, g), winograd_shape(g.c2, g.c1, g));
@@ -1165,9 +1158,13 @@ fn unpool_planar(g: &Geometry, grad: &[f32], pooled: &[f32], argmax: &[u8], out:
 /// [`unpool_planar`] into a zero-bordered channels-last map `[h + 2r, w + 2r, c2]`, with
 /// `argmax` channels last: every pixel of every window written (vectorised over channels),
 /// through `grad_pooled` (`[pooled pixels, c2]`) for the positive pooled values' gradient.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn unpool_padded(
-    isa: Isa,
+unsafe fn unpool_padded<V: Lanes>(
     g: &Geometry,
     grad: &[f32],
     pooled: &[f32],
@@ -1179,7 +1176,8 @@ fn unpool_padded(
     let (c, row) = (g.c2, g.width + 2 * r);
     let (ph, pw) = (g.height / 2, g.width / 2);
     let windows = ph * pw;
-    positive_channels_last(isa, grad, pooled, windows, c, grad_pooled);
+    // SAFETY: passed on from the caller.
+    unsafe { positive_channels_last::<V>(grad, pooled, windows, c, grad_pooled) };
     direct::zero_border(g.height, g.width, c, r, out);
     for y in 0..ph {
         for x in 0..pw {
@@ -1197,11 +1195,15 @@ fn unpool_padded(
 }
 
 /// `out [positions, channels]` = `grad [channels, positions]` where `pooled` (same layout)
-/// is positive, else zero: channels first to channels last, by blocks transposed in registers
-/// (16 x 16 with AVX-512, 8 x 8 with AVX2).
+/// is positive, else zero: channels first to channels last, by 16 x 16 blocks transposed in
+/// registers ([`Lanes::transpose`]).
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn positive_channels_last(
-    isa: Isa,
+unsafe fn positive_channels_last<V: Lanes>(
     grad: &[f32],
     pooled: &[f32],
     positions: usize,
@@ -1210,17 +1212,31 @@ fn positive_channels_last(
 ) {
     let n = positions * channels;
     assert!(grad.len() >= n && pooled.len() >= n && out.len() >= n);
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512 && isa.available() && channels.is_multiple_of(16) {
-        done = positions - positions % 16;
-        // SAFETY: AVX-512F is present, the lengths are checked and `channels` is a multiple
-        // of 16.
-        unsafe { positive_channels_last_avx512(grad, pooled, done, positions, channels, out) };
-    } else if isa == Isa::Avx2 && isa.available() && channels.is_multiple_of(8) {
-        done = positions - positions % 8;
-        // SAFETY: AVX2 is present, the lengths are checked and `channels` is a multiple of 8.
-        unsafe { positive_channels_last_avx2(grad, pooled, done, positions, channels, out) };
+    let done = if channels.is_multiple_of(16) {
+        positions - positions % 16
+    } else {
+        0
+    };
+    // SAFETY: the caller guarantees the instruction set; block (ch, o) reads rows `ch..ch + 16`
+    // (< channels) at positions `o..o + 16` (<= done <= positions) and writes rows `o..o + 16`
+    // at channels `ch..ch + 16`: all inside the checked lengths.
+    unsafe {
+        let zero = V::zero();
+        let mut rows = [zero; 16];
+        // Without whole blocks of channels, `done` is 0 and no block runs.
+        let block_channels = if done > 0 { channels } else { 0 };
+        for ch in (0..block_channels).step_by(16) {
+            for o in (0..done).step_by(16) {
+                for (k, row) in rows.iter_mut().enumerate() {
+                    let at = (ch + k) * positions + o;
+                    let p = V::load(pooled.as_ptr().add(at));
+                    *row = p.select_greater(zero, V::load(grad.as_ptr().add(at)), zero);
+                }
+                for (j, column) in V::transpose(rows).into_iter().enumerate() {
+                    column.store(out.as_mut_ptr().add((o + j) * channels + ch));
+                }
+            }
+        }
     }
     for ch in 0..channels {
         for o in done..positions {
@@ -1230,221 +1246,43 @@ fn positive_channels_last(
     }
 }
 
-/// [`positive_channels_last`] of the first `done` positions (a multiple of 16).
+/// [`channels_first`] for `f32` maps, by 16 x 16 blocks transposed in registers
+/// ([`Lanes::transpose`]).
 ///
 /// # Safety
 ///
-/// The CPU must have AVX-512F; `grad`, `pooled` and `out` must hold `positions * channels`
-/// values, and `channels` be a multiple of 16.
+/// The CPU must have `V`'s instruction set.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn positive_channels_last_avx512(
-    grad: &[f32],
-    pooled: &[f32],
-    done: usize,
-    positions: usize,
-    channels: usize,
-    out: &mut [f32],
-) {
-    // SAFETY: block (ch, o) reads rows `ch..ch + 16` (< channels) at positions `o..o + 16`
-    // (<= done <= positions) and writes rows `o..o + 16` at channels `ch..ch + 16`: all inside
-    // the lengths the caller guarantees.
+#[inline(always)]
+unsafe fn channels_first_f32<V: Lanes>(map: &[f32], channels: usize, out: &mut [f32]) {
+    let positions = map.len() / channels;
+    assert!(out.len() >= positions * channels);
+    let done = if channels.is_multiple_of(16) {
+        positions - positions % 16
+    } else {
+        0
+    };
+    // SAFETY: the caller guarantees the instruction set; block (o, ch) reads positions
+    // `o..o + 16` (<= done) at channels `ch..ch + 16` (<= channels) and writes channels
+    // `ch..ch + 16` at those positions: all inside `map` and `out`.
     unsafe {
-        let zero = _mm512_setzero_ps();
-        for ch in (0..channels).step_by(16) {
-            for o in (0..done).step_by(16) {
-                let rows = std::array::from_fn(|k| {
-                    let at = (ch + k) * positions + o;
-                    let p = _mm512_loadu_ps(pooled.as_ptr().add(at));
-                    let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(p, zero);
-                    _mm512_maskz_loadu_ps(positive, grad.as_ptr().add(at))
-                });
-                for (j, column) in transpose16(rows).into_iter().enumerate() {
-                    _mm512_storeu_ps(out.as_mut_ptr().add((o + j) * channels + ch), column);
+        let mut rows = [V::zero(); 16];
+        for o in (0..done).step_by(16) {
+            for ch in (0..channels).step_by(16) {
+                for (k, row) in rows.iter_mut().enumerate() {
+                    *row = V::load(map.as_ptr().add((o + k) * channels + ch));
+                }
+                for (j, column) in V::transpose(rows).into_iter().enumerate() {
+                    column.store(out.as_mut_ptr().add((ch + j) * positions + o));
                 }
             }
         }
-    }
-}
-
-/// [`channels_first`] for `f32` maps, by blocks transposed in registers (16 x 16 with AVX-512,
-/// 8 x 8 with AVX2).
-#[inline(always)]
-fn channels_first_f32(isa: Isa, map: &[f32], channels: usize, out: &mut [f32]) {
-    let positions = map.len() / channels;
-    assert!(out.len() >= positions * channels);
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512 && isa.available() && channels.is_multiple_of(16) {
-        done = positions - positions % 16;
-        // SAFETY: AVX-512F is present, the lengths are checked and `channels` is a multiple
-        // of 16.
-        unsafe { channels_first_avx512(map, done, channels, out) };
-    } else if isa == Isa::Avx2 && isa.available() && channels.is_multiple_of(8) {
-        done = positions - positions % 8;
-        // SAFETY: AVX2 is present, the lengths are checked and `channels` is a multiple of 8.
-        unsafe { channels_first_avx2(map, done, channels, out) };
     }
     for (o, row) in map.chunks_exact(channels).enumerate().skip(done) {
         for (c, &v) in row.iter().enumerate() {
             out[c * positions + o] = v;
         }
     }
-}
-
-/// [`channels_first_f32`] of the first `done` positions (a multiple of 16).
-///
-/// # Safety
-///
-/// The CPU must have AVX-512F; `out` must hold as many values as `map`, and `channels` be a
-/// multiple of 16.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn channels_first_avx512(map: &[f32], done: usize, channels: usize, out: &mut [f32]) {
-    let positions = map.len() / channels;
-    // SAFETY: block (o, ch) reads positions `o..o + 16` (<= done) at channels `ch..ch + 16`
-    // (<= channels) and writes channels `ch..ch + 16` at those positions: all inside `map`
-    // and `out`.
-    unsafe {
-        for o in (0..done).step_by(16) {
-            for ch in (0..channels).step_by(16) {
-                let rows = std::array::from_fn(|k| {
-                    _mm512_loadu_ps(map.as_ptr().add((o + k) * channels + ch))
-                });
-                for (j, column) in transpose16(rows).into_iter().enumerate() {
-                    _mm512_storeu_ps(out.as_mut_ptr().add((ch + j) * positions + o), column);
-                }
-            }
-        }
-    }
-}
-
-/// [`positive_channels_last`] of the first `done` positions (a multiple of 8), by 8 x 8
-/// blocks.
-///
-/// # Safety
-///
-/// The CPU must have AVX2; `grad`, `pooled` and `out` must hold `positions * channels` values,
-/// and `channels` be a multiple of 8.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn positive_channels_last_avx2(
-    grad: &[f32],
-    pooled: &[f32],
-    done: usize,
-    positions: usize,
-    channels: usize,
-    out: &mut [f32],
-) {
-    // SAFETY: as in `positive_channels_last_avx512`, by blocks of 8.
-    unsafe {
-        let zero = _mm256_setzero_ps();
-        for ch in (0..channels).step_by(8) {
-            for o in (0..done).step_by(8) {
-                let rows = std::array::from_fn(|k| {
-                    let at = (ch + k) * positions + o;
-                    let p = _mm256_loadu_ps(pooled.as_ptr().add(at));
-                    let positive = _mm256_cmp_ps::<_CMP_GT_OQ>(p, zero);
-                    _mm256_and_ps(positive, _mm256_loadu_ps(grad.as_ptr().add(at)))
-                });
-                for (j, column) in transpose8(rows).into_iter().enumerate() {
-                    _mm256_storeu_ps(out.as_mut_ptr().add((o + j) * channels + ch), column);
-                }
-            }
-        }
-    }
-}
-
-/// [`channels_first_f32`] of the first `done` positions (a multiple of 8), by 8 x 8 blocks.
-///
-/// # Safety
-///
-/// The CPU must have AVX2; `out` must hold as many values as `map`, and `channels` be a
-/// multiple of 8.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn channels_first_avx2(map: &[f32], done: usize, channels: usize, out: &mut [f32]) {
-    let positions = map.len() / channels;
-    // SAFETY: as in `channels_first_avx512`, by blocks of 8.
-    unsafe {
-        for o in (0..done).step_by(8) {
-            for ch in (0..channels).step_by(8) {
-                let rows = std::array::from_fn(|k| {
-                    _mm256_loadu_ps(map.as_ptr().add((o + k) * channels + ch))
-                });
-                for (j, column) in transpose8(rows).into_iter().enumerate() {
-                    _mm256_storeu_ps(out.as_mut_ptr().add((ch + j) * positions + o), column);
-                }
-            }
-        }
-    }
-}
-
-/// The 8 x 8 block whose rows are `rows`, transposed: unpacking pairs of values, then pairs of
-/// pairs, then exchanging 128-bit lanes.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn transpose8(rows: [__m256; 8]) -> [__m256; 8] {
-    let zero = _mm256_setzero_ps();
-    // Lane k of t[2i], t[2i + 1]: rows 2i and 2i + 1 interleaved, columns 4k..4k + 4.
-    let mut t = [zero; 8];
-    for i in 0..4 {
-        t[2 * i] = _mm256_unpacklo_ps(rows[2 * i], rows[2 * i + 1]);
-        t[2 * i + 1] = _mm256_unpackhi_ps(rows[2 * i], rows[2 * i + 1]);
-    }
-    // Lane k of u[4i + j]: column 4k + j of rows 4i..4i + 4.
-    let mut u = [zero; 8];
-    for i in 0..2 {
-        let b = 4 * i;
-        u[b] = _mm256_shuffle_ps::<0x44>(t[b], t[b + 2]);
-        u[b + 1] = _mm256_shuffle_ps::<0xEE>(t[b], t[b + 2]);
-        u[b + 2] = _mm256_shuffle_ps::<0x44>(t[b + 1], t[b + 3]);
-        u[b + 3] = _mm256_shuffle_ps::<0xEE>(t[b + 1], t[b + 3]);
-    }
-    // Column j gathers the low lanes of u[j] and u[4 + j]; column 4 + j their high lanes.
-    let mut out = [zero; 8];
-    for j in 0..4 {
-        out[j] = _mm256_permute2f128_ps::<0x20>(u[j], u[4 + j]);
-        out[4 + j] = _mm256_permute2f128_ps::<0x31>(u[j], u[4 + j]);
-    }
-    out
-}
-
-/// The 16 x 16 block whose rows are `rows`, transposed: unpacking pairs of values, then
-/// pairs of pairs, then exchanging 128-bit lanes twice.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn transpose16(rows: [__m512; 16]) -> [__m512; 16] {
-    let zero = _mm512_setzero_ps();
-    // Lane k of t[2i], t[2i + 1]: rows 2i and 2i + 1 interleaved, columns 4k..4k + 4.
-    let mut t = [zero; 16];
-    for i in 0..8 {
-        t[2 * i] = _mm512_unpacklo_ps(rows[2 * i], rows[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(rows[2 * i], rows[2 * i + 1]);
-    }
-    // Lane k of u[4i + j]: column 4k + j of rows 4i..4i + 4.
-    let mut u = [zero; 16];
-    let pd = _mm512_castps_pd;
-    for i in 0..4 {
-        let b = 4 * i;
-        u[b] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[b]), pd(t[b + 2])));
-        u[b + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[b]), pd(t[b + 2])));
-        u[b + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[b + 1]), pd(t[b + 3])));
-        u[b + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[b + 1]), pd(t[b + 3])));
-    }
-    // Column 4k + j gathers lane k of u[j], u[4 + j], u[8 + j], u[12 + j].
-    let mut out = [zero; 16];
-    for j in 0..4 {
-        let low = _mm512_shuffle_f32x4::<0x44>(u[j], u[4 + j]);
-        let high = _mm512_shuffle_f32x4::<0xEE>(u[j], u[4 + j]);
-        let low2 = _mm512_shuffle_f32x4::<0x44>(u[8 + j], u[12 + j]);
-        let high2 = _mm512_shuffle_f32x4::<0xEE>(u[8 + j], u[12 + j]);
-        out[j] = _mm512_shuffle_f32x4::<0x88>(low, low2);
-        out[4 + j] = _mm512_shuffle_f32x4::<0xDD>(low, low2);
-        out[8 + j] = _mm512_shuffle_f32x4::<0x88>(high, high2);
-        out[12 + j] = _mm512_shuffle_f32x4::<0xDD>(high, high2);
-    }
-    out
 }
 
 /// Adds each column's sum over the rows of `map` to `sums`, 16 columns at a time in local
@@ -1559,7 +1397,8 @@ fn matmul(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fused::test_values as values;
+    use crate::fused::simd::{Avx2, Avx512};
+    use crate::fused::{test_values as values, with_each_isa};
 
     /// Direct (loop) reference of the forward pass, channels-first.
     fn reference_forward(g: &Geometry, input: &[f32], w: Weights<'_>) -> Vec<f32> {
@@ -1944,29 +1783,36 @@ mod tests {
 
     #[test]
     fn fast_channels_first_matches_the_plain_one() {
-        for isa in [Isa::Avx2, Isa::Avx512] {
-            for (positions, channels) in [(196, 32), (20, 16), (5, 3)] {
-                let map = values(positions * channels, 62);
-                let (mut fast, mut plain) = (vec![f32::NAN; map.len()], vec![0.0; map.len()]);
-                channels_first_f32(isa, &map, channels, &mut fast);
-                channels_first(&map, channels, &mut plain);
-                assert_eq!(fast, plain, "{isa:?} {positions} x {channels}");
+        for (isa, (positions, channels)) in with_each_isa(&[(196, 32), (20, 16), (5, 3)]) {
+            let map = values(positions * channels, 62);
+            let (mut fast, mut plain) = (vec![f32::NAN; map.len()], vec![0.0; map.len()]);
+            // SAFETY: the CPU has `isa`.
+            unsafe {
+                match isa {
+                    Isa::Avx2 => channels_first_f32::<Avx2>(&map, channels, &mut fast),
+                    Isa::Avx512 => channels_first_f32::<Avx512>(&map, channels, &mut fast),
+                }
             }
+            channels_first(&map, channels, &mut plain);
+            assert_eq!(fast, plain, "{isa:?} {positions} x {channels}");
         }
     }
 
     #[test]
     fn positive_gradient_goes_channels_last() {
         // 196 positions: twelve 16-wide blocks and a remainder; 32 and 16 channels.
-        let cases = [(196, 32), (20, 16), (5, 3)];
-        for (isa, (positions, channels)) in [Isa::Avx2, Isa::Avx512]
-            .into_iter()
-            .flat_map(|isa| cases.map(|c| (isa, c)))
-        {
+        for (isa, (positions, channels)) in with_each_isa(&[(196, 32), (20, 16), (5, 3)]) {
             let grad = values(positions * channels, 60);
             let pooled = values(positions * channels, 61);
             let mut out = vec![f32::NAN; positions * channels];
-            positive_channels_last(isa, &grad, &pooled, positions, channels, &mut out);
+            let (n, c, out) = (positions, channels, &mut out[..]);
+            // SAFETY: the CPU has `isa`.
+            unsafe {
+                match isa {
+                    Isa::Avx2 => positive_channels_last::<Avx2>(&grad, &pooled, n, c, out),
+                    Isa::Avx512 => positive_channels_last::<Avx512>(&grad, &pooled, n, c, out),
+                }
+            }
             for ch in 0..channels {
                 for o in 0..positions {
                     let at = ch * positions + o;

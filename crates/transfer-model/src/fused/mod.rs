@@ -44,3 +44,11 @@ fn test_values(n: usize, seed: u64) -> Vec<f32> {
         .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
         .collect()
 }
+
+/// Every pair of an instruction set this CPU has and one of `items`, for the kernels' tests.
+#[cfg(all(test, feature = "flex"))]
+fn with_each_isa<T: Copy>(items: &[T]) -> Vec<(simd::Isa, T)> {
+    let each = simd::Isa::all().into_iter();
+    each.flat_map(|isa| items.iter().map(move |&item| (isa, item)))
+        .collect()
+}

@@ -46,7 +46,9 @@ impl Isa {
 
     /// The fastest instruction set this CPU has, if any.
     pub fn best() -> Option<Isa> {
-        Isa::all().last().copied()
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .find(|isa| isa.available())
     }
 
     /// Makes the kernels use `isa` from now on in this process, where the CPU has it (`None`:
@@ -89,6 +91,9 @@ pub(super) trait Lanes: Copy {
     /// Whether a register holds all sixteen lanes (AVX-512): the kernels pick wider register
     /// blocks then.
     const WIDE: bool;
+    /// Output channels per register block of the kernels: 32 with AVX-512 (two vectors), 16
+    /// with AVX2 (one).
+    const BLOCK_CHANNELS: usize = if Self::WIDE { 32 } else { 16 };
 
     /// Sixteen zeros.
     ///
@@ -134,6 +139,8 @@ pub(super) trait Lanes: Copy {
     fn neg_mul_add(self, factor: Self, addend: Self) -> Self;
     /// `if_greater` in the lanes where `self > other`, `otherwise` elsewhere.
     fn select_greater(self, other: Self, if_greater: Self, otherwise: Self) -> Self;
+    /// The 16 x 16 block whose rows are `rows`, transposed.
+    fn transpose(rows: [Self; 16]) -> [Self; 16];
 }
 
 /// One AVX-512 register.
@@ -208,6 +215,11 @@ impl Lanes for Avx512 {
             let greater = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(self.0, other.0);
             _mm512_mask_blend_ps(greater, otherwise.0, if_greater.0)
         })
+    }
+    #[inline(always)]
+    fn transpose(rows: [Self; 16]) -> [Self; 16] {
+        // SAFETY: a value exists only where AVX-512F does.
+        unsafe { transpose16(rows) }
     }
 }
 
@@ -335,6 +347,102 @@ impl Lanes for Avx2 {
             )
         }
     }
+    #[inline(always)]
+    fn transpose(rows: [Self; 16]) -> [Self; 16] {
+        // Four 8 x 8 blocks: rows 0..8 and 8..16, by lanes 0..8 and 8..16; block (r, c) of
+        // the input is block (c, r) of the output.
+        let zero = rows[0].0;
+        let (mut top_left, mut top_right) = ([zero; 8], [zero; 8]);
+        let (mut bottom_left, mut bottom_right) = ([zero; 8], [zero; 8]);
+        for i in 0..8 {
+            (top_left[i], top_right[i]) = (rows[i].0, rows[i].1);
+            (bottom_left[i], bottom_right[i]) = (rows[8 + i].0, rows[8 + i].1);
+        }
+        // SAFETY: a value exists only where AVX2 does.
+        let (a, b, c, d) = unsafe {
+            (
+                transpose8(top_left),
+                transpose8(bottom_left),
+                transpose8(top_right),
+                transpose8(bottom_right),
+            )
+        };
+        let mut out = [Avx2(zero, zero); 16];
+        for j in 0..8 {
+            out[j] = Avx2(a[j], b[j]);
+            out[8 + j] = Avx2(c[j], d[j]);
+        }
+        out
+    }
+}
+
+/// The 16 x 16 block whose rows are `rows`, transposed: unpacking pairs of values, then
+/// pairs of pairs, then exchanging 128-bit lanes twice.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn transpose16(rows: [Avx512; 16]) -> [Avx512; 16] {
+    let zero = _mm512_setzero_ps();
+    // Lane k of t[2i], t[2i + 1]: rows 2i and 2i + 1 interleaved, columns 4k..4k + 4.
+    let mut t = [zero; 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(rows[2 * i].0, rows[2 * i + 1].0);
+        t[2 * i + 1] = _mm512_unpackhi_ps(rows[2 * i].0, rows[2 * i + 1].0);
+    }
+    // Lane k of u[4i + j]: column 4k + j of rows 4i..4i + 4.
+    let mut u = [zero; 16];
+    let pd = _mm512_castps_pd;
+    for i in 0..4 {
+        let b = 4 * i;
+        u[b] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[b]), pd(t[b + 2])));
+        u[b + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[b]), pd(t[b + 2])));
+        u[b + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[b + 1]), pd(t[b + 3])));
+        u[b + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[b + 1]), pd(t[b + 3])));
+    }
+    // Column 4k + j gathers lane k of u[j], u[4 + j], u[8 + j], u[12 + j].
+    let mut out = [Avx512(zero); 16];
+    for j in 0..4 {
+        let low = _mm512_shuffle_f32x4::<0x44>(u[j], u[4 + j]);
+        let high = _mm512_shuffle_f32x4::<0xEE>(u[j], u[4 + j]);
+        let low2 = _mm512_shuffle_f32x4::<0x44>(u[8 + j], u[12 + j]);
+        let high2 = _mm512_shuffle_f32x4::<0xEE>(u[8 + j], u[12 + j]);
+        out[j] = Avx512(_mm512_shuffle_f32x4::<0x88>(low, low2));
+        out[4 + j] = Avx512(_mm512_shuffle_f32x4::<0xDD>(low, low2));
+        out[8 + j] = Avx512(_mm512_shuffle_f32x4::<0x88>(high, high2));
+        out[12 + j] = Avx512(_mm512_shuffle_f32x4::<0xDD>(high, high2));
+    }
+    out
+}
+
+/// The 8 x 8 block whose rows are `rows`, transposed: unpacking pairs of values, then pairs of
+/// pairs, then exchanging 128-bit lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn transpose8(rows: [__m256; 8]) -> [__m256; 8] {
+    let zero = _mm256_setzero_ps();
+    // Lane k of t[2i], t[2i + 1]: rows 2i and 2i + 1 interleaved, columns 4k..4k + 4.
+    let mut t = [zero; 8];
+    for i in 0..4 {
+        t[2 * i] = _mm256_unpacklo_ps(rows[2 * i], rows[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(rows[2 * i], rows[2 * i + 1]);
+    }
+    // Lane k of u[4i + j]: column 4k + j of rows 4i..4i + 4.
+    let mut u = [zero; 8];
+    for i in 0..2 {
+        let b = 4 * i;
+        u[b] = _mm256_shuffle_ps::<0x44>(t[b], t[b + 2]);
+        u[b + 1] = _mm256_shuffle_ps::<0xEE>(t[b], t[b + 2]);
+        u[b + 2] = _mm256_shuffle_ps::<0x44>(t[b + 1], t[b + 3]);
+        u[b + 3] = _mm256_shuffle_ps::<0xEE>(t[b + 1], t[b + 3]);
+    }
+    // Column j gathers the low lanes of u[j] and u[4 + j]; column 4 + j their high lanes.
+    let mut out = [zero; 8];
+    for j in 0..4 {
+        out[j] = _mm256_permute2f128_ps::<0x20>(u[j], u[4 + j]);
+        out[4 + j] = _mm256_permute2f128_ps::<0x31>(u[j], u[4 + j]);
+    }
+    out
 }
 
 /// The maximum of a 2x2 pooling window's four candidates after the bias and ReLU, and per

@@ -378,7 +378,7 @@ dispatch! {
                 let du = transformed_grad
                     .as_mut_ptr()
                     .add(pos * shape.cin * shape.cout);
-                for c in (0..shape.cout).step_by(if V::WIDE { 32 } else { 16 }) {
+                for c in (0..shape.cout).step_by(V::BLOCK_CHANNELS) {
                     let mut ci = 0;
                     while ci < shape.cin {
                         let at = (v.add(ci), gy.add(c));
@@ -550,7 +550,7 @@ unsafe fn strip_products<V: Lanes>(
                 .products
                 .as_mut_ptr()
                 .add(pos * tiles * shape.cout);
-            for c in (0..shape.cout).step_by(if V::WIDE { 32 } else { 16 }) {
+            for c in (0..shape.cout).step_by(V::BLOCK_CHANNELS) {
                 let mut t = 0;
                 while t < tiles {
                     let (v, u, m) = (v.add(t * shape.cin), u.add(c), m.add(t * shape.cout + c));
@@ -882,11 +882,11 @@ unsafe fn pool_strip<V: Lanes>(
 mod tests {
     use super::super::direct;
     use super::*;
-    use crate::fused::test_values as values;
+    use crate::fused::{test_values as values, with_each_isa};
 
     /// Shapes covering every block of tiles (AVX-512: 7, 4, 2, 1; AVX2: 6, 4, 3, 2, 1) and
     /// input channels (12, 8, 4; 6, 4), and two blocks of output channels.
-    fn shapes() -> impl Iterator<Item = Shape> {
+    fn shapes() -> Vec<Shape> {
         let mut shapes = Vec::new();
         for (height, width) in [(4, 4), (4, 8), (8, 12), (8, 20), (4, 28), (28, 28)] {
             for (cin, cout) in [(16, 32), (32, 64)] {
@@ -898,14 +898,7 @@ mod tests {
                 });
             }
         }
-        shapes.into_iter()
-    }
-
-    /// Every pair of an instruction set this CPU has and a shape.
-    fn cases() -> Vec<(Isa, Shape)> {
-        let each = Isa::all().into_iter();
-        each.flat_map(|isa| shapes().map(move |s| (isa, s)))
-            .collect()
+        shapes
     }
 
     fn direct_shape(shape: &Shape) -> direct::Shape {
@@ -1003,7 +996,7 @@ mod tests {
             eprintln!("SKIPPED: neither AVX-512F nor AVX2 on this CPU");
             return;
         }
-        for (isa, shape) in cases() {
+        for (isa, shape) in with_each_isa(&shapes()) {
             let (padded, weights) = operands(&shape, 1);
             let mut expected = vec![0.0; shape.height * shape.width * shape.cout];
             direct::conv(isa, &direct_shape(&shape), &padded, &weights, &mut expected);
@@ -1022,7 +1015,7 @@ mod tests {
             eprintln!("SKIPPED: neither AVX-512F nor AVX2 on this CPU");
             return;
         }
-        for (isa, shape) in cases() {
+        for (isa, shape) in with_each_isa(&shapes()) {
             let (padded, weights) = operands(&shape, 3);
             let bias = values(shape.cout, 5);
             let n = shape.height / 2 * shape.width / 2 * shape.cout;
@@ -1071,7 +1064,7 @@ mod tests {
             eprintln!("SKIPPED: neither AVX-512F nor AVX2 on this CPU");
             return;
         }
-        for (isa, shape) in cases() {
+        for (isa, shape) in with_each_isa(&shapes()) {
             let (padded, _) = operands(&shape, 6);
             let grad = values(shape.height * shape.width * shape.cout, 8);
             let mut padded_grad =
