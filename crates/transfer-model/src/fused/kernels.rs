@@ -1398,7 +1398,7 @@ fn matmul(
 mod tests {
     use super::*;
     use crate::fused::simd::{Avx2, Avx512};
-    use crate::fused::{test_values as values, with_each_isa};
+    use crate::fused::{assert_close_to_largest, test_values as values, with_each_isa};
 
     /// Direct (loop) reference of the forward pass, channels-first.
     fn reference_forward(g: &Geometry, input: &[f32], w: Weights<'_>) -> Vec<f32> {
@@ -1566,15 +1566,7 @@ mod tests {
         let (plain, _) = forward_by(method, isa, &g, &input, w, false);
         assert_eq!(saved.act1.len(), g.batch * act1_len(&g, method));
         assert_eq!(fast, plain);
-        // Relative to the largest feature: Winograd's rounding follows its tile's largest
-        // values.
-        let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        for (a, b) in fast.iter().zip(&expected) {
-            assert!(
-                (a - b).abs() <= 1e-5 * (1.0 + scale),
-                "{method:?} {isa:?}: {a} vs {b}"
-            );
-        }
+        assert_close_to_largest(&format!("{method:?} {isa:?}"), &fast, &expected);
     }
 
     /// Every weight gradient against a central finite difference of `sum(pooled * probe)`.
@@ -1604,14 +1596,7 @@ mod tests {
         for (method, isa) in fast {
             let (p, s, grads) = run(method, isa);
             let close = |name: &str, a: &[f32], b: &[f32]| {
-                assert_eq!(a.len(), b.len());
-                let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                for (x, y) in a.iter().zip(b) {
-                    assert!(
-                        (x - y).abs() <= 1e-5 * (1.0 + scale),
-                        "{method:?} {isa:?} {name}: {x} vs {y}"
-                    );
-                }
+                assert_close_to_largest(&format!("{method:?} {isa:?} {name}"), a, b)
             };
             close("pooled", &p, &p_ref);
             // The fast methods keep it zero-bordered: compare the interiors, check the borders.

@@ -52,3 +52,16 @@ fn with_each_isa<T: Copy>(items: &[T]) -> Vec<(simd::Isa, T)> {
     each.flat_map(|isa| items.iter().map(move |&item| (isa, item)))
         .collect()
 }
+
+/// Asserts that `got` equals `expected` within 1e-5 of `expected`'s largest magnitude (plus
+/// 1e-5 absolute): Winograd's transforms scale a tile's values by up to 100 and 1/576, so a small
+/// value carries the rounding of its tile's large ones (measured: up to 5e-6 of the largest).
+/// `what` names the comparison in the failure.
+#[cfg(all(test, feature = "flex"))]
+fn assert_close_to_largest(what: &str, got: &[f32], expected: &[f32]) {
+    assert_eq!(got.len(), expected.len(), "{what}: lengths");
+    let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for (x, y) in got.iter().zip(expected) {
+        assert!((x - y).abs() <= 1e-5 * (1.0 + scale), "{what}: {x} vs {y}");
+    }
+}

@@ -227,31 +227,53 @@ pub fn conv(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU has `isa` and every operand fits the shape (checked above).
     unsafe {
-        conv_for(isa, shape, padded, transformed, workspace, out)
+        let mut epilogue = Epilogue::Store(out);
+        strips_for(isa, shape, padded, transformed, workspace, &mut epilogue);
     }
+}
+
+/// What happens to a strip's products once untransformed.
+#[cfg(target_arch = "x86_64")]
+enum Epilogue<'a> {
+    /// Stored as they are into the output map.
+    Store(&'a mut [f32]),
+    /// Biased, through ReLU and max-pooled, with the windows' winners.
+    Pool {
+        bias: &'a [f32],
+        pooled: &'a mut [f32],
+        winners: &'a mut [u8],
+    },
 }
 
 #[cfg(target_arch = "x86_64")]
 dispatch! {
-    /// [`conv_strips`] compiled for `isa`.
-    fn conv_for =>
-    /// [`conv`]'s work, strip by strip.
+    /// [`strips`] compiled for `isa`.
+    fn strips_for =>
+    /// [`conv`]'s or [`conv_bias_relu_pool`]'s work, strip by strip.
     ///
     /// # Safety
     ///
     /// The CPU must have `V`'s instruction set and the operands must fit the shape.
-    unsafe fn conv_strips<V: Lanes>(
+    unsafe fn strips<V: Lanes>(
         shape: &Shape,
         padded: &[f32],
         transformed: &[f32],
         workspace: &mut Workspace,
-        out: &mut [f32],
+        epilogue: &mut Epilogue<'_>,
     ) {
         for ty in 0..shape.tile_rows() {
             // SAFETY: passed on from the caller.
             unsafe {
                 strip_products::<V>(shape, padded, transformed, workspace, ty);
-                store_strip::<V>(shape, &workspace.products, ty, out);
+                let products = &workspace.products;
+                match epilogue {
+                    Epilogue::Store(out) => store_strip::<V>(shape, products, ty, out),
+                    Epilogue::Pool {
+                        bias,
+                        pooled,
+                        winners,
+                    } => pool_strip::<V>(shape, products, bias, ty, pooled, winners),
+                }
             }
         }
     }
@@ -279,44 +301,12 @@ pub fn conv_bias_relu_pool(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as in `conv`; pooled writes stay inside `pooled_len` values.
     unsafe {
-        pool_for(
-            isa,
-            shape,
-            padded,
-            transformed,
+        let mut epilogue = Epilogue::Pool {
             bias,
-            workspace,
             pooled,
             winners,
-        )
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-dispatch! {
-    /// [`pool_strips`] compiled for `isa`.
-    fn pool_for =>
-    /// [`conv_bias_relu_pool`]'s work, strip by strip.
-    ///
-    /// # Safety
-    ///
-    /// As [`conv_strips`].
-    unsafe fn pool_strips<V: Lanes>(
-        shape: &Shape,
-        padded: &[f32],
-        transformed: &[f32],
-        bias: &[f32],
-        workspace: &mut Workspace,
-        pooled: &mut [f32],
-        winners: &mut [u8],
-    ) {
-        for ty in 0..shape.tile_rows() {
-            // SAFETY: passed on from the caller.
-            unsafe {
-                strip_products::<V>(shape, padded, transformed, workspace, ty);
-                pool_strip::<V>(shape, &workspace.products, bias, ty, pooled, winners);
-            }
-        }
+        };
+        strips_for(isa, shape, padded, transformed, workspace, &mut epilogue);
     }
 }
 
@@ -354,7 +344,7 @@ dispatch! {
     ///
     /// # Safety
     ///
-    /// As [`conv_strips`]; the workspace holds the whole map.
+    /// As [`strips`]; the workspace holds the whole map.
     unsafe fn weight_grad_sums<V: Lanes>(
         shape: &Shape,
         padded: &[f32],
@@ -528,7 +518,7 @@ unsafe fn sandwich<V: Lanes, T: Transform<N, M>, const N: usize, const M: usize>
 ///
 /// # Safety
 ///
-/// As [`conv_strips`].
+/// As [`strips`].
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn strip_products<V: Lanes>(
@@ -882,7 +872,7 @@ unsafe fn pool_strip<V: Lanes>(
 mod tests {
     use super::super::direct;
     use super::*;
-    use crate::fused::{test_values as values, with_each_isa};
+    use crate::fused::{assert_close_to_largest, test_values as values, with_each_isa};
 
     /// Shapes covering every block of tiles (AVX-512: 7, 4, 2, 1; AVX2: 6, 4, 3, 2, 1) and
     /// input channels (12, 8, 4; 6, 4), and two blocks of output channels.
@@ -917,20 +907,6 @@ mod tests {
         let mut padded = vec![f32::NAN; shape.padded_len()];
         direct::pad(&input, shape.height, shape.width, shape.cin, 1, &mut padded);
         (padded, values(TAPS * shape.cin * shape.cout, seed + 1))
-    }
-
-    /// Within 1e-5 relative to the largest expected value: the transforms mix a tile's values
-    /// (scaled by up to 100 and 1/576), so a small output carries the rounding of its tile's
-    /// large ones (measured: up to 5e-6 of the largest).
-    fn assert_close(shape: &Shape, what: &str, a: &[f32], b: &[f32]) {
-        assert_eq!(a.len(), b.len());
-        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        for (x, y) in a.iter().zip(b) {
-            assert!(
-                (x - y).abs() <= 1e-5 * (1.0 + scale),
-                "{shape:?} {what}: {x} vs {y}"
-            );
-        }
     }
 
     #[test]
@@ -1005,7 +981,7 @@ mod tests {
                 Workspace::new(shape.height, shape.width, shape.cin.max(shape.cout));
             let mut out = vec![f32::NAN; expected.len()];
             conv(isa, &shape, &padded, &transformed, &mut workspace, &mut out);
-            assert_close(&shape, &format!("{isa:?} conv"), &out, &expected);
+            assert_close_to_largest(&format!("{isa:?} {shape:?} conv"), &out, &expected);
         }
     }
 
@@ -1043,7 +1019,7 @@ mod tests {
                 &mut pooled,
                 &mut winners,
             );
-            assert_close(&shape, &format!("{isa:?} pooled"), &pooled, &expected);
+            assert_close_to_largest(&format!("{isa:?} {shape:?} pooled"), &pooled, &expected);
             // Winners agree but where two candidates are equal to rounding (ties at zero
             // after ReLU go to the first in both).
             let mut differing = 0;
@@ -1099,7 +1075,11 @@ mod tests {
             );
             let sum = taps_from_transformed(&transformed, shape.cin, shape.cout);
             let got: Vec<f32> = start.iter().zip(&sum).map(|(a, b)| a + b).collect();
-            assert_close(&shape, &format!("{isa:?} weight gradient"), &got, &expected);
+            assert_close_to_largest(
+                &format!("{isa:?} {shape:?} weight gradient"),
+                &got,
+                &expected,
+            );
         }
     }
 }
