@@ -569,6 +569,39 @@ unsafe fn strip_products<V: Lanes>(
     }
 }
 
+/// The register-blocked product both transformed-domain sums use: `acc [r, 16 H] = Σ_k
+/// a [r, k] b [k, 16 H]` over `depth` values of `k`, for `R` rows. `a [r, k]` is at
+/// `a + r * a_row + k * a_depth`, `b [k, ..]` at `b + k * b_depth`.
+///
+/// # Safety
+///
+/// The CPU must have `V`'s instruction set, and every value read must lie in its buffer.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn outer_sums<V: Lanes, const R: usize, const H: usize>(
+    depth: usize,
+    (a, a_row, a_depth): (*const f32, usize, usize),
+    (b, b_depth): (*const f32, usize),
+) -> [[V; H]; R] {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let mut acc = [[V::zero(); H]; R];
+        let mut row = [V::zero(); H];
+        for k in 0..depth {
+            for (h, value) in row.iter_mut().enumerate() {
+                *value = V::load(b.add(k * b_depth + 16 * h));
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = V::splat(*a.add(r * a_row + k * a_depth));
+                for (acc, &value) in acc.iter_mut().zip(&row) {
+                    *acc = x.mul_add(value, *acc);
+                }
+            }
+        }
+        acc
+    }
+}
+
 /// `m [t, 16 H] = Σ_ci v [t, ci] u [ci, 16 H]` for `T` tiles (one position, one block of
 /// `16 H` channels). Returns `T`.
 ///
@@ -587,19 +620,7 @@ unsafe fn products<V: Lanes, const T: usize, const H: usize>(
     let (cin, cout) = (shape.cin, shape.cout);
     // SAFETY: as the caller guarantees.
     unsafe {
-        let mut acc = [[V::zero(); H]; T];
-        let mut w = [V::zero(); H];
-        for ci in 0..cin {
-            for (h, w) in w.iter_mut().enumerate() {
-                *w = V::load(u.add(ci * cout + 16 * h));
-            }
-            for (t, a) in acc.iter_mut().enumerate() {
-                let x = V::splat(*v.add(t * cin + ci));
-                for (a, &w) in a.iter_mut().zip(&w) {
-                    *a = x.mul_add(w, *a);
-                }
-            }
-        }
+        let acc = outer_sums::<V, T, H>(cin, (v, cin, 1), (u, cout));
         for (t, a) in acc.iter().enumerate() {
             for (h, a) in a.iter().enumerate() {
                 a.store(m.add(t * cout + 16 * h));
@@ -628,19 +649,7 @@ unsafe fn weight_products<V: Lanes, const I: usize, const H: usize>(
     let (cin, cout) = (shape.cin, shape.cout);
     // SAFETY: as the caller guarantees.
     unsafe {
-        let mut acc = [[V::zero(); H]; I];
-        let mut g = [V::zero(); H];
-        for t in 0..tiles {
-            for (h, g) in g.iter_mut().enumerate() {
-                *g = V::load(gy.add(t * cout + 16 * h));
-            }
-            for (i, a) in acc.iter_mut().enumerate() {
-                let x = V::splat(*v.add(t * cin + i));
-                for (a, &g) in a.iter_mut().zip(&g) {
-                    *a = x.mul_add(g, *a);
-                }
-            }
-        }
+        let acc = outer_sums::<V, I, H>(tiles, (v, 1, cin), (gy, cout));
         add_rows(&acc, du, cout);
     }
     I
