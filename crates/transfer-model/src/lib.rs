@@ -9,6 +9,10 @@
 //! features) and a [`Classifier`] (fc1 and the head). [`Cnn::with_fresh_classifier`] keeps a
 //! pretrained backbone and attaches a new classifier of any width in one call.
 //!
+//! A [`CnnStack`] holds several networks of one shape as one module (grouped convolutions,
+//! batched products), so that one pass trains them all: the way to fill a GPU with a small
+//! network.
+//!
 //! Weights are Xavier-uniform and biases zero, drawn from a seeded generator of this crate
 //! rather than the backend's, so one seed gives the same initial weights on every backend
 //! and in every thread. Dropout is applied through explicit [`DropoutMasks`] for the same
@@ -30,9 +34,11 @@ mod export;
 pub mod fused;
 mod init;
 mod model;
+mod stack;
 
 pub use export::{SafetensorsError, to_safetensors};
 pub use model::{Backbone, Classifier, Cnn, CnnConfig, DropoutMasks, ModelError};
+pub use stack::{BackboneStack, ClassifierStack, CnnStack, DropoutMaskStack, LinearStack};
 
 /// Forward floating-point operations per image of the study's model (multiply-add = 2),
 /// dominated by conv2: used to report achieved GFLOP/s.

@@ -15,6 +15,9 @@ pub enum TrainError {
     /// A protocol starts from a pretrained backbone but none was given.
     #[error("protocol '{0}' needs a pretrained backbone")]
     NoPretrained(String),
+    /// Runs given to be trained together differ where they must agree.
+    #[error("runs trained together must share {0}")]
+    Stack(&'static str),
     /// Reading a value back from the device failed.
     #[error("the device failed: {0}")]
     Device(String),

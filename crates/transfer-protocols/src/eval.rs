@@ -65,8 +65,13 @@ impl EvalSet {
 /// Number of positions where two label tensors agree.
 pub fn count_equal(predicted: Tensor<1, Int>, labels: Tensor<1, Int>) -> Result<i64, TrainError> {
     let agree = predicted.equal(labels).int().sum();
-    let data = agree.into_data();
-    data.try_into_vec_as::<i64>()
+    Ok(read_ints(agree)?.first().copied().unwrap_or(0))
+}
+
+/// An integer tensor's values, read back from its device.
+pub(crate) fn read_ints(values: Tensor<1, Int>) -> Result<Vec<i64>, TrainError> {
+    values
+        .into_data()
+        .try_into_vec_as::<i64>()
         .map_err(|e| TrainError::Device(format!("{e:?}")))
-        .map(|v| v.first().copied().unwrap_or(0))
 }

@@ -36,6 +36,7 @@ mod eval;
 mod features;
 mod masks;
 mod memory;
+mod stack;
 mod train;
 
 pub use adam::OnePassAdam;
@@ -43,6 +44,7 @@ pub use error::TrainError;
 pub use eval::{EvalSet, batch_tensors};
 pub use features::{FeatureSet, train_classifier_on_features};
 pub use memory::keep_freed_memory;
+pub use stack::{pretrain_stack, run_protocol_stack};
 pub use train::{
     DEFAULT_EVAL_CHUNK, LoopSettings, Observer, RunInput, Silent, TrainOutcome, pretrain,
     run_protocol, train_model,

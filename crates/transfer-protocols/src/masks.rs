@@ -14,14 +14,33 @@ pub fn draw_masks(
     drop: f64,
     device: &Device,
 ) -> DropoutMasks {
+    let mut keep_features = Vec::new();
+    let mut keep_hidden = Vec::new();
+    draw_keep(
+        rng,
+        batch,
+        [features, hidden],
+        drop,
+        [&mut keep_features, &mut keep_hidden],
+    );
+    DropoutMasks::from_keep(&keep_features, &keep_hidden, batch, drop, device)
+}
+
+/// Appends one batch's keep decisions to `keep`: `batch * widths[0]` for the features, then
+/// `batch * widths[1]` for fc1's output, in the order [`draw_masks`] draws them.
+pub(crate) fn draw_keep(
+    rng: &mut SeededRng,
+    batch: usize,
+    widths: [usize; 2],
+    drop: f64,
+    keep: [&mut Vec<bool>; 2],
+) {
     // Compare 24 random bits against the keep threshold: exact for any drop probability
     // that is a multiple of 2^-24, such as 0.5.
     let threshold = ((1.0 - drop) * f64::from(1u32 << 24)).round() as u64;
-    let mut draw =
-        |n: usize| -> Vec<bool> { (0..n).map(|_| (rng.next_u64() >> 40) < threshold).collect() };
-    let keep_features = draw(batch * features);
-    let keep_hidden = draw(batch * hidden);
-    DropoutMasks::from_keep(&keep_features, &keep_hidden, batch, drop, device)
+    for (width, keep) in widths.into_iter().zip(keep) {
+        keep.extend((0..batch * width).map(|_| (rng.next_u64() >> 40) < threshold));
+    }
 }
 
 /// The classifier's logits for `features`, through fresh dropout masks when `drop > 0`.

@@ -18,7 +18,7 @@ use crate::features::{FeatureSet, train_classifier_on_features};
 use crate::masks::classify;
 
 /// Stream of a run's seed that drives dropout masks.
-const DROPOUT_STREAM: u64 = 0x0D50_90A7;
+pub(crate) const DROPOUT_STREAM: u64 = 0x0D50_90A7;
 
 /// Images per evaluation chunk unless set: on burn-flex with the fused kernels, chunks of 500
 /// scored 8-12% more images per second than chunks of 100 (fc1's product amortises its
@@ -51,7 +51,7 @@ impl LoopSettings {
         }
     }
 
-    fn validate(&self) -> Result<(), TrainError> {
+    pub(crate) fn validate(&self) -> Result<(), TrainError> {
         if self.iterations == 0 || self.eval_every == 0 || self.batch_size == 0 {
             return Err(transfer_records::RecordError::Invalid(
                 "iterations, eval-every and batch size must be at least 1".into(),
