@@ -39,6 +39,10 @@ pub struct BenchArgs {
     /// CPU has): `avx2` measures on an AVX-512 machine what a CPU without AVX-512 gets.
     #[arg(long, value_enum)]
     pub isa: Option<InstructionSet>,
+    /// Networks trained and scored together (`study --stack`); rates count every network's
+    /// steps and images.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stack: u32,
     /// Also write the figures as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -83,6 +87,8 @@ pub struct BenchFigures {
     pub device: String,
     /// Machine description.
     pub hardware: String,
+    /// Networks trained and scored together; the rates count every network's steps and images.
+    pub stack: usize,
     /// Training steps per second at batch 100, raw protocol.
     pub train_steps_per_s: f64,
     /// Frozen protocol (classifier on cached features).
@@ -171,9 +177,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         &transfer_data::TARGET_CLASSES,
     )?;
     let stand_in = stand_in_backbone(&device);
+    let stack = args.stack as usize;
     let rate = |name: &str| -> Result<f64> {
         let protocol = Protocol::resolve(name, &[])?;
-        let seconds = seconds_per_step(&device, &target, &protocol, &stand_in, args.steps)?;
+        let seconds = seconds_per_step(&device, &target, &protocol, &stand_in, args.steps, stack)?;
         println!("  {name:<9} {:8.2} steps/s", 1.0 / seconds);
         Ok(1.0 / seconds)
     };
@@ -186,21 +193,31 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         &Protocol::resolve("raw", &[])?,
         &stand_in,
         args.steps,
+        stack,
     )?;
     println!(
-        "training, batch 100, {} timed steps each ({}; {}):",
-        args.steps, info.backend, info.driver
+        "training, batch 100, {} timed steps each ({}; {}){}:",
+        args.steps,
+        info.backend,
+        info.driver,
+        if stack > 1 {
+            format!(", {stack} networks at once (steps/s of each counted)")
+        } else {
+            String::new()
+        }
     );
     let raw = rate("raw")?;
     let frozen = rate("frozen")?;
     let finetune = rate("finetune")?;
     let dropout = rate("dropout")?;
-    let eval_image = seconds_per_eval_image(&device, &target, args.eval_chunk, args.eval_passes)?;
+    let eval_image =
+        seconds_per_eval_image(&device, &target, args.eval_chunk, args.eval_passes, stack)?;
     let flops = forward_flops_per_image(&CnnConfig::new(4), 4);
     let figures = BenchFigures {
         backend: info.backend.clone(),
         device: info.device.clone(),
         hardware: crate::hardware::describe(),
+        stack,
         train_steps_per_s: raw,
         frozen_steps_per_s: frozen,
         finetune_steps_per_s: finetune,

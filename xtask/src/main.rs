@@ -151,6 +151,12 @@ struct StudyArgs {
     /// run already spreads its batch over both cores, measured 1.2x the throughput of one).
     #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
+    /// Train up to N repetitions of one protocol and proportion together, as one computation
+    /// of N-wide layers: on a GPU, where one run of this small network leaves the device
+    /// mostly idle, N runs take little more than the time of one. Each run gets its own
+    /// numbers to float rounding; on a CPU, keep 1 (the fused CPU kernels train one network).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    stack: u32,
     /// Run only slice I of N (or auto/N from SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX).
     #[arg(long)]
     shard: Option<String>,
@@ -385,6 +391,7 @@ fn study(args: StudyArgs) -> Result<()> {
     let ws = Workspace::new(&dataset, device, info, &out, &config.training)?;
     let exec = study::Execution {
         jobs: args.jobs,
+        stack: args.stack as usize,
         shard,
         quiet: args.quiet,
         no_estimate: args.no_estimate,

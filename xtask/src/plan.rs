@@ -256,6 +256,42 @@ pub fn plan(config: &StudyConfig) -> Vec<PlannedRun> {
     runs
 }
 
+/// Runs trained together, in the plan's order: runs of one protocol and proportion whose
+/// repetitions fall in the same block of `size` (`0..size`, `size..2 * size`, ...). A stack's
+/// members depend only on the plan and `size`, never on what is already finished. With
+/// `size` 1 every run is a stack of its own.
+pub fn stacks(runs: &[PlannedRun], size: usize) -> Vec<Vec<PlannedRun>> {
+    let size = size.max(1) as u32;
+    let mut stacks: Vec<Vec<PlannedRun>> = Vec::new();
+    for run in runs {
+        let block = run.repetition / size;
+        let same = |s: &&mut Vec<PlannedRun>| {
+            s.first().is_some_and(|f| {
+                f.protocol == run.protocol
+                    && f.proportion.to_bits() == run.proportion.to_bits()
+                    && f.repetition / size == block
+            })
+        };
+        match stacks.iter_mut().find(same) {
+            Some(stack) => stack.push(run.clone()),
+            None => stacks.push(vec![run.clone()]),
+        }
+    }
+    stacks
+}
+
+/// A short label for a stack: `frozen p=0.01 rep 3`, or `frozen p=0.01 reps 0-9`.
+pub fn stack_label(stack: &[PlannedRun]) -> String {
+    match stack {
+        [] => String::new(),
+        [run] => run.label(),
+        [first, .., last] => format!(
+            "{} p={} reps {}-{}",
+            first.protocol.name, first.proportion, first.repetition, last.repetition
+        ),
+    }
+}
+
 /// A slice `index` of `count` of the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -296,7 +332,7 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
-    /// The runs of this slice: every `count`-th run of the plan, starting at `index`, so
+    /// The runs (or stacks) of this slice: every `count`-th of them, starting at `index`, so
     /// each slice gets a similar mix of protocols and proportions.
     pub fn select<T: Clone>(&self, runs: &[T]) -> Vec<T> {
         runs.iter()
@@ -327,6 +363,32 @@ mod tests {
         let mut all: Vec<String> = runs.iter().map(PlannedRun::label).collect();
         all.sort();
         assert_eq!(seen, all);
+    }
+
+    #[test]
+    fn stacks_hold_blocks_of_repetitions_of_one_protocol_and_proportion() {
+        let config = Preset::Paper.config("flex");
+        let runs = plan(&config);
+        let alone = stacks(&runs, 1);
+        assert_eq!(alone.len(), 160);
+        assert!(
+            alone
+                .iter()
+                .zip(&runs)
+                .all(|(s, r)| s.len() == 1 && s[0] == *r)
+        );
+        let by_four = stacks(&runs, 4);
+        // Repetitions 0-3, 4-7 and 8-9 of each of the 16 protocol-proportion pairs.
+        assert_eq!(by_four.len(), 48);
+        for stack in &by_four {
+            let first = &stack[0];
+            assert!(stack.iter().all(|r| r.protocol == first.protocol
+                && r.proportion == first.proportion
+                && r.repetition / 4 == first.repetition / 4));
+            assert_eq!(stack.len(), if first.repetition == 8 { 2 } else { 4 });
+        }
+        assert_eq!(stack_label(&by_four[0]), "raw p=0.005 reps 0-3");
+        assert_eq!(by_four.iter().map(Vec::len).sum::<usize>(), 160);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::prelude::*;
 use transfer_data::{Dataset, Manifest, Task, select_subset};
 use transfer_model::{Backbone, CnnConfig};
-use transfer_protocols::{LoopSettings, Observer, RunInput, pretrain, run_protocol};
+use transfer_protocols::{LoopSettings, Observer, RunInput, pretrain_stack, run_protocol_stack};
 use transfer_records::{
     BackendInfo, PretrainRecord, Protocol, ResultsDir, RunRecord, TrainingSettings, pretrain_seed,
     run_seed,
@@ -100,52 +100,110 @@ impl Workspace {
         repetition: u32,
         observer: &mut dyn Observer,
     ) -> Result<(Backbone, Finished<PretrainRecord>)> {
+        let mut one = self.pretrained_stack(&[repetition], observer)?;
+        one.pop()
+            .ok_or_else(|| crate::error::XtaskError::Usage("no pretraining was run".into()))
+    }
+
+    /// The pretrained backbones of `repetitions`, in order. When any is missing, all are
+    /// trained together as one stack (so that a repetition's numbers do not depend on which
+    /// of them an interrupted study had finished) and the missing ones saved; the others are
+    /// loaded as stored.
+    pub fn pretrained_stack(
+        &self,
+        repetitions: &[u32],
+        observer: &mut dyn Observer,
+    ) -> Result<Vec<(Backbone, Finished<PretrainRecord>)>> {
         let config = CnnConfig::new(self.source.num_classes());
-        let weights = self.store.weights_path(repetition);
-        if let Some(record) = self.store.finished_pretrain(repetition)? {
-            let backbone = config.init_backbone(&self.device, 0).load(&weights)?;
-            return Ok((
-                backbone,
+        let stored = repetitions
+            .iter()
+            .map(|&rep| self.store.finished_pretrain(rep))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let load = |rep: u32| {
+            config
+                .init_backbone(&self.device, 0)
+                .load(&self.store.weights_path(rep))
+        };
+        if stored.iter().all(Option::is_some) {
+            return repetitions
+                .iter()
+                .zip(stored)
+                .filter_map(|(&rep, record)| record.map(|record| (rep, record)))
+                .map(|(rep, record)| {
+                    Ok((
+                        load(rep)?,
+                        Finished {
+                            record,
+                            reused: true,
+                        },
+                    ))
+                })
+                .collect();
+        }
+        let s = self.settings();
+        let seeds: Vec<u64> = repetitions
+            .iter()
+            .map(|&r| pretrain_seed(s.seed, r))
+            .collect();
+        let outcomes = pretrain_stack(
+            &self.device,
+            &self.source,
+            &pretrain_loop(s),
+            s.pretrain_learning_rate,
+            &seeds,
+            observer,
+        )?;
+        let mut finished = Vec::with_capacity(repetitions.len());
+        for (((&repetition, seed), outcome), stored) in
+            repetitions.iter().zip(seeds).zip(outcomes).zip(stored)
+        {
+            if let Some(record) = stored {
+                finished.push((
+                    load(repetition)?,
+                    Finished {
+                        record,
+                        reused: true,
+                    },
+                ));
+                continue;
+            }
+            let weights = self.store.weights_path(repetition);
+            outcome.model.backbone.save(&weights)?;
+            let record = PretrainRecord {
+                repetition,
+                seed,
+                iterations: s.pretrain_iterations,
+                train_samples: self.source.train.len(),
+                curve: outcome.curve,
+                loss_curve: outcome.loss_curve,
+                source_test_accuracy: outcome.final_accuracy,
+                wall_seconds: outcome.wall_seconds,
+                backend: self.backend_of(outcome.stacked),
+                settings_hash: self.store.settings_hash().to_owned(),
+                weights_file: weights
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            };
+            self.store.write_pretrain(&record)?;
+            finished.push((
+                outcome.model.backbone,
                 Finished {
                     record,
-                    reused: true,
+                    reused: false,
                 },
             ));
         }
-        let seed = pretrain_seed(self.settings().seed, repetition);
-        let outcome = pretrain(
-            &self.device,
-            &self.source,
-            &pretrain_loop(self.settings()),
-            self.settings().pretrain_learning_rate,
-            seed,
-            observer,
-        )?;
-        outcome.model.backbone.save(&weights)?;
-        let record = PretrainRecord {
-            repetition,
-            seed,
-            iterations: self.settings().pretrain_iterations,
-            train_samples: self.source.train.len(),
-            curve: outcome.curve,
-            loss_curve: outcome.loss_curve,
-            source_test_accuracy: outcome.final_accuracy,
-            wall_seconds: outcome.wall_seconds,
-            backend: self.backend.clone(),
-            settings_hash: self.store.settings_hash().to_owned(),
-            weights_file: weights
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        };
-        self.store.write_pretrain(&record)?;
-        Ok((
-            outcome.model.backbone,
-            Finished {
-                record,
-                reused: false,
-            },
-        ))
+        Ok(finished)
+    }
+
+    /// The backend description for the record of a run trained in a stack of `stacked`.
+    fn backend_of(&self, stacked: usize) -> BackendInfo {
+        let mut backend = self.backend.clone();
+        if stacked > 1 {
+            backend.driver = format!("{}, {stacked} runs stacked", backend.driver);
+        }
+        backend
     }
 
     /// The record of a run if it is already finished. A record made with another definition
@@ -180,60 +238,110 @@ impl Workspace {
         pretrained: Option<(&Backbone, u64)>,
         observer: &mut dyn Observer,
     ) -> Result<Finished<RunRecord>> {
-        if let Some(record) = self.finished_run(protocol, proportion, repetition)? {
-            return Ok(Finished {
-                record,
-                reused: true,
-            });
+        let mut one =
+            self.run_stack(protocol, proportion, &[(repetition, pretrained)], observer)?;
+        one.pop()
+            .ok_or_else(|| crate::error::XtaskError::Usage("no run was run".into()))
+    }
+
+    /// Runs `protocol` at `proportion` for several repetitions, each with its pretrained
+    /// backbone and that backbone's seed where the protocol needs one, and returns their
+    /// records in order. When any is unfinished, all are trained together as one stack (so
+    /// that a run's numbers do not depend on which of them an interrupted study had
+    /// finished) and the unfinished ones stored; the others are returned as stored.
+    pub fn run_stack(
+        &self,
+        protocol: &Protocol,
+        proportion: f64,
+        members: &[(u32, Option<(&Backbone, u64)>)],
+        observer: &mut dyn Observer,
+    ) -> Result<Vec<Finished<RunRecord>>> {
+        let stored = members
+            .iter()
+            .map(|&(rep, _)| self.finished_run(protocol, proportion, rep))
+            .collect::<Result<Vec<_>>>()?;
+        if stored.iter().all(Option::is_some) {
+            return Ok(stored
+                .into_iter()
+                .flatten()
+                .map(|record| Finished {
+                    record,
+                    reused: true,
+                })
+                .collect());
         }
         let s = self.settings();
-        let seed = run_seed(s.seed, &protocol.name, proportion, repetition);
-        let subset = select_subset(
-            &self.target.train.labels,
-            self.target.num_classes(),
-            proportion,
-            s.subset,
-            s.batch_size,
-            seed,
-        )?;
-        let train = self.target.train.select(&subset);
+        let mut seeds = Vec::with_capacity(members.len());
+        let mut trains = Vec::with_capacity(members.len());
+        for &(repetition, _) in members {
+            let seed = run_seed(s.seed, &protocol.name, proportion, repetition);
+            let subset = select_subset(
+                &self.target.train.labels,
+                self.target.num_classes(),
+                proportion,
+                s.subset,
+                s.batch_size,
+                seed,
+            )?;
+            seeds.push(seed);
+            trains.push(self.target.train.select(&subset));
+        }
         let settings = run_loop(s);
-        let outcome = run_protocol(
-            &self.device,
-            &RunInput {
+        let inputs: Vec<RunInput> = members
+            .iter()
+            .zip(&seeds)
+            .zip(&trains)
+            .map(|((&(_, pretrained), &seed), train)| RunInput {
                 protocol,
-                train: &train,
+                train,
                 test: &self.target.test,
                 num_classes: self.target.num_classes(),
                 pretrained: pretrained.map(|(b, _)| b),
                 settings: &settings,
                 seed,
-            },
-            observer,
-        )?;
-        let record = RunRecord {
-            protocol: protocol.clone(),
-            proportion,
-            repetition,
-            seed,
-            pretrain_seed: if protocol.needs_pretraining() {
-                pretrained.map(|(_, seed)| seed)
-            } else {
-                None
-            },
-            train_samples: train.len(),
-            iterations: s.iterations,
-            curve: outcome.curve,
-            loss_curve: outcome.loss_curve,
-            final_accuracy: outcome.final_accuracy,
-            wall_seconds: outcome.wall_seconds,
-            backend: self.backend.clone(),
-            settings_hash: self.store.settings_hash().to_owned(),
-        };
-        self.store.write_run(&record)?;
-        Ok(Finished {
-            record,
-            reused: false,
-        })
+            })
+            .collect();
+        let outcomes = run_protocol_stack(&self.device, &inputs, observer)?;
+        let mut finished = Vec::with_capacity(members.len());
+        for ((((&(repetition, pretrained), seed), train), outcome), stored) in members
+            .iter()
+            .zip(seeds)
+            .zip(&trains)
+            .zip(outcomes)
+            .zip(stored)
+        {
+            if let Some(record) = stored {
+                finished.push(Finished {
+                    record,
+                    reused: true,
+                });
+                continue;
+            }
+            let record = RunRecord {
+                protocol: protocol.clone(),
+                proportion,
+                repetition,
+                seed,
+                pretrain_seed: if protocol.needs_pretraining() {
+                    pretrained.map(|(_, seed)| seed)
+                } else {
+                    None
+                },
+                train_samples: train.len(),
+                iterations: s.iterations,
+                curve: outcome.curve,
+                loss_curve: outcome.loss_curve,
+                final_accuracy: outcome.final_accuracy,
+                wall_seconds: outcome.wall_seconds,
+                backend: self.backend_of(outcome.stacked),
+                settings_hash: self.store.settings_hash().to_owned(),
+            };
+            self.store.write_run(&record)?;
+            finished.push(Finished {
+                record,
+                reused: false,
+            });
+        }
+        Ok(finished)
     }
 }

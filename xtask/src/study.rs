@@ -10,7 +10,7 @@ use transfer_records::{BackboneStart, Protocol, StudyConfig};
 use transfer_report::{ReportContext, StudyResults, write_report};
 
 use crate::error::{Result, XtaskError};
-use crate::plan::{PlannedRun, Shard, plan};
+use crate::plan::{PlannedRun, Shard, plan, stack_label, stacks};
 use crate::progress::Progress;
 use crate::runner::Workspace;
 use crate::timing::{
@@ -21,6 +21,8 @@ use crate::timing::{
 pub struct Execution {
     /// Runs at once.
     pub jobs: usize,
+    /// Runs of one protocol and proportion trained together as one computation (1: alone).
+    pub stack: usize,
     /// The slice of the plan this process runs.
     pub shard: Option<Shard>,
     /// Plain log lines instead of bars.
@@ -37,102 +39,135 @@ pub fn run_study(ws: &Workspace, config: &StudyConfig, exec: &Execution) -> Resu
     let started = Instant::now();
     ws.store.write_study(config)?;
     let all = plan(config);
+    let every_stack = stacks(&all, exec.stack);
     let mine = match exec.shard {
-        Some(shard) => shard.select(&all),
-        None => all.clone(),
+        Some(shard) => shard.select(&every_stack),
+        None => every_stack,
     };
+    // Stacks with an unfinished run, and those runs.
     let mut todo = Vec::new();
-    for run in &mine {
-        if ws
-            .finished_run(&run.protocol, run.proportion, run.repetition)?
-            .is_none()
-        {
-            todo.push(run.clone());
+    let mut todo_runs = Vec::new();
+    for stack in &mine {
+        let before = todo_runs.len();
+        for run in stack {
+            if ws
+                .finished_run(&run.protocol, run.proportion, run.repetition)?
+                .is_none()
+            {
+                todo_runs.push(run.clone());
+            }
+        }
+        if todo_runs.len() > before {
+            todo.push(stack.clone());
         }
     }
-    let mut reps_to_pretrain: Vec<u32> = todo
+    let runs: usize = mine.iter().map(Vec::len).sum();
+    // Pretrainings are stacked like runs: repetitions in blocks of `exec.stack`, whole blocks.
+    let block = exec.stack.max(1) as u32;
+    let mut blocks: Vec<u32> = todo
         .iter()
+        .flatten()
         .filter(|r| r.protocol.needs_pretraining())
-        .map(|r| r.repetition)
+        .map(|r| r.repetition / block)
         .collect();
-    reps_to_pretrain.sort_unstable();
-    reps_to_pretrain.dedup();
-    let missing_pretrain: Vec<u32> = reps_to_pretrain
+    blocks.sort_unstable();
+    blocks.dedup();
+    let pretrain_stacks: Vec<Vec<u32>> = blocks
         .iter()
+        .map(|b| (b * block..((b + 1) * block).min(config.repetitions)).collect())
+        .collect();
+    let missing_pretrain: Vec<u32> = pretrain_stacks
+        .iter()
+        .flatten()
         .copied()
         .filter(|&r| ws.store.finished_pretrain(r).ok().flatten().is_none())
         .collect();
     println!(
-        "{} runs in this {}; {} already finished, {} to run; {} pretrained models to train",
-        mine.len(),
+        "{runs} runs in this {}; {} already finished, {} to run; {} pretrained models to train{}",
         if exec.shard.is_some() {
             "shard"
         } else {
             "study"
         },
-        mine.len() - todo.len(),
-        todo.len(),
-        missing_pretrain.len()
+        runs - todo_runs.len(),
+        todo_runs.len(),
+        missing_pretrain.len(),
+        if exec.stack > 1 {
+            format!("; up to {} runs trained together", exec.stack)
+        } else {
+            String::new()
+        }
     );
     if !todo.is_empty() && !exec.no_estimate {
-        estimate(ws, config, &todo, missing_pretrain.len(), exec)?;
+        estimate(ws, config, &todo_runs, missing_pretrain.len(), exec)?;
     }
 
     let progress = Progress::new(
-        (missing_pretrain.len() + todo.len()) as u64,
+        (missing_pretrain.len() + todo_runs.len()) as u64,
         exec.quiet,
         "runs",
     );
     // Pretrained backbones, by repetition: loaded or trained (in parallel across jobs).
     let backbones: Mutex<Vec<(u32, Backbone, u64)>> = Mutex::new(Vec::new());
-    parallel(&reps_to_pretrain, exec.jobs, |&rep| {
-        let fresh = missing_pretrain.contains(&rep);
-        let mut observer = progress.run(
-            &format!("pretrain rep {rep}"),
-            ws.store.settings().pretrain_iterations,
-        );
-        let (backbone, finished) = ws.pretrained(rep, &mut observer)?;
+    parallel(&pretrain_stacks, exec.jobs, |reps: &Vec<u32>| {
+        let label = match reps.as_slice() {
+            [rep] => format!("pretrain rep {rep}"),
+            [first, .., last] => format!("pretrain reps {first}-{last}"),
+            [] => return Ok(()),
+        };
+        let mut observer = progress.run(&label, ws.store.settings().pretrain_iterations);
+        let pretrained = ws.pretrained_stack(reps, &mut observer)?;
         drop(observer);
-        if fresh {
-            progress.advance();
-            progress.line(&format!(
-                "pretrained rep {rep}: source test accuracy {:.4} ({:.1} s)",
-                finished.record.source_test_accuracy, finished.record.wall_seconds
-            ));
+        for (rep, (backbone, finished)) in reps.iter().zip(pretrained) {
+            if !finished.reused {
+                progress.advance();
+                progress.line(&format!(
+                    "pretrained rep {rep}: source test accuracy {:.4} ({:.1} s)",
+                    finished.record.source_test_accuracy, finished.record.wall_seconds
+                ));
+            }
+            lock(&backbones)?.push((*rep, backbone, finished.record.seed));
         }
-        lock(&backbones)?.push((rep, backbone, finished.record.seed));
         Ok(())
     })?;
     let backbones = backbones
         .into_inner()
         .map_err(|_| XtaskError::Usage("a pretraining thread failed".into()))?;
     let done = AtomicUsize::new(0);
-    parallel(&todo, exec.jobs, |run: &PlannedRun| {
-        let pretrained = match run.protocol.backbone {
-            BackboneStart::Pretrained => backbones
-                .iter()
-                .find(|(rep, _, _)| *rep == run.repetition)
-                .map(|(_, b, seed)| (b, *seed)),
-            BackboneStart::Fresh => None,
+    parallel(&todo, exec.jobs, |stack: &Vec<PlannedRun>| {
+        let Some(first) = stack.first() else {
+            return Ok(());
         };
-        let mut observer = progress.run(&run.label(), ws.store.settings().iterations);
-        let finished = ws.run(
-            &run.protocol,
-            run.proportion,
-            run.repetition,
-            pretrained,
-            &mut observer,
-        )?;
+        let members: Vec<_> = stack
+            .iter()
+            .map(|run| {
+                let pretrained = match run.protocol.backbone {
+                    BackboneStart::Pretrained => backbones
+                        .iter()
+                        .find(|(rep, _, _)| *rep == run.repetition)
+                        .map(|(_, b, seed)| (b, *seed)),
+                    BackboneStart::Fresh => None,
+                };
+                (run.repetition, pretrained)
+            })
+            .collect();
+        let mut observer = progress.run(&stack_label(stack), ws.store.settings().iterations);
+        let records = ws.run_stack(&first.protocol, first.proportion, &members, &mut observer)?;
         drop(observer);
-        progress.advance();
-        let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-        progress.line(&format!(
-            "[{n}/{}] {}: final test accuracy {:.4} ({:.1} s)",
-            todo.len(),
-            run.label(),
-            finished.record.final_accuracy,
-            finished.record.wall_seconds
-        ));
+        for (run, finished) in stack.iter().zip(records) {
+            if finished.reused {
+                continue;
+            }
+            progress.advance();
+            let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+            progress.line(&format!(
+                "[{n}/{}] {}: final test accuracy {:.4} ({:.1} s)",
+                todo_runs.len(),
+                run.label(),
+                finished.record.final_accuracy,
+                finished.record.wall_seconds
+            ));
+        }
         Ok(())
     })?;
     progress.finish();
@@ -236,10 +271,10 @@ fn estimate(
     let stand_in = stand_in_backbone(&ws.device);
     let step = |name: &str| -> Result<f64> {
         let protocol = Protocol::resolve(name, &[])?;
-        seconds_per_step(&ws.device, &ws.target, &protocol, &stand_in, 3)
+        seconds_per_step(&ws.device, &ws.target, &protocol, &stand_in, 3, exec.stack)
     };
     let (full, frozen) = (step("raw")?, step("frozen")?);
-    let eval_image = seconds_per_eval_image(&ws.device, &ws.target, 100, 1)?;
+    let eval_image = seconds_per_eval_image(&ws.device, &ws.target, 100, 1, exec.stack)?;
     let costs = Costs {
         step: full,
         frozen_step: frozen,

@@ -5,43 +5,45 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use transfer_data::{ImageSet, Task};
-use transfer_model::{Backbone, CnnConfig};
-use transfer_protocols::{EvalSet, LoopSettings, RunInput, Silent, run_protocol};
+use transfer_model::{Backbone, CnnConfig, CnnStack};
+use transfer_protocols::{EvalSet, LoopSettings, RunInput, Silent, run_protocol_stack};
 use transfer_records::{Protocol, TrainingSettings};
 
 use crate::error::Result;
 use crate::runner::{pretrain_loop, run_loop};
 
-/// Seconds per training step (batch 100) of `protocol`, from the difference between runs
-/// of `warmup` and `warmup + steps` iterations, which cancels set-up and evaluation. A
-/// frozen protocol's steps are ~40 times cheaper than its set-up (the feature pass), so it
-/// is timed over 25 times as many steps.
+/// Seconds per training step (batch 100) of one run of `protocol`, trained in stacks of
+/// `stack` runs (1: alone), from the difference between runs of `warmup` and
+/// `warmup + steps` iterations, which cancels set-up and evaluation. A frozen protocol's
+/// steps are ~40 times cheaper than its set-up (the feature pass), so it is timed over 25
+/// times as many steps.
 pub fn seconds_per_step(
     device: &Device,
     target: &Task,
     protocol: &Protocol,
     pretrained: &Backbone,
     steps: u32,
+    stack: usize,
 ) -> Result<f64> {
     let train = first(&target.train, 500);
     let test = first(&target.test, 100);
+    let stack = stack.max(1);
     let time = |iterations: u32| -> Result<f64> {
         let settings = LoopSettings::new(iterations, iterations);
-        let start = Instant::now();
-        run_protocol(
-            device,
-            &RunInput {
+        let runs: Vec<RunInput> = (1..=stack as u64)
+            .map(|seed| RunInput {
                 protocol,
                 train: &train,
                 test: &test,
                 num_classes: target.num_classes(),
                 pretrained: Some(pretrained),
                 settings: &settings,
-                seed: 1,
-            },
-            &mut Silent,
-        )?;
-        Ok(start.elapsed().as_secs_f64())
+                seed,
+            })
+            .collect();
+        let start = Instant::now();
+        run_protocol_stack(device, &runs, &mut Silent)?;
+        Ok(start.elapsed().as_secs_f64() / stack as f64)
     };
     let steps = if protocol.freeze_backbone {
         steps.saturating_mul(25)
@@ -55,22 +57,32 @@ pub fn seconds_per_step(
     Ok(((long - short) / f64::from(steps)).max(1e-6))
 }
 
-/// Seconds per image of scoring the whole target test set with a fresh model (the set is
-/// uploaded once, as in training).
+/// Seconds per image and network of scoring the whole target test set with fresh networks,
+/// `stack` of them at once (1: one network alone); the set is uploaded once, as in training.
 pub fn seconds_per_eval_image(
     device: &Device,
     target: &Task,
     chunk: usize,
     repeats: u32,
+    stack: usize,
 ) -> Result<f64> {
-    let model = CnnConfig::new(target.num_classes()).init(device, 1);
+    let config = CnnConfig::new(target.num_classes());
     let eval = EvalSet::new(&target.test, device, chunk);
-    eval.accuracy(&model)?;
+    let mut score: Box<dyn FnMut() -> Result<()>> = if stack > 1 {
+        let networks: Vec<_> = (1..=stack as u64).map(|s| config.init(device, s)).collect();
+        let stack = CnnStack::stack(&networks)?;
+        Box::new(move || eval.accuracies(&stack).map(drop).map_err(Into::into))
+    } else {
+        let model = config.init(device, 1);
+        Box::new(move || eval.accuracy(&model).map(drop).map_err(Into::into))
+    };
+    score()?;
     let start = Instant::now();
     for _ in 0..repeats {
-        eval.accuracy(&model)?;
+        score()?;
     }
-    Ok(start.elapsed().as_secs_f64() / (f64::from(repeats) * target.test.len() as f64))
+    let images = f64::from(repeats) * target.test.len() as f64 * stack.max(1) as f64;
+    Ok(start.elapsed().as_secs_f64() / images)
 }
 
 /// A fresh backbone standing in for a pretrained one in timings.

@@ -202,6 +202,59 @@ fn killed_resumed_and_sharded_studies_equal_an_uninterrupted_one() {
 }
 
 #[test]
+fn stacked_studies_resume_and_shard_to_the_same_records() {
+    let whole = temp("stacked");
+    assert!(
+        small(&whole, &["--stack", "2"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let expected = records(&whole);
+    assert_eq!(expected.len(), 12);
+    for (name, record) in &expected {
+        let driver = record["backend"]["driver"].as_str().unwrap();
+        // Frozen runs train only a classifier on cached features, one run at a time.
+        let stacked = !name.starts_with("frozen");
+        assert_eq!(
+            driver.ends_with(", 2 runs stacked"),
+            stacked,
+            "{name}: {driver}"
+        );
+    }
+
+    // A stack with one run missing is trained again whole, and gives the same numbers.
+    std::fs::remove_file(whole.join("runs/raw-p0.01-rep-01.json")).unwrap();
+    let text = run_ok(
+        &[
+            &SMALL[..],
+            &["--out", whole.to_str().unwrap(), "--stack", "2"],
+        ]
+        .concat(),
+    );
+    assert!(text.contains("11 already finished, 1 to run"), "{text}");
+    assert_eq!(records(&whole), expected);
+
+    // Shards take whole stacks.
+    let sharded = temp("stacked-sharded");
+    for shard in ["0/2", "1/2"] {
+        let done = small(&sharded, &["--shard", shard, "--stack", "2"])
+            .output()
+            .unwrap();
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
+    assert_eq!(records(&sharded), expected);
+    for dir in [whole, sharded] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
 fn train_writes_its_record_and_rejects_bad_arguments() {
     let out = temp("train");
     let json = out.join("run.json");

@@ -22,9 +22,12 @@ use crate::OnePassAdam;
 use crate::error::TrainError;
 use crate::eval::{EvalSet, read_ints};
 use crate::masks::draw_keep;
-use crate::train::{DROPOUT_STREAM, LoopSettings, Observer, RunInput, TrainOutcome, run_protocol};
+use crate::train::{
+    DROPOUT_STREAM, LoopSettings, Observer, RunInput, TrainOutcome, pretrain, run_protocol,
+};
 
 /// Pretrains one network per seed on the source task, as one stack; outcomes in seed order.
+/// A single seed is [`pretrain`]'s run (a stack of one would only be slower on a CPU).
 pub fn pretrain_stack(
     device: &Device,
     source: &Task,
@@ -33,6 +36,16 @@ pub fn pretrain_stack(
     seeds: &[u64],
     observer: &mut dyn Observer,
 ) -> Result<Vec<TrainOutcome>, TrainError> {
+    if let [seed] = seeds {
+        return Ok(vec![pretrain(
+            device,
+            source,
+            settings,
+            learning_rate,
+            *seed,
+            observer,
+        )?]);
+    }
     if seeds.is_empty() {
         return Ok(Vec::new());
     }
@@ -63,7 +76,8 @@ pub fn pretrain_stack(
 /// The runs must share the protocol, the loop settings, the number of classes and the test
 /// set (the same [`ImageSet`]); they differ in seed, training subset and pretrained backbone.
 /// A protocol with a frozen backbone trains only a classifier on cached features, which is
-/// already cheap: its runs go one after the other through [`run_protocol`].
+/// already cheap: its runs go one after the other through [`run_protocol`], as does a single
+/// run.
 pub fn run_protocol_stack(
     device: &Device,
     runs: &[RunInput<'_>],
@@ -90,7 +104,7 @@ pub fn run_protocol_stack(
     }
     let protocol = first.protocol;
     protocol.validate()?;
-    if protocol.freeze_backbone {
+    if protocol.freeze_backbone || runs.len() == 1 {
         return runs
             .iter()
             .map(|run| run_protocol(device, run, observer))
@@ -214,7 +228,6 @@ fn train_stack(
             });
         }
     }
-    // Every member's share of the time, so that summing runs counts the stack once.
     let wall_seconds = start.elapsed().as_secs_f64() / members as f64;
     let models = stack.valid().unstack();
     Ok(models
@@ -226,6 +239,7 @@ fn train_stack(
             curve,
             loss_curve,
             wall_seconds,
+            stacked: members,
         })
         .collect())
 }

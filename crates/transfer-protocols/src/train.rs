@@ -87,8 +87,12 @@ pub struct TrainOutcome {
     pub loss_curve: Vec<LossPoint>,
     /// Test accuracy after the last iteration.
     pub final_accuracy: f64,
-    /// Seconds taken, training and evaluation.
+    /// Seconds taken, training and evaluation; for a run trained in a stack, its share (the
+    /// stack's time divided by its members), so that summing runs counts a stack once.
     pub wall_seconds: f64,
+    /// Networks trained together in one computation with this one, itself included (1: alone;
+    /// see [`crate::run_protocol_stack`]).
+    pub stacked: usize,
 }
 
 /// One target-task run.
@@ -188,6 +192,7 @@ pub fn run_protocol(
             loss_curve,
             final_accuracy,
             wall_seconds: start.elapsed().as_secs_f64(),
+            stacked: 1,
         });
     }
     train_model(
@@ -250,6 +255,7 @@ pub fn train_model(
         loss_curve,
         final_accuracy,
         wall_seconds: start.elapsed().as_secs_f64(),
+        stacked: 1,
     })
 }
 
