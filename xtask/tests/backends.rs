@@ -32,7 +32,9 @@ mod wgpu {
     use transfer_data::{Dataset, ImageSet, Manifest, Task};
     use transfer_model::CnnConfig;
     use transfer_model::fused::kernels::Method;
-    use transfer_protocols::{LoopSettings, RunInput, Silent, TrainOutcome, run_protocol};
+    use transfer_protocols::{
+        LoopSettings, RunInput, Silent, TrainOutcome, run_protocol, run_protocol_stack,
+    };
     use transfer_records::Protocol;
 
     fn target() -> &'static Task {
@@ -127,24 +129,33 @@ mod wgpu {
         assert!(rel <= 1e-4, "logits differ by {rel:e} (relative)");
     }
 
-    fn short_run(device: &Device) -> TrainOutcome {
+    /// Twelve steps of the raw protocol with seed 3 (batches and initial weights) and, with
+    /// `stacked_with`, runs of these seeds trained together with it; its outcome.
+    fn short_run(device: &Device, stacked_with: &[u64]) -> TrainOutcome {
         let task = target();
         let (train, test) = (first(&task.train, 400), first(&task.test, 500));
         let settings = LoopSettings::new(12, 4);
-        run_protocol(
-            device,
-            &RunInput {
-                protocol: &Protocol::preset("raw").unwrap(),
+        let protocol = Protocol::preset("raw").unwrap();
+        let runs: Vec<RunInput> = [3]
+            .iter()
+            .chain(stacked_with)
+            .map(|&seed| RunInput {
+                protocol: &protocol,
                 train: &train,
                 test: &test,
                 num_classes: 4,
                 pretrained: None,
                 settings: &settings,
-                seed: 3,
-            },
-            &mut Silent,
-        )
-        .unwrap()
+                seed,
+            })
+            .collect();
+        let mut outcomes = if stacked_with.is_empty() {
+            vec![run_protocol(device, &runs[0], &mut Silent).unwrap()]
+        } else {
+            run_protocol_stack(device, &runs, &mut Silent).unwrap()
+        };
+        assert_eq!(outcomes.len(), runs.len());
+        outcomes.swap_remove(0)
     }
 
     /// Twelve Adam steps from the same weights on the same batches. Float rounding differs
@@ -158,7 +169,18 @@ mod wgpu {
     #[test]
     fn a_short_training_run_agrees() {
         let Some(gpu) = wgpu_device() else { return };
-        let (cpu_run, gpu_run) = (short_run(&flex()), short_run(&gpu));
+        assert_same_curves(&short_run(&flex(), &[]), &short_run(&gpu, &[]));
+    }
+
+    /// The same run trained in a stack of three on the GPU (grouped convolutions, batched
+    /// products) against the run alone on the CPU, held to the same tolerances.
+    #[test]
+    fn a_run_stacked_on_the_gpu_agrees_with_the_run_alone() {
+        let Some(gpu) = wgpu_device() else { return };
+        assert_same_curves(&short_run(&flex(), &[]), &short_run(&gpu, &[4, 5]));
+    }
+
+    fn assert_same_curves(cpu_run: &TrainOutcome, gpu_run: &TrainOutcome) {
         for (c, g) in cpu_run.loss_curve.iter().zip(&gpu_run.loss_curve) {
             eprintln!(
                 "iteration {}: loss flex {:.5} wgpu {:.5}",

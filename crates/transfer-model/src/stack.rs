@@ -140,6 +140,14 @@ impl BackboneStack {
         }
     }
 
+    /// Bytes of the widest tensor a forward pass over `images` images of `height` x `width`
+    /// creates: conv1's or conv2's output ("same" padding), every member's channels.
+    pub fn activation_bytes(&self, images: usize, height: usize, width: usize) -> usize {
+        let channels = |conv: &Conv2d| conv.weight.shape().dims::<4>()[0];
+        let widest = channels(&self.conv1).max(channels(&self.conv2));
+        images * widest * height * width * std::mem::size_of::<f32>()
+    }
+
     /// Every member's flattened pooled features: `[B, R * C, H, W] -> [R, B, F]`, where
     /// member `r` reads input channels `r * C .. (r + 1) * C`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<3> {

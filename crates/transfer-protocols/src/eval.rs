@@ -51,13 +51,22 @@ impl EvalSet {
         &self.chunks
     }
 
-    /// Fraction of images `model` (in inference mode) classifies correctly.
+    /// Fraction of images `model` (in inference mode) classifies correctly. The count stays
+    /// on the device until the last chunk: one synchronisation per evaluation.
     pub fn accuracy(&self, model: &Cnn) -> Result<f64, TrainError> {
-        let mut correct = 0i64;
+        let mut correct: Option<Tensor<1, Int>> = None;
         for (images, labels) in &self.chunks {
             let predicted = model.forward(images.clone()).argmax(1).flatten::<1>(0, 1);
-            correct += count_equal(predicted, labels.clone())?;
+            let agree = predicted.equal(labels.clone()).int().sum();
+            correct = Some(match correct {
+                Some(total) => total + agree,
+                None => agree,
+            });
         }
+        let correct = match correct {
+            Some(count) => read_ints(count)?.first().copied().unwrap_or(0),
+            None => 0,
+        };
         Ok(correct as f64 / self.len.max(1) as f64)
     }
 }
@@ -68,10 +77,19 @@ pub fn count_equal(predicted: Tensor<1, Int>, labels: Tensor<1, Int>) -> Result<
     Ok(read_ints(agree)?.first().copied().unwrap_or(0))
 }
 
-/// An integer tensor's values, read back from its device.
+/// An integer tensor's values, read back from its device (a failed device computation is
+/// an error, not a panic).
 pub(crate) fn read_ints(values: Tensor<1, Int>) -> Result<Vec<i64>, TrainError> {
-    values
-        .into_data()
-        .try_into_vec_as::<i64>()
-        .map_err(|e| TrainError::Device(format!("{e:?}")))
+    let data = values.try_into_data().map_err(device_error)?;
+    data.try_into_vec_as::<i64>().map_err(device_error)
+}
+
+/// A float tensor's values, read back from its device.
+pub(crate) fn read_floats(values: Tensor<1>) -> Result<Vec<f64>, TrainError> {
+    let data = values.try_into_data().map_err(device_error)?;
+    data.try_into_vec_as::<f64>().map_err(device_error)
+}
+
+fn device_error(e: impl std::fmt::Debug) -> TrainError {
+    TrainError::Device(format!("{e:?}"))
 }

@@ -20,7 +20,7 @@ use transfer_records::{BackboneStart, CurvePoint, LossPoint};
 
 use crate::OnePassAdam;
 use crate::error::TrainError;
-use crate::eval::{EvalSet, read_ints};
+use crate::eval::{EvalSet, read_floats, read_ints};
 use crate::masks::draw_keep;
 use crate::train::{
     DROPOUT_STREAM, LoopSettings, Observer, RunInput, TrainOutcome, pretrain, run_protocol,
@@ -207,10 +207,7 @@ fn train_stack(
         if iteration % settings.eval_every == 0 || iteration == settings.iterations {
             let steps = pending_losses.len() as f64;
             let sums = Tensor::stack::<2>(std::mem::take(&mut pending_losses), 0).sum_dim(0);
-            let sums = sums
-                .into_data()
-                .try_into_vec_as::<f64>()
-                .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+            let sums = read_floats(sums.reshape([members]))?;
             let accuracies = eval.accuracies(&stack.valid())?;
             for r in 0..members {
                 loss_curves[r].push(LossPoint {
@@ -328,23 +325,39 @@ impl StackedBatch {
     }
 }
 
+/// The largest tensor a stack's evaluation creates, in bytes: 128 MiB, the largest buffer
+/// every wgpu device accepts (WebGPU's default limit, and Mesa lavapipe's maximum; a stack
+/// of 3 scoring 500 images at once needs 150 MB there and failed).
+pub const STACK_EVAL_BUFFER_BYTES: usize = 128 << 20;
+
 impl EvalSet {
-    /// Each member's fraction of images classified correctly, in member order.
+    /// Each member's fraction of images classified correctly, in member order. Every chunk
+    /// is scored in parts small enough for [`STACK_EVAL_BUFFER_BYTES`].
     pub fn accuracies(&self, stack: &CnnStack) -> Result<Vec<f64>, TrainError> {
         let members = stack.members();
-        let mut correct = vec![0i64; members];
+        // Counted on the device and read once: one synchronisation per evaluation.
+        let mut correct: Option<Tensor<1, Int>> = None;
         for (images, labels) in self.chunks() {
-            let n = labels.dims()[0];
-            let predicted = stack
-                .forward(images.clone().repeat_dim(1, members))
-                .argmax(2)
-                .reshape([members, n]);
-            let labels = labels.clone().reshape([1, n]).repeat_dim(0, members);
-            let counts = predicted.equal(labels).int().sum_dim(1).reshape([members]);
-            for (total, count) in correct.iter_mut().zip(read_ints(counts)?) {
-                *total += count;
+            let [n, _, height, width] = images.dims();
+            let per_image = stack.backbone.activation_bytes(1, height, width);
+            let rows = (STACK_EVAL_BUFFER_BYTES / per_image.max(1)).max(1);
+            for start in (0..n).step_by(rows) {
+                let len = rows.min(n - start);
+                let images = images.clone().narrow(0, start, len).repeat_dim(1, members);
+                let predicted = stack.forward(images).argmax(2).reshape([members, len]);
+                let labels = labels.clone().narrow(0, start, len);
+                let labels = labels.reshape([1, len]).repeat_dim(0, members);
+                let counts = predicted.equal(labels).int().sum_dim(1).reshape([members]);
+                correct = Some(match correct {
+                    Some(total) => total + counts,
+                    None => counts,
+                });
             }
         }
+        let correct = match correct {
+            Some(counts) => read_ints(counts)?,
+            None => vec![0; members],
+        };
         Ok(correct
             .into_iter()
             .map(|c| c as f64 / self.len().max(1) as f64)

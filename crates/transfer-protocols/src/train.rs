@@ -13,7 +13,7 @@ use transfer_records::{BackboneStart, CurvePoint, LossPoint, Protocol};
 
 use crate::OnePassAdam;
 use crate::error::TrainError;
-use crate::eval::{EvalSet, batch_tensors};
+use crate::eval::{EvalSet, batch_tensors, read_floats};
 use crate::features::{FeatureSet, train_classifier_on_features};
 use crate::masks::classify;
 
@@ -294,11 +294,7 @@ pub(crate) fn optimise<M: Module>(
         if iteration % settings.eval_every == 0 || iteration == settings.iterations {
             let losses = Tensor::cat(std::mem::take(&mut pending_losses), 0);
             let count = losses.dims()[0] as f64;
-            let sum = losses
-                .sum()
-                .into_data()
-                .try_into_vec_as::<f64>()
-                .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+            let sum = read_floats(losses.sum())?;
             loss_curve.push(LossPoint {
                 iteration,
                 loss: sum.first().copied().unwrap_or(f64::NAN) / count,
