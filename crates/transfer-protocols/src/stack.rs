@@ -1,5 +1,6 @@
-//! Several runs of one protocol trained together as one [`CnnStack`]: one device operation
-//! for every member where separate runs would issue one each.
+//! Several runs of one protocol trained together as one stack ([`CnnStack`], or a
+//! [`ClassifierStack`] on cached features for a frozen backbone): one device operation for
+//! all members where separate runs would issue one each.
 //!
 //! Each member keeps everything a separate run has: its own initial weights (or pretrained
 //! backbone), its own training subset, batch sampler and dropout stream, and its own Adam
@@ -15,12 +16,13 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use transfer_data::{Batch, BatchSampler, ImageSet, SeededRng, Task};
-use transfer_model::{Cnn, CnnConfig, CnnStack, DropoutMaskStack};
+use transfer_model::{Classifier, ClassifierStack, Cnn, CnnConfig, CnnStack, DropoutMaskStack};
 use transfer_records::{BackboneStart, CurvePoint, LossPoint};
 
 use crate::OnePassAdam;
 use crate::error::TrainError;
 use crate::eval::{EvalSet, read_floats, read_ints};
+use crate::features::FeatureSet;
 use crate::masks::draw_keep;
 use crate::train::{
     DROPOUT_STREAM, LoopSettings, Observer, RunInput, TrainOutcome, pretrain, run_protocol,
@@ -50,34 +52,27 @@ pub fn pretrain_stack(
         return Ok(Vec::new());
     }
     let config = CnnConfig::new(source.num_classes());
-    let networks = seeds
-        .iter()
-        .map(|&seed| config.init(device, seed))
-        .collect();
-    let members = seeds
-        .iter()
-        .map(|&seed| Member {
-            train: &source.train,
-            seed,
-        })
-        .collect::<Vec<_>>();
     let job = StackJob {
-        members: &members,
+        networks: seeds
+            .iter()
+            .map(|&seed| config.init(device, seed))
+            .collect(),
+        trains: vec![&source.train; seeds.len()],
+        seeds: seeds.to_vec(),
         test: &source.test,
         settings,
         learning_rate,
         dropout: 0.0,
     };
-    train_stack(device, networks, &job, observer)
+    train_networks(device, job, observer)
 }
 
 /// Runs several runs of one protocol together and returns their outcomes in order.
 ///
 /// The runs must share the protocol, the loop settings, the number of classes and the test
 /// set (the same [`ImageSet`]); they differ in seed, training subset and pretrained backbone.
-/// A protocol with a frozen backbone trains only a classifier on cached features, which is
-/// already cheap: its runs go one after the other through [`run_protocol`], as does a single
-/// run.
+/// A protocol with a frozen backbone trains a stack of classifiers on each member's cached
+/// features (as [`run_protocol`] does for one). A single run is [`run_protocol`]'s.
 pub fn run_protocol_stack(
     device: &Device,
     runs: &[RunInput<'_>],
@@ -104,11 +99,8 @@ pub fn run_protocol_stack(
     }
     let protocol = first.protocol;
     protocol.validate()?;
-    if protocol.freeze_backbone || runs.len() == 1 {
-        return runs
-            .iter()
-            .map(|run| run_protocol(device, run, observer))
-            .collect();
+    if let [run] = runs {
+        return Ok(vec![run_protocol(device, run, observer)?]);
     }
     let config = CnnConfig::new(first.num_classes);
     let mut networks = Vec::with_capacity(runs.len());
@@ -126,79 +118,212 @@ pub fn run_protocol_stack(
             classifier: config.init_classifier(device, first.num_classes, run.seed),
         });
     }
-    let members = runs
-        .iter()
-        .map(|run| Member {
-            train: run.train,
-            seed: run.seed,
-        })
-        .collect::<Vec<_>>();
     let job = StackJob {
-        members: &members,
+        networks,
+        trains: runs.iter().map(|run| run.train).collect(),
+        seeds: runs.iter().map(|run| run.seed).collect(),
         test: first.test,
         settings: first.settings,
         learning_rate: protocol.learning_rate,
         dropout: protocol.dropout,
     };
-    train_stack(device, networks, &job, observer)
+    if protocol.freeze_backbone {
+        train_classifiers_on_features(device, job, observer)
+    } else {
+        train_networks(device, job, observer)
+    }
 }
 
-/// One member of a stack: its training set and seed (batches and dropout).
-struct Member<'a> {
-    train: &'a ImageSet,
-    seed: u64,
-}
-
-/// What a stack trains on, and how.
+/// What a stack trains, on what, and how: member `r` is `networks[r]` trained on
+/// `trains[r]` with `seeds[r]` (batches and dropout).
 struct StackJob<'a> {
-    members: &'a [Member<'a>],
+    networks: Vec<Cnn>,
+    trains: Vec<&'a ImageSet>,
+    seeds: Vec<u64>,
     test: &'a ImageSet,
     settings: &'a LoopSettings,
     learning_rate: f64,
     dropout: f64,
 }
 
-/// Trains `networks` (one per member, in order) together: the loop of
-/// [`crate::train_model`], member by member in one pass.
-fn train_stack(
+impl StackJob<'_> {
+    fn members(&self) -> usize {
+        self.networks.len()
+    }
+
+    /// The dropout decisions of every member's batch, drawn from each member's own stream in
+    /// the order a separate run draws them; `widths` are the features' and fc1's output's.
+    fn draw_masks(
+        &self,
+        rngs: &mut [SeededRng],
+        batch: usize,
+        widths: [usize; 2],
+        device: &Device,
+    ) -> DropoutMaskStack {
+        let (mut features, mut hidden) = (Vec::new(), Vec::new());
+        for rng in rngs {
+            draw_keep(
+                rng,
+                batch,
+                widths,
+                self.dropout,
+                [&mut features, &mut hidden],
+            );
+        }
+        let members = self.members();
+        DropoutMaskStack::from_keep(&features, &hidden, members, batch, self.dropout, device)
+    }
+
+    /// The outcomes from trained networks and their curves, each member with its share of
+    /// the time since `start`.
+    fn outcomes(&self, models: Vec<Cnn>, curves: Curves, start: Instant) -> Vec<TrainOutcome> {
+        let members = self.members();
+        let wall_seconds = start.elapsed().as_secs_f64() / members as f64;
+        models
+            .into_iter()
+            .zip(curves.accuracy.into_iter().zip(curves.loss))
+            .map(|(model, (curve, loss_curve))| TrainOutcome {
+                final_accuracy: curve.last().map_or(0.0, |p: &CurvePoint| p.accuracy),
+                model,
+                curve,
+                loss_curve,
+                wall_seconds,
+                stacked: members,
+            })
+            .collect()
+    }
+}
+
+/// Trains whole networks together: the loop of [`crate::train_model`] for every member.
+fn train_networks(
     device: &Device,
-    networks: Vec<Cnn>,
-    job: &StackJob<'_>,
+    job: StackJob<'_>,
     observer: &mut dyn Observer,
 ) -> Result<Vec<TrainOutcome>, TrainError> {
     let start = Instant::now();
-    let settings = job.settings;
-    settings.validate()?;
+    job.settings.validate()?;
     let ad = device.clone().autodiff();
-    let mut stack = CnnStack::stack(&networks)?.fork(&ad).train();
-    drop(networks);
-    let members = job.members.len();
-    let eval = EvalSet::new(job.test, device, settings.eval_chunk);
+    let stack = CnnStack::stack(&job.networks)?.fork(&ad).train();
+    let eval = EvalSet::new(job.test, device, job.settings.eval_chunk);
+    let [_, features, hidden] = stack.classifier.fc1.weight.shape().dims::<3>();
+    let mut batches = StackedBatch::new(job.members());
+    let (stack, curves) = optimise_stack(
+        stack,
+        &job,
+        observer,
+        |stack: &CnnStack, positions: &[&[usize]], rngs: &mut [SeededRng]| {
+            let (images, labels) = batches.fill(&job.trains, positions, &ad);
+            let logits = if job.dropout > 0.0 {
+                let masks = job.draw_masks(rngs, positions[0].len(), [features, hidden], &ad);
+                stack.forward_masked(images, &masks)
+            } else {
+                stack.forward(images)
+            };
+            (logits, labels)
+        },
+        |stack: &CnnStack| eval.accuracies(&stack.valid()),
+    )?;
+    Ok(job.outcomes(stack.valid().unstack(), curves, start))
+}
+
+/// Trains classifiers together on each member's cached backbone features (the backbones
+/// stay as they are): the frozen path of [`crate::run_protocol`] for every member.
+fn train_classifiers_on_features(
+    device: &Device,
+    job: StackJob<'_>,
+    observer: &mut dyn Observer,
+) -> Result<Vec<TrainOutcome>, TrainError> {
+    let start = Instant::now();
+    job.settings.validate()?;
+    let ad = device.clone().autodiff();
+    let chunk = job.settings.eval_chunk;
+    let backbones: Vec<_> = job.networks.iter().map(|n| n.backbone.valid()).collect();
+    let mut trains = Vec::with_capacity(job.members());
+    let mut tests = Vec::with_capacity(job.members());
+    for (backbone, train) in backbones.iter().zip(&job.trains) {
+        trains.push(FeatureSet::compute(backbone, train, device, chunk));
+        tests.push(FeatureSet::compute(backbone, job.test, device, chunk));
+    }
+    let classifiers: Vec<&Classifier> = job.networks.iter().map(|n| &n.classifier).collect();
+    let stack = ClassifierStack::stack(&classifiers)?.fork(&ad).train();
+    let [_, features, hidden] = stack.fc1.weight.shape().dims::<3>();
+    let (stack, curves) = optimise_stack(
+        stack,
+        &job,
+        observer,
+        |stack: &ClassifierStack, positions: &[&[usize]], rngs: &mut [SeededRng]| {
+            let batch = positions[0].len();
+            let mut rows = Vec::with_capacity(trains.len());
+            let mut labels = Vec::with_capacity(trains.len() * batch);
+            for ((set, images), positions) in trains.iter().zip(&job.trains).zip(positions) {
+                let index: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
+                let index = Tensor::<1, Int>::from_data(TensorData::new(index, [batch]), device);
+                rows.push(set.features.clone().select(0, index));
+                labels.extend(positions.iter().map(|&p| i64::from(images.labels[p])));
+            }
+            let features_batch = Tensor::stack::<3>(rows, 0).autodiff();
+            let members = trains.len();
+            let labels = Tensor::from_data(TensorData::new(labels, [members, batch]), &ad);
+            let logits = if job.dropout > 0.0 {
+                let masks = job.draw_masks(rngs, batch, [features, hidden], &ad);
+                stack.forward_masked(features_batch, &masks)
+            } else {
+                stack.forward(features_batch)
+            };
+            (logits, labels)
+        },
+        |stack: &ClassifierStack| feature_accuracies(&stack.valid(), &tests),
+    )?;
+    let stack = stack.valid();
+    let models = backbones
+        .into_iter()
+        .enumerate()
+        .map(|(r, backbone)| Cnn {
+            backbone,
+            classifier: stack.member(r),
+        })
+        .collect();
+    Ok(job.outcomes(models, curves, start))
+}
+
+/// Every member's accuracy and loss curves.
+struct Curves {
+    accuracy: Vec<Vec<CurvePoint>>,
+    loss: Vec<Vec<LossPoint>>,
+}
+
+/// The loop shared by both kinds of stack: every member's next batch, forward, the sum of
+/// the members' cross-entropies, backward, Adam, and every member scored every `eval_every`
+/// iterations and after the last (the observer sees the members' mean accuracy).
+fn optimise_stack<M: Module>(
+    mut stack: M,
+    job: &StackJob<'_>,
+    observer: &mut dyn Observer,
+    mut forward: impl FnMut(&M, &[&[usize]], &mut [SeededRng]) -> (Tensor<3>, Tensor<2, Int>),
+    mut evaluate: impl FnMut(&M) -> Result<Vec<f64>, TrainError>,
+) -> Result<(M, Curves), TrainError> {
+    let settings = job.settings;
+    let members = job.members();
     let mut samplers = job
-        .members
+        .trains
         .iter()
-        .map(|m| BatchSampler::new(m.train.len(), settings.batch_size, m.seed))
+        .zip(&job.seeds)
+        .map(|(train, &seed)| BatchSampler::new(train.len(), settings.batch_size, seed))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut masks_rngs: Vec<SeededRng> = job
-        .members
+    let mut rngs: Vec<SeededRng> = job
+        .seeds
         .iter()
-        .map(|m| SeededRng::stream(m.seed, DROPOUT_STREAM))
+        .map(|&seed| SeededRng::stream(seed, DROPOUT_STREAM))
         .collect();
     let mut optimizer = ModuleOptimizer::from(OnePassAdam::new(0.9, 0.999, 1e-8));
-    let [_, features, hidden] = stack.classifier.fc1.weight.shape().dims::<3>();
-    let mut inputs = StackedBatch::new(members);
-    let mut curves = vec![Vec::new(); members];
-    let mut loss_curves = vec![Vec::new(); members];
+    let mut curves = Curves {
+        accuracy: vec![Vec::new(); members],
+        loss: vec![Vec::new(); members],
+    };
     let mut pending_losses: Vec<Tensor<1>> = Vec::new();
     for iteration in 1..=settings.iterations {
-        let (samplers, rngs) = (&mut samplers, &mut masks_rngs);
-        inputs.fill(job.members, samplers, rngs, [features, hidden], job.dropout);
-        let (images, labels) = inputs.tensors(&ad);
-        let logits = if job.dropout > 0.0 {
-            stack.forward_masked(images, &inputs.masks(job.dropout, &ad))
-        } else {
-            stack.forward(images)
-        };
+        let positions: Vec<&[usize]> = samplers.iter_mut().map(|s| s.next_batch()).collect();
+        let (logits, labels) = forward(&stack, &positions, &mut rngs);
         let losses = cross_entropy_per_member(logits, labels);
         pending_losses.push(losses.clone().detach().without_autodiff());
         let grads = GradientsParams::from_grads(losses.sum().backward(), &stack);
@@ -208,15 +333,15 @@ fn train_stack(
             let steps = pending_losses.len() as f64;
             let sums = Tensor::stack::<2>(std::mem::take(&mut pending_losses), 0).sum_dim(0);
             let sums = read_floats(sums.reshape([members]))?;
-            let accuracies = eval.accuracies(&stack.valid())?;
+            let accuracies = evaluate(&stack)?;
             for r in 0..members {
-                loss_curves[r].push(LossPoint {
+                curves.loss[r].push(LossPoint {
                     iteration,
                     loss: sums.get(r).copied().unwrap_or(f64::NAN) / steps,
                 });
-                curves[r].push(CurvePoint {
+                curves.accuracy[r].push(CurvePoint {
                     iteration,
-                    accuracy: accuracies[r],
+                    accuracy: accuracies.get(r).copied().unwrap_or(0.0),
                 });
             }
             observer.on_eval(&CurvePoint {
@@ -225,20 +350,7 @@ fn train_stack(
             });
         }
     }
-    let wall_seconds = start.elapsed().as_secs_f64() / members as f64;
-    let models = stack.valid().unstack();
-    Ok(models
-        .into_iter()
-        .zip(curves.into_iter().zip(loss_curves))
-        .map(|(model, (curve, loss_curve))| TrainOutcome {
-            final_accuracy: curve.last().map_or(0.0, |p| p.accuracy),
-            model,
-            curve,
-            loss_curve,
-            wall_seconds,
-            stacked: members,
-        })
-        .collect())
+    Ok((stack, curves))
 }
 
 /// Each member's mean softmax cross-entropy: logits `[R, B, K]`, labels `[R, B]` -> `[R]`.
@@ -252,47 +364,26 @@ fn cross_entropy_per_member(logits: Tensor<3>, labels: Tensor<2, Int>) -> Tensor
 struct StackedBatch {
     /// Member `r`'s batch.
     batches: Vec<Batch>,
-    keep_features: Vec<bool>,
-    keep_hidden: Vec<bool>,
 }
 
 impl StackedBatch {
     fn new(members: usize) -> StackedBatch {
         StackedBatch {
             batches: vec![Batch::default(); members],
-            keep_features: Vec::new(),
-            keep_hidden: Vec::new(),
         }
     }
 
-    /// Draws every member's next batch, and its dropout decisions (the widths of the
-    /// features and of fc1's output) when `drop > 0`, in the order a separate run draws them.
+    /// Member `r`'s images at `positions[r]` of `trains[r]`, as images `[B, R, rows, cols]`
+    /// (member `r`'s image `b` at `[b, r]`) and labels `[R, B]`.
     fn fill(
         &mut self,
-        members: &[Member<'_>],
-        samplers: &mut [BatchSampler],
-        rngs: &mut [SeededRng],
-        widths: [usize; 2],
-        drop: f64,
-    ) {
-        self.keep_features.clear();
-        self.keep_hidden.clear();
-        let each = self
-            .batches
-            .iter_mut()
-            .zip(members)
-            .zip(samplers.iter_mut().zip(rngs));
-        for ((batch, member), (sampler, rng)) in each {
-            member.train.fill_batch(sampler.next_batch(), batch);
-            if drop > 0.0 {
-                let keep = [&mut self.keep_features, &mut self.keep_hidden];
-                draw_keep(rng, batch.len(), widths, drop, keep);
-            }
+        trains: &[&ImageSet],
+        positions: &[&[usize]],
+        device: &Device,
+    ) -> (Tensor<4>, Tensor<2, Int>) {
+        for ((batch, train), positions) in self.batches.iter_mut().zip(trains).zip(positions) {
+            train.fill_batch(positions, batch);
         }
-    }
-
-    /// Images `[B, R, rows, cols]` (member `r`'s image `b` at `[b, r]`) and labels `[R, B]`.
-    fn tensors(&self, device: &Device) -> (Tensor<4>, Tensor<2, Int>) {
         let members = self.batches.len();
         let first = &self.batches[0];
         let (batch, image_len) = (first.len(), first.rows * first.cols);
@@ -312,17 +403,47 @@ impl StackedBatch {
         let labels = Tensor::from_data(TensorData::new(labels, [members, batch]), device);
         (images, labels)
     }
+}
 
-    fn masks(&self, drop: f64, device: &Device) -> DropoutMaskStack {
-        DropoutMaskStack::from_keep(
-            &self.keep_features,
-            &self.keep_hidden,
-            self.batches.len(),
-            self.batches[0].len(),
-            drop,
-            device,
-        )
+/// Each member's accuracy on its own features of one test set (`tests[r]` for member `r`,
+/// the same labels), scored in parts under [`STACK_EVAL_BUFFER_BYTES`].
+fn feature_accuracies(
+    stack: &ClassifierStack,
+    tests: &[FeatureSet],
+) -> Result<Vec<f64>, TrainError> {
+    let members = tests.len();
+    let Some(first) = tests.first() else {
+        return Ok(Vec::new());
+    };
+    let [n, width] = first.features.dims();
+    let rows = (STACK_EVAL_BUFFER_BYTES / (members * width * 4).max(1)).max(1);
+    let mut correct: Option<Tensor<1, Int>> = None;
+    for start in (0..n).step_by(rows) {
+        let len = rows.min(n - start);
+        let features = tests
+            .iter()
+            .map(|t| t.features.clone().narrow(0, start, len))
+            .collect();
+        let predicted = stack
+            .forward(Tensor::stack::<3>(features, 0))
+            .argmax(2)
+            .reshape([members, len]);
+        let labels = first.labels.clone().narrow(0, start, len);
+        let labels = labels.reshape([1, len]).repeat_dim(0, members);
+        let counts = predicted.equal(labels).int().sum_dim(1).reshape([members]);
+        correct = Some(match correct {
+            Some(total) => total + counts,
+            None => counts,
+        });
     }
+    let correct = match correct {
+        Some(counts) => read_ints(counts)?,
+        None => vec![0; members],
+    };
+    Ok(correct
+        .into_iter()
+        .map(|c| c as f64 / n.max(1) as f64)
+        .collect())
 }
 
 /// The largest tensor a stack's evaluation creates, in bytes: 128 MiB, the largest buffer
