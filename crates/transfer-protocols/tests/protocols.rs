@@ -9,7 +9,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use transfer_data::{Dataset, ImageSet, Manifest, Task};
-use transfer_model::Cnn;
+use transfer_model::{Cnn, CnnConfig};
 use transfer_protocols::{
     EvalSet, LoopSettings, RunInput, Silent, TrainOutcome, batch_tensors, pretrain, pretrain_stack,
     run_protocol, run_protocol_stack, train_model,
@@ -309,18 +309,26 @@ fn runs_trained_as_a_stack_are_the_runs_trained_alone() {
     let test = first(&target.test, 200);
     let one_step = LoopSettings::new(1, 1);
     let several = LoopSettings::new(8, 4);
+    // Each member starts from its own backbone (two of them fresh ones standing in for
+    // pretrained models), so that a member given another's features or weights shows.
+    let backbones = [
+        pretrained().backbone.clone(),
+        CnnConfig::new(6).init_backbone(&device, 31),
+        CnnConfig::new(6).init_backbone(&device, 32),
+    ];
     for name in Protocol::PRESET_NAMES {
         let protocol = Protocol::preset(name).unwrap();
         let inputs = |settings| -> Vec<RunInput> {
             trains
                 .iter()
                 .zip([3, 4, 5])
-                .map(|(train, seed)| RunInput {
+                .zip(&backbones)
+                .map(|((train, seed), backbone)| RunInput {
                     protocol: &protocol,
                     train,
                     test: &test,
                     num_classes: 4,
-                    pretrained: Some(&pretrained().backbone),
+                    pretrained: Some(backbone),
                     settings,
                     seed,
                 })
@@ -333,8 +341,7 @@ fn runs_trained_as_a_stack_are_the_runs_trained_alone() {
             let alone = run_protocol(&device, run, &mut Silent).unwrap();
             assert_same_step(&format!("{name}, member {r}"), got, &alone);
             if protocol.freeze_backbone {
-                let frozen = &pretrained().backbone;
-                let (a, b) = (&got.model.backbone, frozen);
+                let (a, b) = (&got.model.backbone, &backbones[r]);
                 assert_eq!(values(a.conv1.weight.val()), values(b.conv1.weight.val()));
                 assert_eq!(values(a.conv2.weight.val()), values(b.conv2.weight.val()));
             }
