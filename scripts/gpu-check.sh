@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The GPU check: on a machine with an NVIDIA GPU, measure the backends and run the paper
-# preset, writing timings, the table and the device's description under one folder (at
-# most eight files: device.txt, bench.txt, bench-*.json, study.txt, results.tar.gz).
+# The GPU check: on a machine with an NVIDIA GPU, measure the backends, one run at a time and
+# in stacks, and run the paper preset, writing timings, the table and the device's description
+# under one folder (device.txt, bench.txt, bench-*.json, study.txt, results.tar.gz).
 #
 #   scripts/gpu-check.sh OUT_DIR
 #
@@ -12,7 +12,9 @@
 #   MNIST_DIR     the MNIST files (default data/mnist)
 #   BACKENDS      backends to measure and use, first one runs the study (default "cuda wgpu")
 #   STUDY_LIMIT   seconds allowed for the study (default 420); it resumes if run again
-#   JOBS          runs at once (default 4)
+#   JOBS          runs (or stacks) at once (default 4)
+#   STACK         runs trained together, `study --stack` (default 10: the paper's repetitions;
+#                 bench measures 1 and STACK)
 set -uo pipefail
 out="${1:?usage: scripts/gpu-check.sh OUT_DIR}"
 bin="${XTASK_BIN:-target/release/xtask}"
@@ -20,6 +22,7 @@ mnist="${MNIST_DIR:-data/mnist}"
 backends="${BACKENDS:-cuda wgpu}"
 limit="${STUDY_LIMIT:-420}"
 jobs="${JOBS:-4}"
+stack="${STACK:-10}"
 mkdir -p "$out"
 export MNIST_DIR="$mnist"
 
@@ -32,10 +35,13 @@ export MNIST_DIR="$mnist"
 
 study_backend=""
 for b in $backends; do
-  echo "== bench $b" >> "$out/bench.txt"
-  if "$bin" bench --backend "$b" --steps 50 --eval-passes 5 --json "$out/bench-$b.json" >> "$out/bench.txt" 2>&1; then
-    [ -z "$study_backend" ] && study_backend="$b"
-  fi
+  for s in 1 "$stack"; do
+    echo "== bench $b, stacks of $s" >> "$out/bench.txt"
+    if "$bin" bench --backend "$b" --stack "$s" --steps 50 --eval-passes 5 \
+      --json "$out/bench-$b-stack$s.json" >> "$out/bench.txt" 2>&1; then
+      [ -z "$study_backend" ] && study_backend="$b"
+    fi
+  done
 done
 echo "== bench flex (this machine's CPU)" >> "$out/bench.txt"
 "$bin" bench --backend flex --steps 10 --eval-passes 1 --json "$out/bench-flex.json" >> "$out/bench.txt" 2>&1
@@ -43,7 +49,7 @@ echo "== bench flex (this machine's CPU)" >> "$out/bench.txt"
 if [ -n "$study_backend" ]; then
   start=$(date +%s)
   timeout "$limit" "$bin" study --preset paper --backend "$study_backend" --jobs "$jobs" \
-    --out results/paper-"$study_backend" --quiet > "$out/study.txt" 2>&1
+    --stack "$stack" --out results/paper-"$study_backend" --quiet > "$out/study.txt" 2>&1
   echo "exit $? after $(( $(date +%s) - start )) s" >> "$out/study.txt"
   tar czf "$out/results.tar.gz" results/paper-"$study_backend" 2>/dev/null
 else
