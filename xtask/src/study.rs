@@ -313,7 +313,16 @@ fn estimate(
         println!(
             "  --shard I/N               split the runs across N machines (Slurm array, Kubernetes Indexed Job)"
         );
-        println!("  --backend wgpu | cuda     train on a GPU");
+        let reps = config.repetitions.max(2);
+        if matches!(config.training.backend.as_str(), "wgpu" | "cuda") {
+            if exec.stack == 1 {
+                println!(
+                    "  --stack {reps:<17} train the repetitions of a protocol and proportion together"
+                );
+            }
+        } else {
+            println!("  --backend wgpu --stack {reps}  train on a GPU, {reps} runs at a time");
+        }
         println!("  --reps R / --props LIST   fewer repetitions or proportions");
     }
     Ok(())
