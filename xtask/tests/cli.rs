@@ -128,6 +128,16 @@ fn small(out: &Path, extra: &[&str]) -> Command {
     xtask(&args)
 }
 
+/// Runs [`small`] to the end and asserts that it succeeded, showing its errors otherwise.
+fn small_ok(out: &Path, extra: &[&str]) {
+    let done = small(out, extra).output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
 #[test]
 fn killed_resumed_and_sharded_studies_equal_an_uninterrupted_one() {
     let whole = temp("whole");
@@ -167,14 +177,7 @@ fn killed_resumed_and_sharded_studies_equal_an_uninterrupted_one() {
     // Two shards into one directory, two runs at a time, then the report from their union.
     let sharded = temp("sharded");
     for (i, shard) in ["0/2", "1/2"].into_iter().enumerate() {
-        let done = small(&sharded, &["--shard", shard, "--jobs", "2"])
-            .output()
-            .unwrap();
-        assert!(
-            done.status.success(),
-            "{}",
-            String::from_utf8_lossy(&done.stderr)
-        );
+        small_ok(&sharded, &["--shard", shard, "--jobs", "2"]);
         if i == 0 {
             assert!(
                 !sharded.join("table.csv").exists(),
@@ -204,13 +207,7 @@ fn killed_resumed_and_sharded_studies_equal_an_uninterrupted_one() {
 #[test]
 fn stacked_studies_resume_and_shard_to_the_same_records() {
     let whole = temp("stacked");
-    assert!(
-        small(&whole, &["--stack", "2"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    small_ok(&whole, &["--stack", "2"]);
     let expected = records(&whole);
     assert_eq!(expected.len(), 12);
     for (name, record) in &expected {
@@ -233,14 +230,7 @@ fn stacked_studies_resume_and_shard_to_the_same_records() {
     // Shards take whole stacks.
     let sharded = temp("stacked-sharded");
     for shard in ["0/2", "1/2"] {
-        let done = small(&sharded, &["--shard", shard, "--stack", "2"])
-            .output()
-            .unwrap();
-        assert!(
-            done.status.success(),
-            "{}",
-            String::from_utf8_lossy(&done.stderr)
-        );
+        small_ok(&sharded, &["--shard", shard, "--stack", "2"]);
     }
     assert_eq!(records(&sharded), expected);
     for dir in [whole, sharded] {

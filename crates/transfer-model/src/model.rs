@@ -197,17 +197,27 @@ impl DropoutMasks {
         drop_prob: f64,
         device: &Device,
     ) -> DropoutMasks {
-        let scale = (1.0 / (1.0 - drop_prob)) as f32;
-        let to_tensor = |keep: &[bool]| {
-            let values: Vec<f32> = keep.iter().map(|&k| if k { scale } else { 0.0 }).collect();
-            let width = values.len() / batch.max(1);
-            Tensor::from_data(TensorData::new(values, [batch, width]), device)
+        let mask = |keep: &[bool]| {
+            let width = keep.len() / batch.max(1);
+            keep_mask(keep, [batch, width], drop_prob, device)
         };
         DropoutMasks {
-            features: to_tensor(keep_features),
-            hidden: to_tensor(keep_hidden),
+            features: mask(keep_features),
+            hidden: mask(keep_hidden),
         }
     }
+}
+
+/// A dropout mask of `shape` from keep decisions: `1 / (1 - drop_prob)` where kept, else 0.
+pub(crate) fn keep_mask<const D: usize>(
+    keep: &[bool],
+    shape: [usize; D],
+    drop_prob: f64,
+    device: &Device,
+) -> Tensor<D> {
+    let scale = (1.0 / (1.0 - drop_prob)) as f32;
+    let values: Vec<f32> = keep.iter().map(|&k| if k { scale } else { 0.0 }).collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
 }
 
 /// The part trained afresh on the target task: fc1 (ReLU) and the head.

@@ -18,7 +18,7 @@ use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use crate::model::{Backbone, Classifier, Cnn, ModelError};
+use crate::model::{Backbone, Classifier, Cnn, ModelError, keep_mask};
 
 /// One linear layer per member: `[R, B, d_in] -> [R, B, d_out]`.
 #[derive(Module, Debug)]
@@ -183,15 +183,13 @@ impl DropoutMaskStack {
         drop_prob: f64,
         device: &Device,
     ) -> DropoutMaskStack {
-        let scale = (1.0 / (1.0 - drop_prob)) as f32;
-        let to_tensor = |keep: &[bool]| {
-            let values: Vec<f32> = keep.iter().map(|&k| if k { scale } else { 0.0 }).collect();
-            let width = values.len() / (members * batch).max(1);
-            Tensor::from_data(TensorData::new(values, [members, batch, width]), device)
+        let mask = |keep: &[bool]| {
+            let width = keep.len() / (members * batch).max(1);
+            keep_mask(keep, [members, batch, width], drop_prob, device)
         };
         DropoutMaskStack {
-            features: to_tensor(keep_features),
-            hidden: to_tensor(keep_hidden),
+            features: mask(keep_features),
+            hidden: mask(keep_hidden),
         }
     }
 }

@@ -51,23 +51,53 @@ impl EvalSet {
         &self.chunks
     }
 
-    /// Fraction of images `model` (in inference mode) classifies correctly. The count stays
-    /// on the device until the last chunk: one synchronisation per evaluation.
+    /// Fraction of images `model` (in inference mode) classifies correctly.
     pub fn accuracy(&self, model: &Cnn) -> Result<f64, TrainError> {
-        let mut correct: Option<Tensor<1, Int>> = None;
+        let mut tally = Tally::new(1);
         for (images, labels) in &self.chunks {
-            let predicted = model.forward(images.clone()).argmax(1).flatten::<1>(0, 1);
-            let agree = predicted.equal(labels.clone()).int().sum();
-            correct = Some(match correct {
-                Some(total) => total + agree,
-                None => agree,
-            });
+            let logits = model.forward(images.clone()).unsqueeze_dim(0);
+            tally.add(logits, labels.clone());
         }
-        let correct = match correct {
-            Some(count) => read_ints(count)?.first().copied().unwrap_or(0),
-            None => 0,
+        Ok(tally.accuracies(self.len)?.first().copied().unwrap_or(0.0))
+    }
+}
+
+/// Every member's correct predictions, counted on the device and read once: one
+/// synchronisation per evaluation, however many chunks.
+pub(crate) struct Tally {
+    members: usize,
+    correct: Option<Tensor<1, Int>>,
+}
+
+impl Tally {
+    /// A tally of `members` networks' predictions.
+    pub(crate) fn new(members: usize) -> Tally {
+        Tally {
+            members,
+            correct: None,
+        }
+    }
+
+    /// Counts each member's logits `[R, n, K]` that pick the label of `labels` `[n]`.
+    pub(crate) fn add(&mut self, logits: Tensor<3>, labels: Tensor<1, Int>) {
+        let [members, n, _] = logits.dims();
+        let predicted = logits.argmax(2).reshape([members, n]);
+        let labels = labels.reshape([1, n]).repeat_dim(0, members);
+        let counts = predicted.equal(labels).int().sum_dim(1).reshape([members]);
+        self.correct = Some(match self.correct.take() {
+            Some(total) => total + counts,
+            None => counts,
+        });
+    }
+
+    /// Each member's fraction correct of `images` images.
+    pub(crate) fn accuracies(self, images: usize) -> Result<Vec<f64>, TrainError> {
+        let correct = match self.correct {
+            Some(counts) => read_ints(counts)?,
+            None => vec![0; self.members],
         };
-        Ok(correct as f64 / self.len.max(1) as f64)
+        let images = images.max(1) as f64;
+        Ok(correct.into_iter().map(|c| c as f64 / images).collect())
     }
 }
 

@@ -21,7 +21,7 @@ use transfer_records::{BackboneStart, CurvePoint, LossPoint};
 
 use crate::OnePassAdam;
 use crate::error::TrainError;
-use crate::eval::{EvalSet, read_floats, read_ints};
+use crate::eval::{EvalSet, Tally, read_floats};
 use crate::features::FeatureSet;
 use crate::masks::draw_keep;
 use crate::train::{
@@ -63,8 +63,9 @@ pub fn pretrain_stack(
         settings,
         learning_rate,
         dropout: 0.0,
+        freeze_backbone: false,
     };
-    train_networks(device, job, observer)
+    job.train(device, observer)
 }
 
 /// Runs several runs of one protocol together and returns their outcomes in order.
@@ -126,12 +127,9 @@ pub fn run_protocol_stack(
         settings: first.settings,
         learning_rate: protocol.learning_rate,
         dropout: protocol.dropout,
+        freeze_backbone: protocol.freeze_backbone,
     };
-    if protocol.freeze_backbone {
-        train_classifiers_on_features(device, job, observer)
-    } else {
-        train_networks(device, job, observer)
-    }
+    job.train(device, observer)
 }
 
 /// What a stack trains, on what, and how: member `r` is `networks[r]` trained on
@@ -144,39 +142,65 @@ struct StackJob<'a> {
     settings: &'a LoopSettings,
     learning_rate: f64,
     dropout: f64,
+    /// Train only the classifiers, on cached features of the (unchanged) backbones.
+    freeze_backbone: bool,
 }
 
 impl StackJob<'_> {
+    /// Trains the stack and returns every member's outcome, in order.
+    fn train(
+        self,
+        device: &Device,
+        observer: &mut dyn Observer,
+    ) -> Result<Vec<TrainOutcome>, TrainError> {
+        let start = Instant::now();
+        self.settings.validate()?;
+        let trained = if self.freeze_backbone {
+            train_classifiers_on_features(device, &self, observer)?
+        } else {
+            train_networks(device, &self, observer)?
+        };
+        Ok(self.outcomes(trained, start))
+    }
+
     fn members(&self) -> usize {
         self.networks.len()
     }
 
-    /// The dropout decisions of every member's batch, drawn from each member's own stream in
-    /// the order a separate run draws them; `widths` are the features' and fc1's output's.
-    fn draw_masks(
+    /// Every member's logits for its features `[R, B, F]`, through fresh dropout masks when
+    /// the protocol drops (each member's drawn from its own stream, in the order a separate
+    /// run draws them): [`crate::masks::classify`] for a stack.
+    fn classify(
         &self,
+        classifier: &ClassifierStack,
+        features: Tensor<3>,
         rngs: &mut [SeededRng],
-        batch: usize,
-        widths: [usize; 2],
         device: &Device,
-    ) -> DropoutMaskStack {
-        let (mut features, mut hidden) = (Vec::new(), Vec::new());
-        for rng in rngs {
-            draw_keep(
-                rng,
-                batch,
-                widths,
-                self.dropout,
-                [&mut features, &mut hidden],
-            );
+    ) -> Tensor<3> {
+        if self.dropout <= 0.0 {
+            return classifier.forward(features);
         }
-        let members = self.members();
-        DropoutMaskStack::from_keep(&features, &hidden, members, batch, self.dropout, device)
+        let [members, batch, width] = features.dims();
+        let hidden = classifier.fc1.weight.shape().dims::<3>()[2];
+        let (mut keep_features, mut keep_hidden) = (Vec::new(), Vec::new());
+        for rng in rngs {
+            let keep = [&mut keep_features, &mut keep_hidden];
+            draw_keep(rng, batch, [width, hidden], self.dropout, keep);
+        }
+        let masks = DropoutMaskStack::from_keep(
+            &keep_features,
+            &keep_hidden,
+            members,
+            batch,
+            self.dropout,
+            device,
+        );
+        classifier.forward_masked(features, &masks)
     }
 
     /// The outcomes from trained networks and their curves, each member with its share of
     /// the time since `start`.
-    fn outcomes(&self, models: Vec<Cnn>, curves: Curves, start: Instant) -> Vec<TrainOutcome> {
+    fn outcomes(&self, (models, curves): (Vec<Cnn>, Curves), start: Instant) -> Vec<TrainOutcome> {
         let members = self.members();
         let wall_seconds = start.elapsed().as_secs_f64() / members as f64;
         models
@@ -197,44 +221,34 @@ impl StackJob<'_> {
 /// Trains whole networks together: the loop of [`crate::train_model`] for every member.
 fn train_networks(
     device: &Device,
-    job: StackJob<'_>,
+    job: &StackJob<'_>,
     observer: &mut dyn Observer,
-) -> Result<Vec<TrainOutcome>, TrainError> {
-    let start = Instant::now();
-    job.settings.validate()?;
+) -> Result<(Vec<Cnn>, Curves), TrainError> {
     let ad = device.clone().autodiff();
     let stack = CnnStack::stack(&job.networks)?.fork(&ad).train();
     let eval = EvalSet::new(job.test, device, job.settings.eval_chunk);
-    let [_, features, hidden] = stack.classifier.fc1.weight.shape().dims::<3>();
     let mut batches = StackedBatch::new(job.members());
     let (stack, curves) = optimise_stack(
         stack,
-        &job,
+        job,
         observer,
         |stack: &CnnStack, positions: &[&[usize]], rngs: &mut [SeededRng]| {
             let (images, labels) = batches.fill(&job.trains, positions, &ad);
-            let logits = if job.dropout > 0.0 {
-                let masks = job.draw_masks(rngs, positions[0].len(), [features, hidden], &ad);
-                stack.forward_masked(images, &masks)
-            } else {
-                stack.forward(images)
-            };
-            (logits, labels)
+            let features = stack.backbone.forward(images);
+            (job.classify(&stack.classifier, features, rngs, &ad), labels)
         },
         |stack: &CnnStack| eval.accuracies(&stack.valid()),
     )?;
-    Ok(job.outcomes(stack.valid().unstack(), curves, start))
+    Ok((stack.valid().unstack(), curves))
 }
 
 /// Trains classifiers together on each member's cached backbone features (the backbones
 /// stay as they are): the frozen path of [`crate::run_protocol`] for every member.
 fn train_classifiers_on_features(
     device: &Device,
-    job: StackJob<'_>,
+    job: &StackJob<'_>,
     observer: &mut dyn Observer,
-) -> Result<Vec<TrainOutcome>, TrainError> {
-    let start = Instant::now();
-    job.settings.validate()?;
+) -> Result<(Vec<Cnn>, Curves), TrainError> {
     let ad = device.clone().autodiff();
     let chunk = job.settings.eval_chunk;
     let backbones: Vec<_> = job.networks.iter().map(|n| n.backbone.valid()).collect();
@@ -246,10 +260,9 @@ fn train_classifiers_on_features(
     }
     let classifiers: Vec<&Classifier> = job.networks.iter().map(|n| &n.classifier).collect();
     let stack = ClassifierStack::stack(&classifiers)?.fork(&ad).train();
-    let [_, features, hidden] = stack.fc1.weight.shape().dims::<3>();
     let (stack, curves) = optimise_stack(
         stack,
-        &job,
+        job,
         observer,
         |stack: &ClassifierStack, positions: &[&[usize]], rngs: &mut [SeededRng]| {
             let batch = positions[0].len();
@@ -264,13 +277,7 @@ fn train_classifiers_on_features(
             let features_batch = Tensor::stack::<3>(rows, 0).autodiff();
             let members = trains.len();
             let labels = Tensor::from_data(TensorData::new(labels, [members, batch]), &ad);
-            let logits = if job.dropout > 0.0 {
-                let masks = job.draw_masks(rngs, batch, [features, hidden], &ad);
-                stack.forward_masked(features_batch, &masks)
-            } else {
-                stack.forward(features_batch)
-            };
-            (logits, labels)
+            (job.classify(stack, features_batch, rngs, &ad), labels)
         },
         |stack: &ClassifierStack| feature_accuracies(&stack.valid(), &tests),
     )?;
@@ -283,7 +290,7 @@ fn train_classifiers_on_features(
             classifier: stack.member(r),
         })
         .collect();
-    Ok(job.outcomes(models, curves, start))
+    Ok((models, curves))
 }
 
 /// Every member's accuracy and loss curves.
@@ -417,33 +424,17 @@ fn feature_accuracies(
     };
     let [n, width] = first.features.dims();
     let rows = (STACK_EVAL_BUFFER_BYTES / (members * width * 4).max(1)).max(1);
-    let mut correct: Option<Tensor<1, Int>> = None;
+    let mut tally = Tally::new(members);
     for start in (0..n).step_by(rows) {
         let len = rows.min(n - start);
         let features = tests
             .iter()
             .map(|t| t.features.clone().narrow(0, start, len))
             .collect();
-        let predicted = stack
-            .forward(Tensor::stack::<3>(features, 0))
-            .argmax(2)
-            .reshape([members, len]);
-        let labels = first.labels.clone().narrow(0, start, len);
-        let labels = labels.reshape([1, len]).repeat_dim(0, members);
-        let counts = predicted.equal(labels).int().sum_dim(1).reshape([members]);
-        correct = Some(match correct {
-            Some(total) => total + counts,
-            None => counts,
-        });
+        let logits = stack.forward(Tensor::stack::<3>(features, 0));
+        tally.add(logits, first.labels.clone().narrow(0, start, len));
     }
-    let correct = match correct {
-        Some(counts) => read_ints(counts)?,
-        None => vec![0; members],
-    };
-    Ok(correct
-        .into_iter()
-        .map(|c| c as f64 / n.max(1) as f64)
-        .collect())
+    tally.accuracies(n)
 }
 
 /// The largest tensor a stack's evaluation creates, in bytes: 128 MiB, the largest buffer
@@ -455,33 +446,18 @@ impl EvalSet {
     /// Each member's fraction of images classified correctly, in member order. Every chunk
     /// is scored in parts small enough for [`STACK_EVAL_BUFFER_BYTES`].
     pub fn accuracies(&self, stack: &CnnStack) -> Result<Vec<f64>, TrainError> {
-        let members = stack.members();
-        // Counted on the device and read once: one synchronisation per evaluation.
-        let mut correct: Option<Tensor<1, Int>> = None;
+        let mut tally = Tally::new(stack.members());
         for (images, labels) in self.chunks() {
             let [n, _, height, width] = images.dims();
             let per_image = stack.backbone.activation_bytes(1, height, width);
             let rows = (STACK_EVAL_BUFFER_BYTES / per_image.max(1)).max(1);
             for start in (0..n).step_by(rows) {
                 let len = rows.min(n - start);
-                let images = images.clone().narrow(0, start, len).repeat_dim(1, members);
-                let predicted = stack.forward(images).argmax(2).reshape([members, len]);
-                let labels = labels.clone().narrow(0, start, len);
-                let labels = labels.reshape([1, len]).repeat_dim(0, members);
-                let counts = predicted.equal(labels).int().sum_dim(1).reshape([members]);
-                correct = Some(match correct {
-                    Some(total) => total + counts,
-                    None => counts,
-                });
+                let images = images.clone().narrow(0, start, len);
+                let logits = stack.forward(images.repeat_dim(1, stack.members()));
+                tally.add(logits, labels.clone().narrow(0, start, len));
             }
         }
-        let correct = match correct {
-            Some(counts) => read_ints(counts)?,
-            None => vec![0; members],
-        };
-        Ok(correct
-            .into_iter()
-            .map(|c| c as f64 / self.len().max(1) as f64)
-            .collect())
+        tally.accuracies(self.len())
     }
 }

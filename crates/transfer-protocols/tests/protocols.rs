@@ -248,6 +248,17 @@ fn every_preset_learns_the_target_task() {
     }
 }
 
+/// Each layer's weights, flattened, by name.
+fn layer_weights(net: &Cnn) -> [(&'static str, Vec<f32>); 4] {
+    let (b, c) = (&net.backbone, &net.classifier);
+    [
+        ("conv1", values(b.conv1.weight.val())),
+        ("conv2", values(b.conv2.weight.val())),
+        ("fc1", values(c.fc1.weight.val())),
+        ("head", values(c.head.weight.val())),
+    ]
+}
+
 /// Asserts that a one-step run trained in a stack is the run trained alone, to float
 /// rounding: the same loss (1e-5), test accuracy within 1%, and each layer's weights the same
 /// within 1e-5 but for at most 2%. Adam's first step moves every weight by about the learning rate (1e-3) whatever the
@@ -263,30 +274,10 @@ fn assert_same_step(what: &str, stacked: &TrainOutcome, alone: &TrainOutcome) {
     );
     let (a, b) = (stacked.final_accuracy, alone.final_accuracy);
     assert!((a - b).abs() <= 0.01, "{what}: accuracy {a} vs {b}");
-    let (s, t) = (&stacked.model, &alone.model);
-    let layers = [
-        (
-            "conv1",
-            values(s.backbone.conv1.weight.val()),
-            values(t.backbone.conv1.weight.val()),
-        ),
-        (
-            "conv2",
-            values(s.backbone.conv2.weight.val()),
-            values(t.backbone.conv2.weight.val()),
-        ),
-        (
-            "fc1",
-            values(s.classifier.fc1.weight.val()),
-            values(t.classifier.fc1.weight.val()),
-        ),
-        (
-            "head",
-            values(s.classifier.head.weight.val()),
-            values(t.classifier.head.weight.val()),
-        ),
-    ];
-    for (layer, a, b) in layers {
+    let layers = layer_weights(&stacked.model)
+        .into_iter()
+        .zip(layer_weights(&alone.model));
+    for ((layer, a), (_, b)) in layers {
         let off = a
             .iter()
             .zip(&b)
