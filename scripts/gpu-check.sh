@@ -7,10 +7,14 @@
 #
 # Environment:
 #   XTASK_BIN     a release xtask built with the GPU features (default target/release/xtask;
-#                 build it with `cargo build --release -p xtask --features cuda,wgpu`, which
-#                 is how a machine without a package registry gets it: build elsewhere, copy)
+#                 build it with `cargo build --release -p xtask --features wgpu` (add `cuda`
+#                 where cubecl-cuda builds), which is how a machine without a package registry
+#                 gets it: build elsewhere, copy)
 #   MNIST_DIR     the MNIST files (default data/mnist)
-#   BACKENDS      backends to measure and use, first one runs the study (default "cuda wgpu")
+#   BACKENDS      backends to measure and use, the first that works runs the study (default
+#                 "wgpu"; "cuda wgpu" with a binary built with both)
+#   PRESET        the study's preset (default paper)
+#   STEPS, EVAL_PASSES   bench's timed steps per protocol and evaluation passes (50, 5)
 #   STUDY_LIMIT   seconds allowed for the study (default 420); it resumes if run again
 #   JOBS          runs (or stacks) at once (default 4)
 #   STACK         runs trained together, `study --stack` (default 10: the paper's repetitions;
@@ -19,7 +23,10 @@ set -uo pipefail
 out="${1:?usage: scripts/gpu-check.sh OUT_DIR}"
 bin="${XTASK_BIN:-target/release/xtask}"
 mnist="${MNIST_DIR:-data/mnist}"
-backends="${BACKENDS:-cuda wgpu}"
+backends="${BACKENDS:-wgpu}"
+preset="${PRESET:-paper}"
+steps="${STEPS:-50}"
+passes="${EVAL_PASSES:-5}"
 limit="${STUDY_LIMIT:-420}"
 jobs="${JOBS:-4}"
 stack="${STACK:-10}"
@@ -37,7 +44,7 @@ study_backend=""
 for b in $backends; do
   for s in 1 "$stack"; do
     echo "== bench $b, stacks of $s" >> "$out/bench.txt"
-    if "$bin" bench --backend "$b" --stack "$s" --steps 50 --eval-passes 5 \
+    if "$bin" bench --backend "$b" --stack "$s" --steps "$steps" --eval-passes "$passes" \
       --json "$out/bench-$b-stack$s.json" >> "$out/bench.txt" 2>&1; then
       [ -z "$study_backend" ] && study_backend="$b"
     fi
@@ -48,10 +55,10 @@ echo "== bench flex (this machine's CPU)" >> "$out/bench.txt"
 
 if [ -n "$study_backend" ]; then
   start=$(date +%s)
-  timeout "$limit" "$bin" study --preset paper --backend "$study_backend" --jobs "$jobs" \
-    --stack "$stack" --out results/paper-"$study_backend" --quiet > "$out/study.txt" 2>&1
+  timeout "$limit" "$bin" study --preset "$preset" --backend "$study_backend" --jobs "$jobs" \
+    --stack "$stack" --out results/"$preset-$study_backend" --quiet > "$out/study.txt" 2>&1
   echo "exit $? after $(( $(date +%s) - start )) s" >> "$out/study.txt"
-  tar czf "$out/results.tar.gz" results/paper-"$study_backend" 2>/dev/null
+  tar czf "$out/results.tar.gz" results/"$preset-$study_backend" 2>/dev/null
 else
   echo "no GPU backend started; see bench.txt" > "$out/study.txt"
 fi
