@@ -5,11 +5,17 @@
 #
 #   scripts/gpu-check.sh OUT_DIR
 #
+# On a machine without a package registry (the lent GPU machines), build here and carry two
+# ignored paths, 28 MB in all (the stripped binary is 62 MiB, 17 MB gzipped):
+#
+#   cargo build --release -p xtask --features wgpu      # add cuda where cubecl-cuda builds
+#   mkdir -p target/gpu && strip -o target/gpu/xtask "${CARGO_TARGET_DIR:-target}/release/xtask"
+#   gzip -9f target/gpu/xtask && cp ../shared/mnist/*.gz data/mnist/
+#   # carry target/gpu and data/mnist; there: XTASK_BIN=target/gpu/xtask.gz scripts/gpu-check.sh "$OUT"
+#
 # Environment:
-#   XTASK_BIN     a release xtask built with the GPU features (default target/release/xtask;
-#                 build it with `cargo build --release -p xtask --features wgpu` (add `cuda`
-#                 where cubecl-cuda builds), which is how a machine without a package registry
-#                 gets it: build elsewhere, copy)
+#   XTASK_BIN     a release xtask built with the GPU features, or that file gzipped (.gz)
+#                 (default target/release/xtask)
 #   MNIST_DIR     the MNIST files (default data/mnist)
 #   BACKENDS      backends to measure and use, the first that works runs the study (default
 #                 "wgpu"; "cuda wgpu" with a binary built with both)
@@ -22,6 +28,10 @@
 set -uo pipefail
 out="${1:?usage: scripts/gpu-check.sh OUT_DIR}"
 bin="${XTASK_BIN:-target/release/xtask}"
+if [ "${bin%.gz}" != "$bin" ]; then
+  gunzip -c "$bin" > "${bin%.gz}" && chmod +x "${bin%.gz}" || exit 1
+  bin="${bin%.gz}"
+fi
 mnist="${MNIST_DIR:-data/mnist}"
 backends="${BACKENDS:-wgpu}"
 preset="${PRESET:-paper}"

@@ -36,6 +36,11 @@ impl Backend {
         }
     }
 
+    /// Whether the backend computes on the CPU.
+    pub fn on_cpu(self) -> bool {
+        matches!(self, Backend::Flex | Backend::Ndarray)
+    }
+
     /// Whether this binary was built with the backend's feature.
     pub fn compiled(self) -> bool {
         match self {

@@ -108,7 +108,8 @@ pub struct BenchFigures {
     /// Effective GFLOP/s of evaluation.
     pub eval_gflops: f64,
     /// Peak GFLOP/s of the CPU, measured with a fused multiply-add loop on every core (see
-    /// `hardware::peak_gflops`); 0 when unknown (not x86-64).
+    /// `hardware::peak_gflops`), for the CPU backends; 0 for GPU backends and where unknown
+    /// (not x86-64).
     pub peak_gflops: f64,
     /// Peak resident memory of the process, MiB.
     pub peak_rss_mb: f64,
@@ -226,7 +227,11 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         forward_flops_per_image: flops,
         gflops: raw * 100.0 * 3.0 * flops as f64 / 1e9,
         eval_gflops: flops as f64 / eval_image / 1e9,
-        peak_gflops: crate::hardware::peak_gflops(1.0).unwrap_or(0.0),
+        peak_gflops: if args.backend.on_cpu() {
+            crate::hardware::peak_gflops(1.0).unwrap_or(0.0)
+        } else {
+            0.0
+        },
         peak_rss_mb: crate::hardware::peak_rss_mib().unwrap_or(0.0),
         paper_estimate_s: paper_seconds(
             Costs {

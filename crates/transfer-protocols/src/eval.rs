@@ -120,6 +120,40 @@ pub(crate) fn read_floats(values: Tensor<1>) -> Result<Vec<f64>, TrainError> {
     data.try_into_vec_as::<f64>().map_err(device_error)
 }
 
+/// The device's failure in one line: burn's execution errors list their causes on the lines
+/// that follow, the root last ("can't allocate buffer of size: ...").
 fn device_error(e: impl std::fmt::Debug) -> TrainError {
-    TrainError::Device(format!("{e:?}"))
+    let text = format!("{e:?}");
+    let first = text.lines().next().unwrap_or_default().trim();
+    let root = text
+        .rsplit_once("Caused by:")
+        .and_then(|(_, rest)| rest.lines().map(str::trim).find(|l| !l.is_empty()));
+    TrainError::Device(match root {
+        Some(root) if root != first => format!("{first}: {root}"),
+        _ => first.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_device_failure_reads_as_its_first_and_root_causes() {
+        let chain = "An error happened during execution\nCaused by:\n  Several failures at once\n\
+                     Caused by:\n  An IO error happened\nCaused by:\n  can't allocate buffer of \
+                     size: 599603200\nNo backtrace available";
+        struct Chain(&'static str);
+        impl std::fmt::Debug for Chain {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        assert_eq!(
+            super::device_error(Chain(chain)).to_string(),
+            "the device failed: An error happened during execution: can't allocate buffer of size: 599603200"
+        );
+        assert_eq!(
+            super::device_error(Chain("out of memory")).to_string(),
+            "the device failed: out of memory"
+        );
+    }
 }
