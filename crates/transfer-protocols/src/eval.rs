@@ -14,6 +14,12 @@ pub fn batch_tensors(batch: &Batch, device: &Device) -> (Tensor<4>, Tensor<1, In
     (images, labels)
 }
 
+/// The largest tensor evaluation and the cached features create, in bytes: 128 MiB, the
+/// largest buffer every wgpu device accepts (WebGPU's default limit, and Mesa lavapipe's
+/// maximum; a stack of 3 scoring 500 images at once needed 150 MB there and failed, the
+/// target training set's cached features 600 MB).
+pub const MAX_BUFFER_BYTES: usize = 128 << 20;
+
 /// A test set held on a device as chunks of at most `chunk` images, built once and scored
 /// many times.
 #[derive(Debug, Clone)]
@@ -99,12 +105,6 @@ impl Tally {
         let images = images.max(1) as f64;
         Ok(correct.into_iter().map(|c| c as f64 / images).collect())
     }
-}
-
-/// Number of positions where two label tensors agree.
-pub fn count_equal(predicted: Tensor<1, Int>, labels: Tensor<1, Int>) -> Result<i64, TrainError> {
-    let agree = predicted.equal(labels).int().sum();
-    Ok(read_ints(agree)?.first().copied().unwrap_or(0))
 }
 
 /// An integer tensor's values, read back from its device (a failed device computation is

@@ -8,15 +8,18 @@ use transfer_model::{Backbone, Classifier};
 use transfer_records::{CurvePoint, LossPoint};
 
 use crate::error::TrainError;
-use crate::eval::{EvalSet, count_equal};
+use crate::eval::{EvalSet, MAX_BUFFER_BYTES, Tally};
 use crate::masks::classify;
 use crate::train::{LoopSettings, Observer, Optimised, optimise};
 
-/// Backbone features of a set of images (`[N, 6272]`) with their labels, on one device.
+/// Backbone features of a set of images (`[N, 6272]`) with their labels, on one device. The
+/// features are kept in blocks of rows, none over [`MAX_BUFFER_BYTES`]: the target training
+/// set's are 600 MB, more than some GPUs' buffers hold.
 #[derive(Debug, Clone)]
 pub struct FeatureSet {
-    /// The flattened pooled features.
-    pub features: Tensor<2>,
+    /// Consecutive blocks of `block_rows` rows (the last one may be shorter).
+    blocks: Vec<Tensor<2>>,
+    block_rows: usize,
     /// The labels.
     pub labels: Tensor<1, Int>,
     len: usize,
@@ -25,14 +28,38 @@ pub struct FeatureSet {
 impl FeatureSet {
     /// Runs `backbone` (in inference mode) over `set` in chunks of `chunk` images.
     pub fn compute(backbone: &Backbone, set: &ImageSet, device: &Device, chunk: usize) -> Self {
+        Self::compute_in_blocks(backbone, set, device, chunk, MAX_BUFFER_BYTES)
+    }
+
+    /// [`FeatureSet::compute`] with blocks of at most `max_bytes` (or one chunk).
+    fn compute_in_blocks(
+        backbone: &Backbone,
+        set: &ImageSet,
+        device: &Device,
+        chunk: usize,
+        max_bytes: usize,
+    ) -> Self {
         let images = EvalSet::new(set, device, chunk);
-        let (features, labels): (Vec<_>, Vec<_>) = images
-            .chunks()
-            .iter()
-            .map(|(x, y)| (backbone.forward(x.clone()), y.clone()))
-            .unzip();
+        let mut chunks = Vec::with_capacity(images.chunks().len());
+        let mut labels = Vec::with_capacity(images.chunks().len());
+        for (x, y) in images.chunks() {
+            chunks.push(backbone.forward(x.clone()));
+            labels.push(y.clone());
+        }
+        // Whole chunks per block, as many as fit in a buffer (at least one).
+        let (chunk_rows, width) = chunks.first().map_or((1, 1), |c| {
+            let [rows, width] = c.dims();
+            (rows.max(1), width.max(1))
+        });
+        let per_block = (max_bytes / (chunk_rows * width * 4)).max(1);
+        let mut blocks = Vec::with_capacity(chunks.len().div_ceil(per_block));
+        let mut chunks = chunks.into_iter().peekable();
+        while chunks.peek().is_some() {
+            blocks.push(Tensor::cat(chunks.by_ref().take(per_block).collect(), 0));
+        }
         FeatureSet {
-            features: Tensor::cat(features, 0),
+            blocks,
+            block_rows: per_block * chunk_rows,
             labels: Tensor::cat(labels, 0),
             len: set.len(),
         }
@@ -48,13 +75,57 @@ impl FeatureSet {
         self.len == 0
     }
 
+    /// The blocks of features in order, each with the row it starts at.
+    pub fn blocks(&self) -> impl Iterator<Item = (usize, &Tensor<2>)> {
+        self.blocks
+            .iter()
+            .enumerate()
+            .map(|(b, block)| (b * self.block_rows, block))
+    }
+
+    /// The features of rows `positions`, in that order: `[positions.len(), 6272]`.
+    pub fn rows(&self, positions: &[usize], device: &Device) -> Tensor<2> {
+        let index = |rows: Vec<i64>| {
+            let len = rows.len();
+            Tensor::<1, Int>::from_data(TensorData::new(rows, [len]), device)
+        };
+        if let [block] = self.blocks.as_slice() {
+            return block
+                .clone()
+                .select(0, index(positions.iter().map(|&p| p as i64).collect()));
+        }
+        // Gather block by block, then put the rows back in the order asked for.
+        let mut parts = Vec::new();
+        let mut order = Vec::with_capacity(positions.len());
+        for (b, block) in self.blocks.iter().enumerate() {
+            let wanted: Vec<usize> = (0..positions.len())
+                .filter(|&i| positions[i] / self.block_rows == b)
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let local = wanted
+                .iter()
+                .map(|&i| (positions[i] % self.block_rows) as i64);
+            parts.push(block.clone().select(0, index(local.collect())));
+            order.extend(wanted);
+        }
+        let mut back = vec![0i64; positions.len()];
+        for (gathered, &i) in order.iter().enumerate() {
+            back[i] = gathered as i64;
+        }
+        Tensor::cat(parts, 0).select(0, index(back))
+    }
+
     /// Fraction of the set `classifier` (in inference mode) classifies correctly.
     pub fn accuracy(&self, classifier: &Classifier) -> Result<f64, TrainError> {
-        let predicted = classifier
-            .forward(self.features.clone())
-            .argmax(1)
-            .flatten::<1>(0, 1);
-        Ok(count_equal(predicted, self.labels.clone())? as f64 / self.len.max(1) as f64)
+        let mut tally = Tally::new(1);
+        for (start, block) in self.blocks() {
+            let rows = block.dims()[0];
+            let logits = classifier.forward(block.clone()).unsqueeze_dim(0);
+            tally.add(logits, self.labels.clone().narrow(0, start, rows));
+        }
+        Ok(tally.accuracies(self.len)?.first().copied().unwrap_or(0.0))
     }
 }
 
@@ -86,7 +157,7 @@ pub fn train_classifier_on_features(
             let index: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
             let index =
                 Tensor::<1, Int>::from_data(TensorData::new(index, [positions.len()]), device);
-            let features = train.features.clone().select(0, index.clone()).autodiff();
+            let features = train.rows(positions, device).autodiff();
             let labels = train.labels.clone().select(0, index).autodiff();
             let logits = classify(classifier, features, dropout, masks_rng, &ad);
             (logits, labels)
@@ -94,4 +165,48 @@ pub fn train_classifier_on_features(
         |classifier: &Classifier| test.accuracy(&classifier.valid()),
     )?;
     Ok((classifier.valid(), curve, loss_curve))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use transfer_model::CnnConfig;
+
+    #[test]
+    fn features_in_blocks_give_the_rows_and_accuracy_of_one_block() {
+        let device = Device::flex();
+        let mut rng = SeededRng::new(3);
+        let pixels = (0..50 * 784)
+            .map(|_| (rng.next_u64() >> 56) as u8)
+            .collect();
+        let labels = (0..50).map(|i| (i % 4) as u8).collect();
+        let set = ImageSet {
+            rows: 28,
+            cols: 28,
+            pixels,
+            labels,
+        };
+        let backbone = CnnConfig::new(4).init_backbone(&device, 1);
+        let whole = FeatureSet::compute(&backbone, &set, &device, 7);
+        // Two chunks of 7 images (6272 features each) per block: four blocks, the last of 8.
+        let blocks = FeatureSet::compute_in_blocks(&backbone, &set, &device, 7, 14 * 6272 * 4);
+        assert_eq!((whole.blocks.len(), blocks.blocks.len()), (1, 4));
+        let starts: Vec<usize> = blocks.blocks().map(|(start, _)| start).collect();
+        assert_eq!(starts, [0, 14, 28, 42]);
+        let positions = [49, 0, 13, 14, 30, 2, 41, 42, 27];
+        let values = |t: Tensor<2>| t.into_data().try_into_vec_as::<f32>().unwrap();
+        let (got, expected) = (
+            blocks.rows(&positions, &device),
+            whole.rows(&positions, &device),
+        );
+        assert!(
+            values(got) == values(expected),
+            "rows gathered from blocks differ"
+        );
+        let classifier = CnnConfig::new(4).init_classifier(&device, 4, 2);
+        assert_eq!(
+            blocks.accuracy(&classifier).unwrap(),
+            whole.accuracy(&classifier).unwrap()
+        );
+    }
 }

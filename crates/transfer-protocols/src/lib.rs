@@ -41,10 +41,10 @@ mod train;
 
 pub use adam::OnePassAdam;
 pub use error::TrainError;
-pub use eval::{EvalSet, batch_tensors};
+pub use eval::{EvalSet, MAX_BUFFER_BYTES, batch_tensors};
 pub use features::{FeatureSet, train_classifier_on_features};
 pub use memory::keep_freed_memory;
-pub use stack::{STACK_EVAL_BUFFER_BYTES, pretrain_stack, run_protocol_stack};
+pub use stack::{pretrain_stack, run_protocol_stack};
 pub use train::{
     DEFAULT_EVAL_CHUNK, LoopSettings, Observer, RunInput, Silent, TrainOutcome, pretrain,
     run_protocol, train_model,

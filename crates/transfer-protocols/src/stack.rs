@@ -21,7 +21,7 @@ use transfer_records::{BackboneStart, CurvePoint, LossPoint};
 
 use crate::OnePassAdam;
 use crate::error::TrainError;
-use crate::eval::{EvalSet, Tally, read_floats};
+use crate::eval::{EvalSet, MAX_BUFFER_BYTES, Tally, read_floats};
 use crate::features::FeatureSet;
 use crate::masks::draw_keep;
 use crate::train::{
@@ -269,9 +269,7 @@ fn train_classifiers_on_features(
             let mut rows = Vec::with_capacity(trains.len());
             let mut labels = Vec::with_capacity(trains.len() * batch);
             for ((set, images), positions) in trains.iter().zip(&job.trains).zip(positions) {
-                let index: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
-                let index = Tensor::<1, Int>::from_data(TensorData::new(index, [batch]), device);
-                rows.push(set.features.clone().select(0, index));
+                rows.push(set.rows(positions, device));
                 labels.extend(positions.iter().map(|&p| i64::from(images.labels[p])));
             }
             let features_batch = Tensor::stack::<3>(rows, 0).autodiff();
@@ -413,7 +411,7 @@ impl StackedBatch {
 }
 
 /// Each member's accuracy on its own features of one test set (`tests[r]` for member `r`,
-/// the same labels), scored in parts under [`STACK_EVAL_BUFFER_BYTES`].
+/// the same labels and blocks), scored in parts under [`MAX_BUFFER_BYTES`].
 fn feature_accuracies(
     stack: &ClassifierStack,
     tests: &[FeatureSet],
@@ -422,35 +420,34 @@ fn feature_accuracies(
     let Some(first) = tests.first() else {
         return Ok(Vec::new());
     };
-    let [n, width] = first.features.dims();
-    let rows = (STACK_EVAL_BUFFER_BYTES / (members * width * 4).max(1)).max(1);
     let mut tally = Tally::new(members);
-    for start in (0..n).step_by(rows) {
-        let len = rows.min(n - start);
-        let features = tests
-            .iter()
-            .map(|t| t.features.clone().narrow(0, start, len))
+    let mut member_blocks: Vec<_> = tests.iter().map(FeatureSet::blocks).collect();
+    for (start, block) in first.blocks() {
+        let [rows, width] = block.dims();
+        let blocks: Vec<&Tensor<2>> = member_blocks
+            .iter_mut()
+            .filter_map(|b| b.next().map(|(_, block)| block))
             .collect();
-        let logits = stack.forward(Tensor::stack::<3>(features, 0));
-        tally.add(logits, first.labels.clone().narrow(0, start, len));
+        let part = (MAX_BUFFER_BYTES / (members * width * 4).max(1)).max(1);
+        for offset in (0..rows).step_by(part) {
+            let len = part.min(rows - offset);
+            let features = blocks.iter().map(|b| (*b).clone().narrow(0, offset, len));
+            let logits = stack.forward(Tensor::stack::<3>(features.collect(), 0));
+            tally.add(logits, first.labels.clone().narrow(0, start + offset, len));
+        }
     }
-    tally.accuracies(n)
+    tally.accuracies(first.len())
 }
-
-/// The largest tensor a stack's evaluation creates, in bytes: 128 MiB, the largest buffer
-/// every wgpu device accepts (WebGPU's default limit, and Mesa lavapipe's maximum; a stack
-/// of 3 scoring 500 images at once needs 150 MB there and failed).
-pub const STACK_EVAL_BUFFER_BYTES: usize = 128 << 20;
 
 impl EvalSet {
     /// Each member's fraction of images classified correctly, in member order. Every chunk
-    /// is scored in parts small enough for [`STACK_EVAL_BUFFER_BYTES`].
+    /// is scored in parts small enough for [`MAX_BUFFER_BYTES`].
     pub fn accuracies(&self, stack: &CnnStack) -> Result<Vec<f64>, TrainError> {
         let mut tally = Tally::new(stack.members());
         for (images, labels) in self.chunks() {
             let [n, _, height, width] = images.dims();
             let per_image = stack.backbone.activation_bytes(1, height, width);
-            let rows = (STACK_EVAL_BUFFER_BYTES / per_image.max(1)).max(1);
+            let rows = (MAX_BUFFER_BYTES / per_image.max(1)).max(1);
             for start in (0..n).step_by(rows) {
                 let len = rows.min(n - start);
                 let images = images.clone().narrow(0, start, len);
