@@ -144,7 +144,7 @@ struct StudyArgs {
     /// Master seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Results directory (default results/<preset>).
+    /// Results directory (default results/PRESET).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Runs at once (default: 2 where there are 2 or more cores; on a 2-core CPU, where each
