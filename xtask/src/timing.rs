@@ -68,13 +68,20 @@ pub fn seconds_per_eval_image(
 ) -> Result<f64> {
     let config = CnnConfig::new(target.num_classes());
     let eval = EvalSet::new(&target.test, device, chunk);
-    let mut score: Box<dyn FnMut() -> Result<()>> = if stack > 1 {
-        let networks: Vec<_> = (1..=stack as u64).map(|s| config.init(device, s)).collect();
-        let stack = CnnStack::stack(&networks)?;
-        Box::new(move || eval.accuracies(&stack).map(drop).map_err(Into::into))
+    let networks: Vec<_> = (1..=stack.max(1) as u64)
+        .map(|s| config.init(device, s))
+        .collect();
+    let stacked = if stack > 1 {
+        Some(CnnStack::stack(&networks)?)
     } else {
-        let model = config.init(device, 1);
-        Box::new(move || eval.accuracy(&model).map(drop).map_err(Into::into))
+        None
+    };
+    let score = || -> Result<()> {
+        match &stacked {
+            Some(stacked) => eval.accuracies(stacked).map(drop)?,
+            None => eval.accuracy(&networks[0]).map(drop)?,
+        }
+        Ok(())
     };
     score()?;
     let start = Instant::now();

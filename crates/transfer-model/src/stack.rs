@@ -30,7 +30,7 @@ pub struct LinearStack {
 }
 
 impl LinearStack {
-    fn stack(layers: &[&Linear]) -> Result<LinearStack, ModelError> {
+    fn stack(layers: &[&Linear]) -> LinearStack {
         let mut weights = Vec::with_capacity(layers.len());
         let mut biases = Vec::with_capacity(layers.len());
         for layer in layers {
@@ -41,10 +41,10 @@ impl LinearStack {
                 None => Tensor::zeros([d_out], &layer.weight.lazy_device()),
             });
         }
-        Ok(LinearStack {
+        LinearStack {
             weight: Param::from_tensor(Tensor::stack(weights, 0)),
             bias: Param::from_tensor(Tensor::stack::<2>(biases, 0).unsqueeze_dim(1)),
-        })
+        }
     }
 
     fn member(&self, r: usize) -> Linear {
@@ -222,8 +222,8 @@ impl ClassifierStack {
             LinearStack::stack(&classifiers.iter().map(|c| layer(c)).collect::<Vec<_>>())
         };
         Ok(ClassifierStack {
-            fc1: layers(|c| &c.fc1)?,
-            head: layers(|c| &c.head)?,
+            fc1: layers(|c| &c.fc1),
+            head: layers(|c| &c.head),
         })
     }
 

@@ -15,7 +15,7 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use transfer_data::{Batch, BatchSampler, ImageSet, SeededRng, Task};
+use transfer_data::{BatchSampler, ImageSet, SeededRng, Task};
 use transfer_model::{Classifier, ClassifierStack, Cnn, CnnConfig, CnnStack, DropoutMaskStack};
 use transfer_records::{BackboneStart, CurvePoint, LossPoint};
 
@@ -227,13 +227,12 @@ fn train_networks(
     let ad = device.clone().autodiff();
     let stack = CnnStack::stack(&job.networks)?.fork(&ad).train();
     let eval = EvalSet::new(job.test, device, job.settings.eval_chunk);
-    let mut batches = StackedBatch::new(job.members());
     let (stack, curves) = optimise_stack(
         stack,
         job,
         observer,
         |stack: &CnnStack, positions: &[&[usize]], rngs: &mut [SeededRng]| {
-            let (images, labels) = batches.fill(&job.trains, positions, &ad);
+            let (images, labels) = stacked_batch(&job.trains, positions, &ad);
             let features = stack.backbone.forward(images);
             (job.classify(&stack.classifier, features, rngs, &ad), labels)
         },
@@ -365,49 +364,34 @@ fn cross_entropy_per_member(logits: Tensor<3>, labels: Tensor<2, Int>) -> Tensor
     picked.sum_dim(1).reshape([members]).neg() / batch as f32
 }
 
-/// The members' batches laid out for a stack, built on the host and uploaded at once.
-struct StackedBatch {
-    /// Member `r`'s batch.
-    batches: Vec<Batch>,
-}
-
-impl StackedBatch {
-    fn new(members: usize) -> StackedBatch {
-        StackedBatch {
-            batches: vec![Batch::default(); members],
+/// Member `r`'s images at `positions[r]` of `trains[r]` as one upload, images `[B, R, rows,
+/// cols]` (member `r`'s image `b` at `[b, r]`, scaled as [`ImageSet::fill_batch`] scales them)
+/// and labels `[R, B]`, written straight into the stacked layout.
+fn stacked_batch(
+    trains: &[&ImageSet],
+    positions: &[&[usize]],
+    device: &Device,
+) -> (Tensor<4>, Tensor<2, Int>) {
+    let (members, batch) = (trains.len(), positions.first().map_or(0, |p| p.len()));
+    let (rows, cols) = trains.first().map_or((0, 0), |t| (t.rows, t.cols));
+    let mut values = Vec::with_capacity(batch * members * rows * cols);
+    for b in 0..batch {
+        for (train, positions) in trains.iter().zip(positions) {
+            let image = train.image(positions[b]);
+            values.extend(image.iter().map(|&p| f32::from(p) / 255.0));
         }
     }
-
-    /// Member `r`'s images at `positions[r]` of `trains[r]`, as images `[B, R, rows, cols]`
-    /// (member `r`'s image `b` at `[b, r]`) and labels `[R, B]`.
-    fn fill(
-        &mut self,
-        trains: &[&ImageSet],
-        positions: &[&[usize]],
-        device: &Device,
-    ) -> (Tensor<4>, Tensor<2, Int>) {
-        for ((batch, train), positions) in self.batches.iter_mut().zip(trains).zip(positions) {
-            train.fill_batch(positions, batch);
-        }
-        let members = self.batches.len();
-        let first = &self.batches[0];
-        let (batch, image_len) = (first.len(), first.rows * first.cols);
-        let mut values = Vec::with_capacity(batch * members * image_len);
-        for b in 0..batch {
-            for member in &self.batches {
-                values.extend_from_slice(&member.images[b * image_len..(b + 1) * image_len]);
-            }
-        }
-        let shape = [batch, members, first.rows, first.cols];
-        let images = Tensor::from_data(TensorData::new(values, shape), device);
-        let labels: Vec<i64> = self
-            .batches
-            .iter()
-            .flat_map(|b| b.labels.iter().map(|&l| i64::from(l)))
-            .collect();
-        let labels = Tensor::from_data(TensorData::new(labels, [members, batch]), device);
-        (images, labels)
-    }
+    let images = TensorData::new(values, [batch, members, rows, cols]);
+    let labels: Vec<i64> = trains
+        .iter()
+        .zip(positions)
+        .flat_map(|(train, positions)| positions.iter().map(|&p| i64::from(train.labels[p])))
+        .collect();
+    let labels = TensorData::new(labels, [members, batch]);
+    (
+        Tensor::from_data(images, device),
+        Tensor::from_data(labels, device),
+    )
 }
 
 /// Each member's accuracy on its own features of one test set (`tests[r]` for member `r`,
