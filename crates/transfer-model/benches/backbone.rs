@@ -55,19 +55,20 @@ fn backbone(c: &mut Criterion) {
     group.sample_size(20);
     group.throughput(Throughput::Elements(g.batch as u64));
     for (name, method, isa) in variants {
-        Isa::prefer(isa);
-        let (pooled, saved) = kernels::forward_with(method, &g, &input, w, true);
+        let (pooled, saved) = kernels::forward_with(method, isa, &g, &input, w, true);
         group.bench_function(format!("{name}/forward_100_images"), |b| {
-            b.iter(|| kernels::forward_with(method, &g, &input, w, false))
+            b.iter(|| kernels::forward_with(method, isa, &g, &input, w, false))
         });
         group.bench_function(format!("{name}/forward_saving_100_images"), |b| {
-            b.iter(|| kernels::forward_with(method, &g, &input, w, true))
+            b.iter(|| kernels::forward_with(method, isa, &g, &input, w, true))
         });
+        let saved = &saved;
         group.bench_function(format!("{name}/backward_100_images"), |b| {
-            b.iter(|| kernels::backward_with(method, &g, &input, w, &pooled, &saved, &grad, false))
+            b.iter(|| {
+                kernels::backward_with(method, isa, &g, &input, w, &pooled, saved, &grad, false)
+            })
         });
     }
-    Isa::prefer(None);
     group.finish();
 }
 

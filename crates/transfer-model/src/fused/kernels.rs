@@ -212,30 +212,21 @@ const PREFERENCES: [Option<Method>; 4] = [
 
 /// Pooled features `[batch, c2, height/2, width/2]` of `input` `[batch, c0, height, width]`.
 pub fn forward(g: &Geometry, input: &[f32], w: Weights<'_>) -> Vec<f32> {
-    forward_with(Method::chosen(g), g, input, w, false).0
+    forward_with(Method::chosen(g), Isa::chosen(), g, input, w, false).0
 }
 
 /// [`forward`], also keeping what [`backward`] needs.
 pub fn forward_saving(g: &Geometry, input: &[f32], w: Weights<'_>) -> (Vec<f32>, Saved) {
-    forward_with(Method::chosen(g), g, input, w, true)
+    forward_with(Method::chosen(g), Isa::chosen(), g, input, w, true)
 }
 
 /// [`forward`] (or with `save`, [`forward_saving`]) by the given method, the direct and
-/// Winograd methods with the chosen instruction set ([`Isa::chosen`]).
+/// Winograd methods with the instruction set `isa` (the library's own calls pass
+/// [`Isa::chosen`]).
 ///
-/// Panics when `method` is not one of [`Method::all`].
+/// Panics when `method` is not one of [`Method::all`], or needs an instruction set this CPU
+/// lacks.
 pub fn forward_with(
-    method: Method,
-    g: &Geometry,
-    input: &[f32],
-    w: Weights<'_>,
-    save: bool,
-) -> (Vec<f32>, Saved) {
-    forward_by(method, Isa::chosen(), g, input, w, save)
-}
-
-/// [`forward_with`] with the instruction set `isa` for the direct and Winograd methods.
-fn forward_by(
     method: Method,
     isa: Option<Isa>,
     g: &Geometry,
@@ -368,32 +359,28 @@ pub fn backward(
     grad: &[f32],
     input_grad: bool,
 ) -> Grads {
-    backward_with(saved.method, g, input, w, pooled, saved, grad, input_grad)
+    let isa = Isa::chosen();
+    backward_with(
+        saved.method,
+        isa,
+        g,
+        input,
+        w,
+        pooled,
+        saved,
+        grad,
+        input_grad,
+    )
 }
 
-/// [`backward`] by the given method, the direct and Winograd methods with the chosen
-/// instruction set ([`Isa::chosen`]).
+/// [`backward`] by the given method, the direct and Winograd methods with the instruction set
+/// `isa`.
 ///
-/// Panics when `method` is not one of [`Method::all`], or keeps its winners in another order
-/// than the method that saved them (im2col against the others).
+/// Panics when `method` is not one of [`Method::all`], needs an instruction set this CPU
+/// lacks, or keeps its winners in another order than the method that saved them (im2col
+/// against the others).
 #[allow(clippy::too_many_arguments)]
 pub fn backward_with(
-    method: Method,
-    g: &Geometry,
-    input: &[f32],
-    w: Weights<'_>,
-    pooled: &[f32],
-    saved: &Saved,
-    grad: &[f32],
-    input_grad: bool,
-) -> Grads {
-    let isa = Isa::chosen();
-    backward_by(method, isa, g, input, w, pooled, saved, grad, input_grad)
-}
-
-/// [`backward_with`] with the instruction set `isa` for the direct and Winograd methods.
-#[allow(clippy::too_many_arguments)]
-fn backward_by(
     method: Method,
     isa: Option<Isa>,
     g: &Geometry,
@@ -1515,9 +1502,9 @@ mod tests {
             let [w1, b1, w2, b2] = &self.params;
             let w = Weights { w1, b1, w2, b2 };
             let (g, input) = (&self.g, &self.input);
-            let (pooled, saved) = forward_by(method, isa, g, input, w, true);
+            let (pooled, saved) = forward_with(method, isa, g, input, w, true);
             let probe = &self.probe;
-            let grads = backward_by(method, isa, g, input, w, &pooled, &saved, probe, input_grad);
+            let grads = backward_with(method, isa, g, input, w, &pooled, &saved, probe, input_grad);
             (pooled, saved, grads)
         }
     }
@@ -1562,8 +1549,8 @@ mod tests {
             b2: &b2,
         };
         let expected = reference_forward(&g, &input, w);
-        let (fast, saved) = forward_by(method, isa, &g, &input, w, true);
-        let (plain, _) = forward_by(method, isa, &g, &input, w, false);
+        let (fast, saved) = forward_with(method, isa, &g, &input, w, true);
+        let (plain, _) = forward_with(method, isa, &g, &input, w, false);
         assert_eq!(saved.act1.len(), g.batch * act1_len(&g, method));
         assert_eq!(fast, plain);
         assert_close_to_largest(&format!("{method:?} {isa:?}"), &fast, &expected);
@@ -1665,7 +1652,7 @@ mod tests {
                 w2: &p[2],
                 b2: &p[3],
             };
-            let (out, _) = forward_with(method, &g, x, w, false);
+            let (out, _) = forward_with(method, Isa::chosen(), &g, x, w, false);
             out.iter()
                 .zip(&probe)
                 .map(|(a, b)| (*a as f64) * (*b as f64))
@@ -1677,8 +1664,9 @@ mod tests {
             w2: &params[2],
             b2: &params[3],
         };
-        let (pooled, saved) = forward_with(method, &g, &input, w, true);
-        let grads = backward_with(method, &g, &input, w, &pooled, &saved, &probe, true);
+        let (pooled, saved) = forward_with(method, Isa::chosen(), &g, &input, w, true);
+        let isa = Isa::chosen();
+        let grads = backward_with(method, isa, &g, &input, w, &pooled, &saved, &probe, true);
         let analytic = [
             grads.w1.clone(),
             grads.b1.clone(),
