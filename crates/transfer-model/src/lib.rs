@@ -38,7 +38,9 @@ mod stack;
 
 pub use export::{SafetensorsError, to_safetensors};
 pub use model::{Backbone, Classifier, Cnn, CnnConfig, DropoutMasks, ModelError};
-pub use stack::{BackboneStack, ClassifierStack, CnnStack, DropoutMaskStack, LinearStack};
+pub use stack::{
+    BackboneStack, ClassifierStack, CnnStack, DropoutMaskStack, LinearStack, StackedConv,
+};
 
 /// Forward floating-point operations per image of the study's model (multiply-add = 2),
 /// dominated by conv2: used to report achieved GFLOP/s.

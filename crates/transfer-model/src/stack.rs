@@ -12,11 +12,12 @@
 //! alone. [`CnnStack::stack`] and [`CnnStack::unstack`] convert exactly (the same values).
 
 use burn::module::{Module, Param};
-use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
+use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use burn::tensor::ops::PadMode;
 
 use crate::model::{Backbone, Classifier, Cnn, ModelError, keep_mask};
 
@@ -63,6 +64,21 @@ impl LinearStack {
     }
 }
 
+/// How a stack computes its convolutions. Both give the same numbers to float rounding;
+/// which is faster depends on the backend's kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StackedConv {
+    /// One grouped convolution per layer, member `r` being group `r`: the backend's own
+    /// convolution kernels, and no extra memory.
+    #[default]
+    Grouped,
+    /// Each layer as one batched matrix product: every member's `k x k` shifted copies of
+    /// its input (im2col, `k * k` times the layer's input in memory) times its weights, one
+    /// product per image and member. Runs on the backend's matrix-product kernels, for
+    /// backends whose grouped convolutions are slow.
+    Gemm,
+}
+
 /// The members' backbones: conv1 and conv2 grouped by member, then pooling.
 #[derive(Module, Debug)]
 pub struct BackboneStack {
@@ -72,6 +88,9 @@ pub struct BackboneStack {
     pub conv2: Conv2d,
     /// 2x2 max-pooling, stride 2.
     pub pool: MaxPool2d,
+    /// How the convolutions are computed.
+    #[module(skip)]
+    pub conv: StackedConv,
 }
 
 impl BackboneStack {
@@ -111,7 +130,13 @@ impl BackboneStack {
             conv1: conv(|b| &b.conv1)?,
             conv2: conv(|b| &b.conv2)?,
             pool: first.pool.clone(),
+            conv: StackedConv::default(),
         })
+    }
+
+    /// The same stack, computing its convolutions as `conv` says.
+    pub fn with_conv(self, conv: StackedConv) -> BackboneStack {
+        BackboneStack { conv, ..self }
     }
 
     /// Number of members.
@@ -151,8 +176,8 @@ impl BackboneStack {
     /// Every member's flattened pooled features: `[B, R * C, H, W] -> [R, B, F]`, where
     /// member `r` reads input channels `r * C .. (r + 1) * C`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<3> {
-        let x = relu(self.conv1.forward(images));
-        let x = relu(self.conv2.forward(x));
+        let x = relu(self.convolve(&self.conv1, images));
+        let x = relu(self.convolve(&self.conv2, x));
         let pooled = self.pool.forward(x);
         let [batch, channels, h, w] = pooled.dims();
         let members = self.members();
@@ -160,6 +185,76 @@ impl BackboneStack {
             .reshape([batch, members, channels / members * h * w])
             .swap_dims(0, 1)
     }
+}
+
+impl BackboneStack {
+    /// `layer` (grouped by member) applied to `x`, as [`Self::conv`] says. Strided or
+    /// dilated convolutions always run grouped.
+    fn convolve(&self, layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        match (self.conv, unit_step_padding(layer)) {
+            (StackedConv::Gemm, Some(padding)) => gemm_conv(layer, x, self.members(), padding),
+            _ => layer.forward(x),
+        }
+    }
+}
+
+/// `(top, bottom, left, right)` padding of a stride-1, dilation-1 convolution; `None` for
+/// any other.
+fn unit_step_padding(layer: &Conv2d) -> Option<(usize, usize, usize, usize)> {
+    if layer.stride != [1, 1] || layer.dilation != [1, 1] {
+        return None;
+    }
+    let [kh, kw] = layer.kernel_size;
+    match layer.padding {
+        PaddingConfig2d::Valid => Some((0, 0, 0, 0)),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => Some((top, bottom, left, right)),
+        // "Same" at stride 1 pads k - 1 in all, the extra row or column after.
+        PaddingConfig2d::Same => Some(((kh - 1) / 2, kh / 2, (kw - 1) / 2, kw / 2)),
+    }
+}
+
+/// A grouped convolution (group `r` = member `r`) as im2col and one batched product:
+/// `[B, R * C, H, W] -> [B, R * O, H', W']`.
+///
+/// The `kh * kw` shifted windows of the padded input are gathered into columns
+/// `[B, R, C * kh * kw, H' * W']`, ordered like the weights' `[C, kh, kw]`, and each image
+/// and member's output is its weights `[O, C * kh * kw]` times its columns.
+fn gemm_conv(
+    layer: &Conv2d,
+    x: Tensor<4>,
+    members: usize,
+    (top, bottom, left, right): (usize, usize, usize, usize),
+) -> Tensor<4> {
+    let [batch, channels, height, width] = x.dims();
+    let [out_channels, member_channels, kh, kw] = layer.weight.dims();
+    let (out_h, out_w) = (
+        height + top + bottom + 1 - kh,
+        width + left + right + 1 - kw,
+    );
+    let padded = x.pad((left, right, top, bottom), PadMode::Constant(0.0));
+    let mut windows = Vec::with_capacity(kh * kw);
+    for i in 0..kh {
+        for j in 0..kw {
+            windows.push(
+                padded
+                    .clone()
+                    .slice([0..batch, 0..channels, i..i + out_h, j..j + out_w])
+                    .reshape([batch, members, member_channels, 1, out_h * out_w]),
+            );
+        }
+    }
+    let columns =
+        Tensor::cat(windows, 3).reshape([batch, members, member_channels * kh * kw, out_h * out_w]);
+    let member_out = out_channels / members;
+    let weights = layer
+        .weight
+        .val()
+        .reshape([1, members, member_out, member_channels * kh * kw]);
+    let mut out = weights.matmul(columns);
+    if let Some(bias) = &layer.bias {
+        out = out + bias.val().reshape([1, members, member_out, 1]);
+    }
+    out.reshape([batch, out_channels, out_h, out_w])
 }
 
 /// Dropout masks for every member's batch, scaled by `1 / keep` (see
@@ -290,6 +385,14 @@ impl CnnStack {
         self.backbone.members()
     }
 
+    /// The same stack, computing its convolutions as `conv` says.
+    pub fn with_conv(self, conv: StackedConv) -> CnnStack {
+        CnnStack {
+            backbone: self.backbone.with_conv(conv),
+            ..self
+        }
+    }
+
     /// The members as separate networks, in order.
     pub fn unstack(&self) -> Vec<Cnn> {
         (0..self.members())
@@ -411,6 +514,72 @@ mod tests {
                 let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 for (a, b) in got.iter().zip(&expected) {
                     assert!((a - b).abs() <= 1e-5 * scale, "member {r}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    /// The gradients of every parameter and of the images, for one loss.
+    fn gradients(stack: &CnnStack, images: Tensor<4>, weights: Tensor<3>) -> Vec<Vec<f32>> {
+        let grads = (stack.forward(images.clone()) * weights).sum().backward();
+        let (b, c) = (&stack.backbone, &stack.classifier);
+        let grad = |t: Tensor<4>| values(t.grad(&grads).unwrap());
+        let bias = |p: &Option<Param<Tensor<1>>>| {
+            p.as_ref()
+                .map(|p| values(p.val().grad(&grads).unwrap()))
+                .unwrap_or_default()
+        };
+        vec![
+            grad(images),
+            grad(b.conv1.weight.val()),
+            bias(&b.conv1.bias),
+            grad(b.conv2.weight.val()),
+            bias(&b.conv2.bias),
+            values(c.fc1.weight.val().grad(&grads).unwrap()),
+        ]
+    }
+
+    #[test]
+    fn convolutions_as_products_equal_grouped_convolutions() {
+        use burn::tensor::Distribution;
+        let device = Device::flex();
+        let ad = device.clone().autodiff();
+        // The study's 3x3 kernels, and 5x5 ones with "same" padding.
+        for (kernel, padding) in [(3, None), (5, Some(PaddingConfig2d::Same))] {
+            let config = CnnConfig::new(4).with_kernel_size(kernel);
+            let nets: Vec<Cnn> = (0..3)
+                .map(|s| {
+                    let mut net = config.init(&device, 30 + s);
+                    if let Some(padding) = &padding {
+                        net.backbone.conv1.padding = padding.clone();
+                        net.backbone.conv2.padding = padding.clone();
+                    }
+                    net
+                })
+                .collect();
+            let grouped = CnnStack::stack(&nets).unwrap().fork(&ad).train();
+            let gemm = grouped.clone().with_conv(StackedConv::Gemm);
+            assert_eq!(gemm.valid().backbone.conv, StackedConv::Gemm);
+            let images = Tensor::<4>::random([2, 3, 28, 28], Distribution::Default, &ad);
+            let weights = Tensor::<3>::random([3, 2, 4], Distribution::Default, &ad);
+            let logits = |stack: &CnnStack| values(stack.forward(images.clone()));
+            for (a, b) in logits(&gemm).iter().zip(logits(&grouped)) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "k {kernel}: {a} vs {b}"
+                );
+            }
+            let expected = gradients(&grouped, images.clone().require_grad(), weights.clone());
+            let got = gradients(&gemm, images.clone().require_grad(), weights.clone());
+            for (layer, (got, expected)) in got.iter().zip(&expected).enumerate() {
+                assert_eq!(got.len(), expected.len());
+                let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                assert!(scale > 0.0, "k {kernel}: gradient {layer} is zero");
+                for (a, b) in got.iter().zip(expected) {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * scale,
+                        "k {kernel}, gradient {layer}: {a} vs {b}"
+                    );
                 }
             }
         }

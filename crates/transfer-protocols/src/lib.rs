@@ -50,4 +50,5 @@ pub use train::{
     run_protocol, train_model,
 };
 
+pub use transfer_model::StackedConv;
 pub use transfer_records::Protocol;

@@ -225,7 +225,10 @@ fn train_networks(
     observer: &mut dyn Observer,
 ) -> Result<(Vec<Cnn>, Curves), TrainError> {
     let ad = device.clone().autodiff();
-    let stack = CnnStack::stack(&job.networks)?.fork(&ad).train();
+    let stack = CnnStack::stack(&job.networks)?
+        .with_conv(job.settings.stacked_conv)
+        .fork(&ad)
+        .train();
     let eval = EvalSet::new(job.test, device, job.settings.eval_chunk);
     let (stack, curves) = optimise_stack(
         stack,

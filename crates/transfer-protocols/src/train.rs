@@ -8,7 +8,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use transfer_data::{Batch, BatchSampler, ImageSet, SeededRng, Task};
-use transfer_model::{Backbone, Cnn, CnnConfig};
+use transfer_model::{Backbone, Cnn, CnnConfig, StackedConv};
 use transfer_records::{BackboneStart, CurvePoint, LossPoint, Protocol};
 
 use crate::OnePassAdam;
@@ -37,17 +37,21 @@ pub struct LoopSettings {
     /// Images per evaluation chunk (memory versus speed; results do not depend on it
     /// beyond float rounding).
     pub eval_chunk: usize,
+    /// How runs trained as a stack compute their convolutions (speed versus memory; results
+    /// do not depend on it beyond float rounding).
+    pub stacked_conv: StackedConv,
 }
 
 impl LoopSettings {
     /// `iterations` at batch 100, evaluating every `eval_every`, in chunks of
-    /// [`DEFAULT_EVAL_CHUNK`].
+    /// [`DEFAULT_EVAL_CHUNK`]; stacks use grouped convolutions.
     pub fn new(iterations: u32, eval_every: u32) -> Self {
         LoopSettings {
             iterations,
             eval_every,
             batch_size: 100,
             eval_chunk: DEFAULT_EVAL_CHUNK,
+            stacked_conv: StackedConv::Grouped,
         }
     }
 

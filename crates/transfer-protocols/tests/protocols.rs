@@ -11,8 +11,8 @@ use burn::prelude::*;
 use transfer_data::{Dataset, ImageSet, Manifest, Task};
 use transfer_model::{Cnn, CnnConfig};
 use transfer_protocols::{
-    EvalSet, LoopSettings, RunInput, Silent, TrainOutcome, batch_tensors, pretrain, pretrain_stack,
-    run_protocol, run_protocol_stack, train_model,
+    EvalSet, LoopSettings, RunInput, Silent, StackedConv, TrainOutcome, batch_tensors, pretrain,
+    pretrain_stack, run_protocol, run_protocol_stack, train_model,
 };
 use transfer_records::Protocol;
 
@@ -355,6 +355,38 @@ fn runs_trained_as_a_stack_are_the_runs_trained_alone() {
     for (seed, got) in [5, 6].into_iter().zip(&stacked) {
         let alone = pretrain(&device, source, &one_step, 1e-3, seed, &mut Silent).unwrap();
         assert_same_step(&format!("pretraining, seed {seed}"), got, &alone);
+    }
+}
+
+#[test]
+fn stacks_computing_convolutions_as_products_train_the_runs_alone() {
+    let (_, target) = tasks();
+    let device = Device::flex();
+    let trains = [0..300, 300..500].map(|r| target.train.select(&r.collect::<Vec<_>>()));
+    let test = first(&target.test, 200);
+    let protocol = Protocol::preset("finetune").unwrap();
+    let backbone = pretrained().backbone.clone();
+    let settings = LoopSettings {
+        stacked_conv: StackedConv::Gemm,
+        ..LoopSettings::new(1, 1)
+    };
+    let runs: Vec<RunInput> = trains
+        .iter()
+        .zip([3, 4])
+        .map(|(train, seed)| RunInput {
+            protocol: &protocol,
+            train,
+            test: &test,
+            num_classes: 4,
+            pretrained: Some(&backbone),
+            settings: &settings,
+            seed,
+        })
+        .collect();
+    let stacked = run_protocol_stack(&device, &runs, &mut Silent).unwrap();
+    for (r, (run, got)) in runs.iter().zip(&stacked).enumerate() {
+        let alone = run_protocol(&device, run, &mut Silent).unwrap();
+        assert_same_step(&format!("member {r}"), got, &alone);
     }
 }
 
