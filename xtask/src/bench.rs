@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use transfer_model::{CnnConfig, forward_flops_per_image};
 use transfer_records::Protocol;
 
+use crate::StackArgs;
 use crate::backend::Backend;
 use crate::error::{Result, XtaskError};
 use crate::plan::{Preset, plan};
@@ -39,10 +40,10 @@ pub struct BenchArgs {
     /// CPU has): `avx2` measures on an AVX-512 machine what a CPU without AVX-512 gets.
     #[arg(long, value_enum)]
     pub isa: Option<InstructionSet>,
-    /// Networks trained and scored together (`study --stack`); rates count every network's
+    /// Networks trained and scored together, as in `study`; rates count every network's
     /// steps and images.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub stack: u32,
+    #[command(flatten)]
+    pub stacking: StackArgs,
     /// Also write the figures as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -89,6 +90,10 @@ pub struct BenchFigures {
     pub hardware: String,
     /// Networks trained and scored together; the rates count every network's steps and images.
     pub stack: usize,
+    /// How stacked networks computed their convolutions: `grouped` or `gemm`.
+    pub stacked_conv: String,
+    /// The largest tensor evaluation and cached features created, in MiB.
+    pub max_buffer_mib: usize,
     /// Training steps per second at batch 100, raw protocol.
     pub train_steps_per_s: f64,
     /// Frozen protocol (classifier on cached features).
@@ -178,10 +183,12 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         &transfer_data::TARGET_CLASSES,
     )?;
     let stand_in = stand_in_backbone(&device);
-    let stack = args.stack as usize;
+    let (stack, compute) = args.stacking.compute();
     let rate = |name: &str| -> Result<f64> {
         let protocol = Protocol::resolve(name, &[])?;
-        let seconds = seconds_per_step(&device, &target, &protocol, &stand_in, args.steps, stack)?;
+        let seconds = seconds_per_step(
+            &device, &target, &protocol, &stand_in, args.steps, stack, compute,
+        )?;
         println!("  {name:<9} {:8.2} steps/s", 1.0 / seconds);
         Ok(1.0 / seconds)
     };
@@ -195,6 +202,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         &stand_in,
         args.steps,
         stack,
+        compute,
     )?;
     println!(
         "training, batch 100, {} timed steps each ({}; {}){}:",
@@ -202,7 +210,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         info.backend,
         info.driver,
         if stack > 1 {
-            format!(", {stack} networks at once (steps/s of each counted)")
+            format!(
+                ", {stack} networks at once, {} convolutions (steps/s of each counted)",
+                compute.stacked_conv
+            )
         } else {
             String::new()
         }
@@ -211,14 +222,22 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let frozen = rate("frozen")?;
     let finetune = rate("finetune")?;
     let dropout = rate("dropout")?;
-    let eval_image =
-        seconds_per_eval_image(&device, &target, args.eval_chunk, args.eval_passes, stack)?;
+    let eval_image = seconds_per_eval_image(
+        &device,
+        &target,
+        args.eval_chunk,
+        args.eval_passes,
+        stack,
+        compute,
+    )?;
     let flops = forward_flops_per_image(&CnnConfig::new(4), 4);
     let figures = BenchFigures {
         backend: info.backend.clone(),
         device: info.device.clone(),
         hardware: crate::hardware::describe(),
         stack,
+        stacked_conv: compute.stacked_conv.to_string(),
+        max_buffer_mib: compute.max_buffer_bytes >> 20,
         train_steps_per_s: raw,
         frozen_steps_per_s: frozen,
         finetune_steps_per_s: finetune,
@@ -246,10 +265,11 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         pytorch: None,
     };
     println!(
-        "evaluation: {:.0} images/s over the {} test images (chunks of {})",
+        "evaluation: {:.0} images/s over the {} test images (chunks of {}, tensors under {} MiB)",
         figures.eval_images_per_s,
         target.test.len(),
-        args.eval_chunk
+        args.eval_chunk,
+        figures.max_buffer_mib
     );
     println!(
         "effective: {:.1} GFLOP/s training, {:.1} GFLOP/s evaluation ({:.2} MFLOP forward per image as direct convolutions; Winograd needs fewer)",

@@ -19,12 +19,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use transfer_data::{SubsetRule, subset_size};
+use transfer_model::StackedConv;
+use transfer_protocols::DEFAULT_MAX_BUFFER_BYTES;
 use transfer_records::{Protocol, TrainingSettings};
 
 use crate::backend::Backend;
 use crate::error::{Result, XtaskError};
 use crate::plan::{ConfigFile, Overrides, Preset, Shard, build_config};
-use crate::runner::{Workspace, load_dataset};
+use crate::runner::{Compute, Workspace, load_dataset};
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +61,40 @@ struct DataOptions {
     /// A JSON manifest of another IDX dataset (Fashion-MNIST, KMNIST) instead of MNIST.
     #[arg(long)]
     manifest: Option<PathBuf>,
+}
+
+/// How many runs train together, and how: `study`'s and `bench`'s options.
+#[derive(Args)]
+pub struct StackArgs {
+    /// Train up to N repetitions of one protocol and proportion together, as one computation
+    /// of N-wide layers: on a GPU, where one run of this small network leaves the device
+    /// mostly idle, N runs take little more than the time of one. Each run gets its own
+    /// numbers to float rounding; on a CPU, keep 1 (the fused CPU kernels train one network).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stack: u32,
+    /// How stacked runs compute their convolutions: `grouped` (the backend's grouped
+    /// convolution kernels) or `gemm` (im2col and batched matrix products, 9 times a layer's
+    /// input in memory). The same numbers to float rounding; `bench --stack N --stacked-conv`
+    /// tells which is faster on a device.
+    #[arg(long, default_value_t = StackedConv::Grouped)]
+    pub stacked_conv: StackedConv,
+    /// The largest tensor, in MiB, that evaluation and cached features create: they go in
+    /// parts under it. 128 fits every wgpu device (WebGPU's default, Mesa lavapipe's maximum);
+    /// GPUs that allow larger buffers score in fewer, larger parts with more.
+    #[arg(long, default_value_t = (DEFAULT_MAX_BUFFER_BYTES >> 20) as u32,
+          value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
+    pub max_buffer_mib: u32,
+}
+
+impl StackArgs {
+    /// The runs per stack (at least 1) and how runs are computed.
+    pub fn compute(&self) -> (usize, Compute) {
+        let compute = Compute {
+            stacked_conv: self.stacked_conv,
+            max_buffer_bytes: (self.max_buffer_mib as usize) << 20,
+        };
+        (self.stack as usize, compute)
+    }
 }
 
 #[derive(Args)]
@@ -151,12 +187,8 @@ struct StudyArgs {
     /// run already spreads its batch over both cores, measured 1.2x the throughput of one).
     #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
-    /// Train up to N repetitions of one protocol and proportion together, as one computation
-    /// of N-wide layers: on a GPU, where one run of this small network leaves the device
-    /// mostly idle, N runs take little more than the time of one. Each run gets its own
-    /// numbers to float rounding; on a CPU, keep 1 (the fused CPU kernels train one network).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    stack: u32,
+    #[command(flatten)]
+    stacking: StackArgs,
     /// Run only slice I of N (or auto/N from SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX).
     #[arg(long)]
     shard: Option<String>,
@@ -388,10 +420,12 @@ fn study(args: StudyArgs) -> Result<()> {
     );
     let (device, info) = args.backend.device()?;
     let dataset = load_dataset(&args.data.dir, args.data.manifest.as_deref())?;
-    let ws = Workspace::new(&dataset, device, info, &out, &config.training)?;
+    let mut ws = Workspace::new(&dataset, device, info, &out, &config.training)?;
+    let (stack, compute) = args.stacking.compute();
+    ws.compute = compute;
     let exec = study::Execution {
         jobs: args.jobs,
-        stack: args.stack as usize,
+        stack,
         shard,
         quiet: args.quiet,
         no_estimate: args.no_estimate,

@@ -5,8 +5,10 @@ use std::path::Path;
 
 use burn::prelude::*;
 use transfer_data::{Dataset, Manifest, Task, select_subset};
-use transfer_model::{Backbone, CnnConfig};
-use transfer_protocols::{LoopSettings, Observer, RunInput, pretrain_stack, run_protocol_stack};
+use transfer_model::{Backbone, CnnConfig, StackedConv};
+use transfer_protocols::{
+    DEFAULT_MAX_BUFFER_BYTES, LoopSettings, Observer, RunInput, pretrain_stack, run_protocol_stack,
+};
 use transfer_records::{
     BackendInfo, PretrainRecord, Protocol, ResultsDir, RunRecord, TrainingSettings, pretrain_seed,
     run_seed,
@@ -57,6 +59,38 @@ pub struct Workspace {
     pub target: Task,
     /// Where records go.
     pub store: ResultsDir,
+    /// How runs are computed.
+    pub compute: Compute,
+}
+
+/// How runs are computed, as opposed to what they compute: results change with these by
+/// float rounding at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compute {
+    /// How runs trained in stacks compute their convolutions.
+    pub stacked_conv: StackedConv,
+    /// The largest tensor evaluation and cached features create, in bytes.
+    pub max_buffer_bytes: usize,
+}
+
+impl Default for Compute {
+    fn default() -> Compute {
+        Compute {
+            stacked_conv: StackedConv::Grouped,
+            max_buffer_bytes: DEFAULT_MAX_BUFFER_BYTES,
+        }
+    }
+}
+
+impl Compute {
+    /// `settings` computed this way.
+    pub fn apply(self, settings: LoopSettings) -> LoopSettings {
+        LoopSettings {
+            stacked_conv: self.stacked_conv,
+            max_buffer_bytes: self.max_buffer_bytes,
+            ..settings
+        }
+    }
 }
 
 /// A finished run and whether it was computed now or found on disk.
@@ -85,6 +119,7 @@ impl Workspace {
             source,
             target,
             store,
+            compute: Compute::default(),
         })
     }
 
@@ -145,10 +180,11 @@ impl Workspace {
             .iter()
             .map(|&r| pretrain_seed(s.seed, r))
             .collect();
+        let settings = self.compute.apply(pretrain_loop(s));
         let outcomes = pretrain_stack(
             &self.device,
             &self.source,
-            &pretrain_loop(s),
+            &settings,
             s.pretrain_learning_rate,
             &seeds,
             observer,
@@ -178,7 +214,7 @@ impl Workspace {
                 loss_curve: outcome.loss_curve,
                 source_test_accuracy: outcome.final_accuracy,
                 wall_seconds: outcome.wall_seconds,
-                backend: self.backend_of(outcome.stacked),
+                backend: self.backend_of(outcome.stacked, Some(settings.stacked_conv)),
                 settings_hash: self.store.settings_hash().to_owned(),
                 weights_file: weights
                     .file_name()
@@ -197,11 +233,15 @@ impl Workspace {
         Ok(finished)
     }
 
-    /// The backend description for the record of a run trained in a stack of `stacked`.
-    fn backend_of(&self, stacked: usize) -> BackendInfo {
+    /// The backend description for the record of a run trained in a stack of `stacked`,
+    /// whose convolutions the stack computed as `conv` says (`None`: frozen backbones).
+    fn backend_of(&self, stacked: usize, conv: Option<StackedConv>) -> BackendInfo {
         let mut backend = self.backend.clone();
         if stacked > 1 {
             backend.driver = format!("{}, {stacked} runs stacked", backend.driver);
+            if let Some(conv @ StackedConv::Gemm) = conv {
+                backend.driver = format!("{} ({conv} convolutions)", backend.driver);
+            }
         }
         backend
     }
@@ -286,7 +326,7 @@ impl Workspace {
             seeds.push(seed);
             trains.push(self.target.train.select(&subset));
         }
-        let settings = run_loop(s);
+        let settings = self.compute.apply(run_loop(s));
         let inputs: Vec<RunInput> = members
             .iter()
             .zip(&seeds)
@@ -333,7 +373,10 @@ impl Workspace {
                 loss_curve: outcome.loss_curve,
                 final_accuracy: outcome.final_accuracy,
                 wall_seconds: outcome.wall_seconds,
-                backend: self.backend_of(outcome.stacked),
+                backend: self.backend_of(
+                    outcome.stacked,
+                    (!protocol.freeze_backbone).then_some(settings.stacked_conv),
+                ),
                 settings_hash: self.store.settings_hash().to_owned(),
             };
             self.store.write_run(&record)?;

@@ -271,10 +271,13 @@ fn estimate(
     let stand_in = stand_in_backbone(&ws.device);
     let step = |name: &str| -> Result<f64> {
         let protocol = Protocol::resolve(name, &[])?;
-        seconds_per_step(&ws.device, &ws.target, &protocol, &stand_in, 3, exec.stack)
+        seconds_per_step(
+            &ws.device, &ws.target, &protocol, &stand_in, 3, exec.stack, ws.compute,
+        )
     };
     let (full, frozen) = (step("raw")?, step("frozen")?);
-    let eval_image = seconds_per_eval_image(&ws.device, &ws.target, 100, 1, exec.stack)?;
+    let eval_image =
+        seconds_per_eval_image(&ws.device, &ws.target, 100, 1, exec.stack, ws.compute)?;
     let costs = Costs {
         step: full,
         frozen_step: frozen,

@@ -10,10 +10,10 @@ use transfer_protocols::{EvalSet, LoopSettings, RunInput, Silent, run_protocol_s
 use transfer_records::{Protocol, TrainingSettings};
 
 use crate::error::Result;
-use crate::runner::{pretrain_loop, run_loop};
+use crate::runner::{Compute, pretrain_loop, run_loop};
 
 /// Seconds per training step (batch 100) of one run of `protocol`, trained in stacks of
-/// `stack` runs (1: alone), from the difference between runs of `warmup` and
+/// `stack` runs (1: alone) computed as `compute` says, from the difference between runs of `warmup` and
 /// `warmup + steps` iterations, which cancels set-up and evaluation. A frozen protocol's
 /// steps are ~40 times cheaper than its set-up (the feature pass), so it is timed over 25
 /// times as many steps.
@@ -24,12 +24,13 @@ pub fn seconds_per_step(
     pretrained: &Backbone,
     steps: u32,
     stack: usize,
+    compute: Compute,
 ) -> Result<f64> {
     let train = first(&target.train, 500);
     let test = first(&target.test, 100);
     let stack = stack.max(1);
     let time = |iterations: u32| -> Result<f64> {
-        let settings = LoopSettings::new(iterations, iterations);
+        let settings = compute.apply(LoopSettings::new(iterations, iterations));
         let runs: Vec<RunInput> = (1..=stack as u64)
             .map(|seed| RunInput {
                 protocol,
@@ -58,21 +59,23 @@ pub fn seconds_per_step(
 }
 
 /// Seconds per image and network of scoring the whole target test set with fresh networks,
-/// `stack` of them at once (1: one network alone); the set is uploaded once, as in training.
+/// `stack` of them at once (1: one network alone), computed as `compute` says; the set is uploaded once, as in training.
 pub fn seconds_per_eval_image(
     device: &Device,
     target: &Task,
     chunk: usize,
     repeats: u32,
     stack: usize,
+    compute: Compute,
 ) -> Result<f64> {
     let config = CnnConfig::new(target.num_classes());
-    let eval = EvalSet::new(&target.test, device, chunk);
+    let eval =
+        EvalSet::new(&target.test, device, chunk).with_max_buffer_bytes(compute.max_buffer_bytes);
     let networks: Vec<_> = (1..=stack.max(1) as u64)
         .map(|s| config.init(device, s))
         .collect();
     let stacked = if stack > 1 {
-        Some(CnnStack::stack(&networks)?)
+        Some(CnnStack::stack(&networks)?.with_conv(compute.stacked_conv))
     } else {
         None
     };

@@ -233,7 +233,58 @@ fn stacked_studies_resume_and_shard_to_the_same_records() {
         small_ok(&sharded, &["--shard", shard, "--stack", "2"]);
     }
     assert_eq!(records(&sharded), expected);
-    for dir in [whole, sharded] {
+
+    // Convolutions as matrix products, evaluated in parts of 8 images: the same runs to
+    // float rounding, and the records say how they were computed.
+    let gemm = temp("stacked-gemm");
+    let done = xtask(&[
+        "study",
+        "--props",
+        "0.005",
+        "--protocols",
+        "raw,frozen",
+        "--reps",
+        "2",
+        "--iters",
+        "4",
+        "--eval-every",
+        "4",
+        "--pretrain-iters",
+        "4",
+        "--no-estimate",
+        "--quiet",
+        "--out",
+        gemm.to_str().unwrap(),
+        "--stack",
+        "2",
+        "--stacked-conv",
+        "gemm",
+        "--max-buffer-mib",
+        "16",
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let got = records(&gemm);
+    assert_eq!(got.len(), 4);
+    for (name, record) in &got {
+        let (_, alone) = expected.iter().find(|(n, _)| n == name).unwrap();
+        let driver = record["backend"]["driver"].as_str().unwrap();
+        let suffix = if name.starts_with("frozen") {
+            ", 2 runs stacked"
+        } else {
+            ", 2 runs stacked (gemm convolutions)"
+        };
+        assert!(driver.ends_with(suffix), "{name}: {driver}");
+        let accuracy = |r: &serde_json::Value| r["final_accuracy"].as_f64().unwrap();
+        let (a, b) = (accuracy(record), accuracy(alone));
+        assert!((a - b).abs() <= 0.003, "{name}: accuracy {a} vs {b}");
+    }
+    for dir in [whole, sharded, gemm] {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -79,6 +79,40 @@ pub enum StackedConv {
     Gemm,
 }
 
+impl StackedConv {
+    /// Every choice, in order.
+    pub const ALL: [StackedConv; 2] = [StackedConv::Grouped, StackedConv::Gemm];
+
+    /// Its name on command lines and in records: `grouped` or `gemm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StackedConv::Grouped => "grouped",
+            StackedConv::Gemm => "gemm",
+        }
+    }
+}
+
+impl std::fmt::Display for StackedConv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for StackedConv {
+    type Err = ModelError;
+
+    fn from_str(name: &str) -> Result<StackedConv, ModelError> {
+        StackedConv::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| {
+                ModelError::Config(format!(
+                    "unknown stacked convolution `{name}` (expected grouped or gemm)"
+                ))
+            })
+    }
+}
+
 /// The members' backbones: conv1 and conv2 grouped by member, then pooling.
 #[derive(Module, Debug)]
 pub struct BackboneStack {
@@ -166,10 +200,18 @@ impl BackboneStack {
     }
 
     /// Bytes of the widest tensor a forward pass over `images` images of `height` x `width`
-    /// creates: conv1's or conv2's output ("same" padding), every member's channels.
+    /// creates ("same" padding): conv1's or conv2's output, every member's channels, or
+    /// under [`StackedConv::Gemm`] a layer's columns (`k * k` times its input).
     pub fn activation_bytes(&self, images: usize, height: usize, width: usize) -> usize {
-        let channels = |conv: &Conv2d| conv.weight.shape().dims::<4>()[0];
-        let widest = channels(&self.conv1).max(channels(&self.conv2));
+        let widest = |conv: &Conv2d| {
+            let [out, member_in, kh, kw] = conv.weight.dims();
+            let columns = match (self.conv, unit_step_padding(conv)) {
+                (StackedConv::Gemm, Some(_)) => self.members() * member_in * kh * kw,
+                _ => 0,
+            };
+            out.max(columns)
+        };
+        let widest = widest(&self.conv1).max(widest(&self.conv2));
         images * widest * height * width * std::mem::size_of::<f32>()
     }
 
@@ -560,6 +602,10 @@ mod tests {
             let grouped = CnnStack::stack(&nets).unwrap().fork(&ad).train();
             let gemm = grouped.clone().with_conv(StackedConv::Gemm);
             assert_eq!(gemm.valid().backbone.conv, StackedConv::Gemm);
+            // conv2's 3 x 32 output channels, or its columns: 3 x 32 input channels x k x k.
+            let bytes = |stack: &CnnStack| stack.backbone.activation_bytes(1, 28, 28);
+            assert_eq!(bytes(&grouped), 96 * 784 * 4);
+            assert_eq!(bytes(&gemm), 96 * kernel * kernel * 784 * 4);
             let images = Tensor::<4>::random([2, 3, 28, 28], Distribution::Default, &ad);
             let weights = Tensor::<3>::random([3, 2, 4], Distribution::Default, &ad);
             let logits = |stack: &CnnStack| values(stack.forward(images.clone()));

@@ -14,11 +14,12 @@ pub fn batch_tensors(batch: &Batch, device: &Device) -> (Tensor<4>, Tensor<1, In
     (images, labels)
 }
 
-/// The largest tensor evaluation and the cached features create, in bytes: 128 MiB, the
-/// largest buffer every wgpu device accepts (WebGPU's default limit, and Mesa lavapipe's
+/// The largest tensor evaluation and the cached features create unless set
+/// ([`crate::LoopSettings::max_buffer_bytes`]), in bytes: 128 MiB, the largest buffer every
+/// wgpu device accepts (WebGPU's default limit, and Mesa lavapipe's
 /// maximum; a stack of 3 scoring 500 images at once needed 150 MB there and failed, the
 /// target training set's cached features 600 MB).
-pub const MAX_BUFFER_BYTES: usize = 128 << 20;
+pub const DEFAULT_MAX_BUFFER_BYTES: usize = 128 << 20;
 
 /// A test set held on a device as chunks of at most `chunk` images, built once and scored
 /// many times.
@@ -26,6 +27,7 @@ pub const MAX_BUFFER_BYTES: usize = 128 << 20;
 pub struct EvalSet {
     chunks: Vec<(Tensor<4>, Tensor<1, Int>)>,
     len: usize,
+    max_buffer_bytes: usize,
 }
 
 impl EvalSet {
@@ -39,7 +41,22 @@ impl EvalSet {
         EvalSet {
             chunks,
             len: set.len(),
+            max_buffer_bytes: DEFAULT_MAX_BUFFER_BYTES,
         }
+    }
+
+    /// The same set, scoring stacks in parts whose largest tensor stays under `bytes`
+    /// (default [`DEFAULT_MAX_BUFFER_BYTES`]).
+    pub fn with_max_buffer_bytes(self, bytes: usize) -> EvalSet {
+        EvalSet {
+            max_buffer_bytes: bytes,
+            ..self
+        }
+    }
+
+    /// The largest tensor scoring a stack may create, in bytes.
+    pub fn max_buffer_bytes(&self) -> usize {
+        self.max_buffer_bytes
     }
 
     /// Number of images.

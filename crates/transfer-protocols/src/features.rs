@@ -8,13 +8,14 @@ use transfer_model::{Backbone, Classifier};
 use transfer_records::{CurvePoint, LossPoint};
 
 use crate::error::TrainError;
-use crate::eval::{EvalSet, MAX_BUFFER_BYTES, Tally};
+use crate::eval::{DEFAULT_MAX_BUFFER_BYTES, EvalSet, Tally};
 use crate::masks::classify;
 use crate::train::{LoopSettings, Observer, Optimised, optimise};
 
 /// Backbone features of a set of images (`[N, 6272]`) with their labels, on one device. The
-/// features are kept in blocks of rows, none over [`MAX_BUFFER_BYTES`]: the target training
-/// set's are 600 MB, more than some GPUs' buffers hold.
+/// features are kept in blocks of rows, none over a size limit (by default
+/// [`DEFAULT_MAX_BUFFER_BYTES`]): the target training set's are 600 MB, more than some GPUs'
+/// buffers hold.
 #[derive(Debug, Clone)]
 pub struct FeatureSet {
     /// Consecutive blocks of `block_rows` rows (the last one may be shorter).
@@ -26,13 +27,14 @@ pub struct FeatureSet {
 }
 
 impl FeatureSet {
-    /// Runs `backbone` (in inference mode) over `set` in chunks of `chunk` images.
+    /// Runs `backbone` (in inference mode) over `set` in chunks of `chunk` images, in blocks
+    /// under [`DEFAULT_MAX_BUFFER_BYTES`].
     pub fn compute(backbone: &Backbone, set: &ImageSet, device: &Device, chunk: usize) -> Self {
-        Self::compute_in_blocks(backbone, set, device, chunk, MAX_BUFFER_BYTES)
+        Self::compute_in_blocks(backbone, set, device, chunk, DEFAULT_MAX_BUFFER_BYTES)
     }
 
     /// [`FeatureSet::compute`] with blocks of at most `max_bytes` (or one chunk).
-    fn compute_in_blocks(
+    pub fn compute_in_blocks(
         backbone: &Backbone,
         set: &ImageSet,
         device: &Device,

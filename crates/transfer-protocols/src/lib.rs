@@ -41,7 +41,7 @@ mod train;
 
 pub use adam::OnePassAdam;
 pub use error::TrainError;
-pub use eval::{EvalSet, MAX_BUFFER_BYTES, batch_tensors};
+pub use eval::{DEFAULT_MAX_BUFFER_BYTES, EvalSet, batch_tensors};
 pub use features::{FeatureSet, train_classifier_on_features};
 pub use memory::keep_freed_memory;
 pub use stack::{pretrain_stack, run_protocol_stack};

@@ -21,7 +21,7 @@ use transfer_records::{BackboneStart, CurvePoint, LossPoint};
 
 use crate::OnePassAdam;
 use crate::error::TrainError;
-use crate::eval::{EvalSet, MAX_BUFFER_BYTES, Tally, read_floats};
+use crate::eval::{EvalSet, Tally, read_floats};
 use crate::features::FeatureSet;
 use crate::masks::draw_keep;
 use crate::train::{
@@ -229,7 +229,8 @@ fn train_networks(
         .with_conv(job.settings.stacked_conv)
         .fork(&ad)
         .train();
-    let eval = EvalSet::new(job.test, device, job.settings.eval_chunk);
+    let eval = EvalSet::new(job.test, device, job.settings.eval_chunk)
+        .with_max_buffer_bytes(job.settings.max_buffer_bytes);
     let (stack, curves) = optimise_stack(
         stack,
         job,
@@ -252,13 +253,17 @@ fn train_classifiers_on_features(
     observer: &mut dyn Observer,
 ) -> Result<(Vec<Cnn>, Curves), TrainError> {
     let ad = device.clone().autodiff();
-    let chunk = job.settings.eval_chunk;
+    let (chunk, max_bytes) = (job.settings.eval_chunk, job.settings.max_buffer_bytes);
     let backbones: Vec<_> = job.networks.iter().map(|n| n.backbone.valid()).collect();
     let mut trains = Vec::with_capacity(job.members());
     let mut tests = Vec::with_capacity(job.members());
     for (backbone, train) in backbones.iter().zip(&job.trains) {
-        trains.push(FeatureSet::compute(backbone, train, device, chunk));
-        tests.push(FeatureSet::compute(backbone, job.test, device, chunk));
+        trains.push(FeatureSet::compute_in_blocks(
+            backbone, train, device, chunk, max_bytes,
+        ));
+        tests.push(FeatureSet::compute_in_blocks(
+            backbone, job.test, device, chunk, max_bytes,
+        ));
     }
     let classifiers: Vec<&Classifier> = job.networks.iter().map(|n| &n.classifier).collect();
     let stack = ClassifierStack::stack(&classifiers)?.fork(&ad).train();
@@ -279,7 +284,7 @@ fn train_classifiers_on_features(
             let labels = Tensor::from_data(TensorData::new(labels, [members, batch]), &ad);
             (job.classify(stack, features_batch, rngs, &ad), labels)
         },
-        |stack: &ClassifierStack| feature_accuracies(&stack.valid(), &tests),
+        |stack: &ClassifierStack| feature_accuracies(&stack.valid(), &tests, max_bytes),
     )?;
     let stack = stack.valid();
     let models = backbones
@@ -398,10 +403,11 @@ fn stacked_batch(
 }
 
 /// Each member's accuracy on its own features of one test set (`tests[r]` for member `r`,
-/// the same labels and blocks), scored in parts under [`MAX_BUFFER_BYTES`].
+/// the same labels and blocks), scored in parts under `max_bytes`.
 fn feature_accuracies(
     stack: &ClassifierStack,
     tests: &[FeatureSet],
+    max_bytes: usize,
 ) -> Result<Vec<f64>, TrainError> {
     let members = tests.len();
     let Some(first) = tests.first() else {
@@ -415,7 +421,7 @@ fn feature_accuracies(
             .iter_mut()
             .filter_map(|b| b.next().map(|(_, block)| block))
             .collect();
-        let part = (MAX_BUFFER_BYTES / (members * width * 4).max(1)).max(1);
+        let part = (max_bytes / (members * width * 4).max(1)).max(1);
         for offset in (0..rows).step_by(part) {
             let len = part.min(rows - offset);
             let features = blocks.iter().map(|b| (*b).clone().narrow(0, offset, len));
@@ -428,13 +434,13 @@ fn feature_accuracies(
 
 impl EvalSet {
     /// Each member's fraction of images classified correctly, in member order. Every chunk
-    /// is scored in parts small enough for [`MAX_BUFFER_BYTES`].
+    /// is scored in parts small enough for [`EvalSet::max_buffer_bytes`].
     pub fn accuracies(&self, stack: &CnnStack) -> Result<Vec<f64>, TrainError> {
         let mut tally = Tally::new(stack.members());
         for (images, labels) in self.chunks() {
             let [n, _, height, width] = images.dims();
             let per_image = stack.backbone.activation_bytes(1, height, width);
-            let rows = (MAX_BUFFER_BYTES / per_image.max(1)).max(1);
+            let rows = (self.max_buffer_bytes() / per_image.max(1)).max(1);
             for start in (0..n).step_by(rows) {
                 let len = rows.min(n - start);
                 let images = images.clone().narrow(0, start, len);

@@ -13,7 +13,7 @@ use transfer_records::{BackboneStart, CurvePoint, LossPoint, Protocol};
 
 use crate::OnePassAdam;
 use crate::error::TrainError;
-use crate::eval::{EvalSet, batch_tensors, read_floats};
+use crate::eval::{DEFAULT_MAX_BUFFER_BYTES, EvalSet, batch_tensors, read_floats};
 use crate::features::{FeatureSet, train_classifier_on_features};
 use crate::masks::classify;
 
@@ -40,11 +40,16 @@ pub struct LoopSettings {
     /// How runs trained as a stack compute their convolutions (speed versus memory; results
     /// do not depend on it beyond float rounding).
     pub stacked_conv: StackedConv,
+    /// The largest tensor evaluation and the cached features create, in bytes: scoring and
+    /// caching go in parts under it. Raise it on devices whose buffers allow more (fewer,
+    /// larger parts); results do not depend on it beyond float rounding.
+    pub max_buffer_bytes: usize,
 }
 
 impl LoopSettings {
     /// `iterations` at batch 100, evaluating every `eval_every`, in chunks of
-    /// [`DEFAULT_EVAL_CHUNK`]; stacks use grouped convolutions.
+    /// [`DEFAULT_EVAL_CHUNK`] and parts under [`DEFAULT_MAX_BUFFER_BYTES`]; stacks use grouped
+    /// convolutions.
     pub fn new(iterations: u32, eval_every: u32) -> Self {
         LoopSettings {
             iterations,
@@ -52,6 +57,7 @@ impl LoopSettings {
             batch_size: 100,
             eval_chunk: DEFAULT_EVAL_CHUNK,
             stacked_conv: StackedConv::Grouped,
+            max_buffer_bytes: DEFAULT_MAX_BUFFER_BYTES,
         }
     }
 
@@ -173,8 +179,9 @@ pub fn run_protocol(
         let start = Instant::now();
         input.settings.validate()?;
         let backbone = model.backbone.valid();
-        let train = FeatureSet::compute(&backbone, input.train, device, input.settings.eval_chunk);
-        let test = FeatureSet::compute(&backbone, input.test, device, input.settings.eval_chunk);
+        let (chunk, max_bytes) = (input.settings.eval_chunk, input.settings.max_buffer_bytes);
+        let train = FeatureSet::compute_in_blocks(&backbone, input.train, device, chunk, max_bytes);
+        let test = FeatureSet::compute_in_blocks(&backbone, input.test, device, chunk, max_bytes);
         let (classifier, curve, loss_curve) = train_classifier_on_features(
             device,
             model.classifier,
