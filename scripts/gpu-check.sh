@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with an NVIDIA GPU, measure the backends, one run at a time and
-# in stacks, and run the paper preset, writing timings, the table and the device's description
-# under one folder (device.txt, bench.txt, bench-*.json, study.txt, results.tar.gz).
+# in stacks (with grouped convolutions and as matrix products), and run the paper preset with
+# the faster, writing timings, the table and the device's description under one folder
+# (device.txt, bench.txt, bench-*.json, study.txt, results.tar.gz).
 #
 #   scripts/gpu-check.sh OUT_DIR
 #
-# On a machine without a package registry (the lent GPU machines), build here and carry two
-# ignored paths, 28 MB in all (the stripped binary is 62 MiB, 17 MB gzipped):
+# On a machine without a package registry, build elsewhere and carry two paths, 28 MB in all
+# (the stripped binary is 62 MiB, 17 MB gzipped):
 #
 #   cargo build --release -p xtask --features wgpu      # add cuda where cubecl-cuda builds
 #   mkdir -p target/gpu && strip -o target/gpu/xtask "${CARGO_TARGET_DIR:-target}/release/xtask"
 #   gzip -9f target/gpu/xtask && cp ../shared/mnist/*.gz data/mnist/
-#   # carry target/gpu and data/mnist; there: XTASK_BIN=target/gpu/xtask.gz scripts/gpu-check.sh "$OUT"
+#   # then there: XTASK_BIN=target/gpu/xtask.gz scripts/gpu-check.sh "$OUT"
+#
+# wgpu needs the Vulkan loader (libvulkan.so.1) and the NVIDIA driver's Vulkan ICD; the script
+# says in device.txt when either is missing (VK_DRIVER_FILES names an ICD file elsewhere).
 #
 # Environment:
 #   XTASK_BIN     a release xtask built with the GPU features, or that file gzipped (.gz)
@@ -21,11 +25,16 @@
 #                 "wgpu"; "cuda wgpu" with a binary built with both)
 #   PRESET        the study's preset (default paper)
 #   STEPS, EVAL_PASSES   bench's timed steps per protocol and evaluation passes (50, 5)
-#   STUDY_LIMIT   seconds allowed for the study (default 420); it resumes if run again
-#   JOBS          runs (or stacks) at once (default 4)
 #   STACK         runs trained together, `study --stack` (default 10: the paper's repetitions;
 #                 bench measures 1 and STACK)
+#   MAX_BUFFER_MIB  `--max-buffer-mib` for stacks (default 1024; NVIDIA's Vulkan driver allows
+#                 buffers of up to 4 GiB)
+#   JOBS          runs (or stacks) at once (default 4)
+#   BENCH_LIMIT   seconds allowed for each bench (default 150)
+#   DEADLINE      seconds the whole script may take (default 540): the study gets what the
+#                 benches leave, less 20 s; it resumes where it stopped if run again
 set -uo pipefail
+start=$(date +%s)
 out="${1:?usage: scripts/gpu-check.sh OUT_DIR}"
 bin="${XTASK_BIN:-target/release/xtask}"
 if [ "${bin%.gz}" != "$bin" ]; then
@@ -37,9 +46,11 @@ backends="${BACKENDS:-wgpu}"
 preset="${PRESET:-paper}"
 steps="${STEPS:-50}"
 passes="${EVAL_PASSES:-5}"
-limit="${STUDY_LIMIT:-420}"
 jobs="${JOBS:-4}"
 stack="${STACK:-10}"
+buffer="${MAX_BUFFER_MIB:-1024}"
+bench_limit="${BENCH_LIMIT:-150}"
+deadline="${DEADLINE:-540}"
 mkdir -p "$out"
 export MNIST_DIR="$mnist"
 
@@ -48,28 +59,70 @@ export MNIST_DIR="$mnist"
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) ($(nproc) cores)"
   "$bin" --version
+  if ldconfig -p | grep -q 'libvulkan\.so\.1'; then
+    echo "vulkan loader: $(ldconfig -p | grep -m1 'libvulkan\.so\.1' | sed 's/.*=> //')"
+  else
+    echo "vulkan loader: libvulkan.so.1 not found: wgpu cannot start (install libvulkan1)"
+  fi
+  icds=$(ls ${VK_DRIVER_FILES:-} /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json \
+    /usr/local/nvidia/share/vulkan/icd.d/*.json 2>/dev/null | xargs)
+  echo "vulkan ICDs: ${icds:-none found (set VK_DRIVER_FILES to the NVIDIA driver nvidia_icd.json)}"
 } > "$out/device.txt" 2>&1
 
+# `bench NAME ARGS...`: one bench, its figures in bench-NAME.json; fails if it did.
+bench() {
+  local name="$1"
+  shift
+  echo "== bench $name: $*" >> "$out/bench.txt"
+  timeout "$bench_limit" "$bin" bench "$@" --steps "$steps" --eval-passes "$passes" \
+    --json "$out/bench-$name.json" >> "$out/bench.txt" 2>&1
+}
+
+# The paper-preset estimate of a bench's JSON, in seconds (empty if it has none).
+estimate() {
+  grep -o '"paper_estimate_s": *[0-9.e+-]*' "$out/bench-$1.json" 2>/dev/null | sed 's/.*: *//' 
+}
+
+# Whether the number $1 is less than $2.
+faster() {
+  awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'
+}
+
 study_backend=""
+study_conv="grouped"
 for b in $backends; do
-  for s in 1 "$stack"; do
-    echo "== bench $b, stacks of $s" >> "$out/bench.txt"
-    if "$bin" bench --backend "$b" --stack "$s" --steps "$steps" --eval-passes "$passes" \
-      --json "$out/bench-$b-stack$s.json" >> "$out/bench.txt" 2>&1; then
-      [ -z "$study_backend" ] && study_backend="$b"
-    fi
+  bench "$b-stack1" --backend "$b" --stack 1 && [ -z "$study_backend" ] && study_backend="$b"
+  [ "$stack" -gt 1 ] || continue
+  for conv in grouped gemm; do
+    bench "$b-stack$stack-$conv" --backend "$b" --stack "$stack" --stacked-conv "$conv" \
+      --max-buffer-mib "$buffer"
   done
+  if [ "$b" = "$study_backend" ]; then
+    grouped=$(estimate "$b-stack$stack-grouped")
+    gemm=$(estimate "$b-stack$stack-gemm")
+    if [ -n "$gemm" ] && { [ -z "$grouped" ] || faster "$gemm" "$grouped"; }; then
+      study_conv="gemm"
+    fi
+    echo "== stacks of $stack: paper estimate ${grouped:-failed} s grouped, ${gemm:-failed} s gemm: the study uses $study_conv" >> "$out/bench.txt"
+  fi
 done
 echo "== bench flex (this machine's CPU)" >> "$out/bench.txt"
-"$bin" bench --backend flex --steps 10 --eval-passes 1 --json "$out/bench-flex.json" >> "$out/bench.txt" 2>&1
+timeout "$bench_limit" "$bin" bench --backend flex --steps 10 --eval-passes 1 \
+  --json "$out/bench-flex.json" >> "$out/bench.txt" 2>&1
 
 if [ -n "$study_backend" ]; then
-  start=$(date +%s)
-  timeout "$limit" "$bin" study --preset "$preset" --backend "$study_backend" --jobs "$jobs" \
-    --stack "$stack" --out results/"$preset-$study_backend" --quiet > "$out/study.txt" 2>&1
-  echo "exit $? after $(( $(date +%s) - start )) s" >> "$out/study.txt"
-  tar czf "$out/results.tar.gz" results/"$preset-$study_backend" 2>/dev/null
+  limit=$(( deadline - ($(date +%s) - start) - 20 ))
+  study_start=$(date +%s)
+  if [ "$limit" -gt 30 ]; then
+    timeout "$limit" "$bin" study --preset "$preset" --backend "$study_backend" --jobs "$jobs" \
+      --stack "$stack" --stacked-conv "$study_conv" --max-buffer-mib "$buffer" \
+      --out results/"$preset-$study_backend" --quiet > "$out/study.txt" 2>&1
+    echo "exit $? after $(( $(date +%s) - study_start )) s (limit $limit s)" >> "$out/study.txt"
+    tar czf "$out/results.tar.gz" results/"$preset-$study_backend" 2>/dev/null
+  else
+    echo "no time left for the study ($limit s)" > "$out/study.txt"
+  fi
 else
-  echo "no GPU backend started; see bench.txt" > "$out/study.txt"
+  echo "no GPU backend started; see bench.txt and device.txt" > "$out/study.txt"
 fi
 ls -la "$out"

@@ -33,7 +33,7 @@ mod wgpu {
     use transfer_model::CnnConfig;
     use transfer_model::fused::kernels::Method;
     use transfer_protocols::{
-        LoopSettings, RunInput, Silent, TrainOutcome, run_protocol, run_protocol_stack,
+        LoopSettings, RunInput, Silent, StackedConv, TrainOutcome, run_protocol, run_protocol_stack,
     };
     use transfer_records::Protocol;
 
@@ -132,9 +132,17 @@ mod wgpu {
     /// Twelve steps of the raw protocol with seed 3 (batches and initial weights) and, with
     /// `stacked_with`, runs of these seeds trained together with it; its outcome.
     fn short_run(device: &Device, stacked_with: &[u64]) -> TrainOutcome {
+        short_run_with(device, stacked_with, LoopSettings::new(12, 4))
+    }
+
+    /// [`short_run`] with other loop settings.
+    fn short_run_with(
+        device: &Device,
+        stacked_with: &[u64],
+        settings: LoopSettings,
+    ) -> TrainOutcome {
         let task = target();
         let (train, test) = (first(&task.train, 400), first(&task.test, 500));
-        let settings = LoopSettings::new(12, 4);
         let protocol = Protocol::preset("raw").unwrap();
         let runs: Vec<RunInput> = [3]
             .iter()
@@ -178,6 +186,24 @@ mod wgpu {
     fn a_run_stacked_on_the_gpu_agrees_with_the_run_alone() {
         let Some(gpu) = wgpu_device() else { return };
         assert_same_curves(&short_run(&flex(), &[]), &short_run(&gpu, &[4, 5]));
+    }
+
+    /// The same with the stack's convolutions as im2col and batched products, at batch 40
+    /// (conv2's columns for two networks, 72 MB, fit lavapipe's 128 MiB buffers), scored in
+    /// parts of 4 MiB.
+    #[test]
+    fn a_run_stacked_with_convolutions_as_products_agrees() {
+        let Some(gpu) = wgpu_device() else { return };
+        let settings = LoopSettings {
+            batch_size: 40,
+            stacked_conv: StackedConv::Gemm,
+            max_buffer_bytes: 4 << 20,
+            ..LoopSettings::new(12, 4)
+        };
+        assert_same_curves(
+            &short_run_with(&flex(), &[], settings.clone()),
+            &short_run_with(&gpu, &[4], settings),
+        );
     }
 
     fn assert_same_curves(cpu_run: &TrainOutcome, gpu_run: &TrainOutcome) {
