@@ -28,10 +28,13 @@ pub fn to_safetensors(model: &Cnn, path: &Path) -> Result<(), SafetensorsError> 
         source,
     };
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-    let mut push = |name: &str, tensor_dims: Vec<usize>, data: TensorData| {
+    let mut push = |name: &str, tensor_dims: Vec<usize>, data: Result<TensorData, _>| {
         let values = data
-            .try_into_vec_as::<f32>()
-            .map_err(|e| io(std::io::Error::other(format!("{name}: {e:?}"))))?;
+            .map_err(|e| format!("reading it from the device failed: {e}"))
+            .and_then(|data: TensorData| {
+                data.try_into_vec_as::<f32>().map_err(|e| format!("{e:?}"))
+            })
+            .map_err(|e| io(std::io::Error::other(format!("{name}: {e}"))))?;
         tensors.push((name.to_owned(), tensor_dims, values));
         Ok(())
     };
@@ -40,10 +43,18 @@ pub fn to_safetensors(model: &Cnn, path: &Path) -> Result<(), SafetensorsError> 
         ("conv2", &model.backbone.conv2),
     ] {
         let w = conv.weight.val();
-        push(&format!("{name}.weight"), w.dims().to_vec(), w.into_data())?;
+        push(
+            &format!("{name}.weight"),
+            w.dims().to_vec(),
+            w.try_into_data(),
+        )?;
         if let Some(b) = &conv.bias {
             let b = b.val();
-            push(&format!("{name}.bias"), b.dims().to_vec(), b.into_data())?;
+            push(
+                &format!("{name}.bias"),
+                b.dims().to_vec(),
+                b.try_into_data(),
+            )?;
         }
     }
     for (name, linear) in [
@@ -51,10 +62,18 @@ pub fn to_safetensors(model: &Cnn, path: &Path) -> Result<(), SafetensorsError> 
         ("head", &model.classifier.head),
     ] {
         let w = linear.weight.val().transpose();
-        push(&format!("{name}.weight"), w.dims().to_vec(), w.into_data())?;
+        push(
+            &format!("{name}.weight"),
+            w.dims().to_vec(),
+            w.try_into_data(),
+        )?;
         if let Some(b) = &linear.bias {
             let b = b.val();
-            push(&format!("{name}.bias"), b.dims().to_vec(), b.into_data())?;
+            push(
+                &format!("{name}.bias"),
+                b.dims().to_vec(),
+                b.try_into_data(),
+            )?;
         }
     }
     let bytes = encode(&tensors);
