@@ -15,7 +15,9 @@
 #   # then there: XTASK_BIN=target/gpu/xtask.gz scripts/gpu-check.sh "$OUT"
 #
 # wgpu needs the Vulkan loader (libvulkan.so.1) and the NVIDIA driver's Vulkan ICD; the script
-# says in device.txt when either is missing (VK_DRIVER_FILES names an ICD file elsewhere).
+# says in device.txt when either is missing. Where the driver's ICD is only under
+# /usr/local/nvidia (as NVIDIA's container runtime mounts it), VK_DRIVER_FILES is set to it, so
+# that wgpu does not fall back to a software driver.
 #
 # Environment:
 #   XTASK_BIN     a release xtask built with the GPU features, or that file gzipped (.gz)
@@ -53,20 +55,27 @@ bench_limit="${BENCH_LIMIT:-150}"
 deadline="${DEADLINE:-540}"
 mkdir -p "$out"
 export MNIST_DIR="$mnist"
+mounted_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$mounted_icd" ] \
+  && ! grep -qsi nvidia /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json; then
+  export VK_DRIVER_FILES="$mounted_icd"
+fi
 
 {
   echo "date: $(date -u +%FT%TZ)"
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) ($(nproc) cores)"
   "$bin" --version
-  if ldconfig -p | grep -q 'libvulkan\.so\.1'; then
-    echo "vulkan loader: $(ldconfig -p | grep -m1 'libvulkan\.so\.1' | sed 's/.*=> //')"
+  loader=$(ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' | sed 's/.*=> //' | head -1)
+  if [ -n "$loader" ]; then
+    echo "vulkan loader: $loader"
   else
     echo "vulkan loader: libvulkan.so.1 not found: wgpu cannot start (install libvulkan1)"
   fi
   icds=$(ls ${VK_DRIVER_FILES:-} /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json \
     /usr/local/nvidia/share/vulkan/icd.d/*.json 2>/dev/null | xargs)
   echo "vulkan ICDs: ${icds:-none found (set VK_DRIVER_FILES to the NVIDIA driver nvidia_icd.json)}"
+  echo "VK_DRIVER_FILES: ${VK_DRIVER_FILES:-unset}"
 } > "$out/device.txt" 2>&1
 
 # `bench NAME ARGS...`: one bench, its figures in bench-NAME.json; fails if it did.
