@@ -104,22 +104,28 @@ fn smoke_study_writes_everything_and_a_rerun_trains_nothing() {
 }
 
 /// A small study: 12 runs of 4 iterations, one evaluation each.
-const SMALL: [&str; 14] = [
-    "study",
-    "--props",
-    "0.005,0.01",
-    "--protocols",
-    "raw,frozen,dropout",
-    "--reps",
-    "2",
-    "--iters",
-    "4",
-    "--eval-every",
-    "4",
-    "--pretrain-iters",
-    "4",
-    "--no-estimate",
-];
+const SMALL: [&str; 14] = small_study("0.005,0.01", "raw,frozen,dropout");
+
+/// A study of these proportions and protocols, 2 repetitions of 4 iterations, one evaluation
+/// each.
+const fn small_study(props: &'static str, protocols: &'static str) -> [&'static str; 14] {
+    [
+        "study",
+        "--props",
+        props,
+        "--protocols",
+        protocols,
+        "--reps",
+        "2",
+        "--iters",
+        "4",
+        "--eval-every",
+        "4",
+        "--pretrain-iters",
+        "4",
+        "--no-estimate",
+    ]
+}
 
 fn small(out: &Path, extra: &[&str]) -> Command {
     let mut args: Vec<&str> = SMALL.to_vec();
@@ -237,31 +243,14 @@ fn stacked_studies_resume_and_shard_to_the_same_records() {
     // Convolutions as matrix products, evaluated in parts of 8 images: the same runs to
     // float rounding, and the records say how they were computed.
     let gemm = temp("stacked-gemm");
-    let done = xtask(&[
-        "study",
-        "--props",
-        "0.005",
-        "--protocols",
-        "raw,frozen",
-        "--reps",
-        "2",
-        "--iters",
-        "4",
-        "--eval-every",
-        "4",
-        "--pretrain-iters",
-        "4",
-        "--no-estimate",
-        "--quiet",
-        "--out",
-        gemm.to_str().unwrap(),
-        "--stack",
-        "2",
-        "--stacked-conv",
-        "gemm",
-        "--max-buffer-mib",
-        "16",
-    ])
+    let done = xtask(
+        &[
+            &small_study("0.005", "raw,frozen")[..],
+            &["--quiet", "--out", gemm.to_str().unwrap(), "--stack", "2"],
+            &["--stacked-conv", "gemm", "--max-buffer-mib", "16"],
+        ]
+        .concat(),
+    )
     .output()
     .unwrap();
     assert!(
