@@ -227,9 +227,7 @@ impl BackboneStack {
             .reshape([batch, members, channels / members * h * w])
             .swap_dims(0, 1)
     }
-}
 
-impl BackboneStack {
     /// `layer` (grouped by member) applied to `x`, as [`Self::conv`] says. Strided or
     /// dilated convolutions always run grouped.
     fn convolve(&self, layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
@@ -609,7 +607,13 @@ mod tests {
                 .collect();
             let grouped = CnnStack::stack(&nets).unwrap().fork(&ad).train();
             let gemm = grouped.clone().with_conv(StackedConv::Gemm);
-            assert_eq!(gemm.valid().backbone.conv, StackedConv::Gemm);
+            // The choice survives moving to a device, training mode and back.
+            let moved = CnnStack::stack(&nets)
+                .unwrap()
+                .with_conv(StackedConv::Gemm)
+                .fork(&ad)
+                .train();
+            assert_eq!(moved.valid().backbone.conv, StackedConv::Gemm);
             // conv2's 3 x 32 output channels, or its columns: 3 x 32 input channels x k x k.
             let bytes = |stack: &CnnStack| stack.backbone.activation_bytes(1, 28, 28);
             assert_eq!(bytes(&grouped), 96 * 784 * 4);

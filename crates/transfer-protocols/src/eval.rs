@@ -16,9 +16,9 @@ pub fn batch_tensors(batch: &Batch, device: &Device) -> (Tensor<4>, Tensor<1, In
 
 /// The largest tensor evaluation and the cached features create unless set
 /// ([`crate::LoopSettings::max_buffer_bytes`]), in bytes: 128 MiB, the largest buffer every
-/// wgpu device accepts (WebGPU's default limit, and Mesa lavapipe's
-/// maximum; a stack of 3 scoring 500 images at once needed 150 MB there and failed, the
-/// target training set's cached features 600 MB).
+/// wgpu device accepts (WebGPU's default limit, and Mesa lavapipe's maximum; a stack of 3
+/// scoring 500 images at once needed 150 MB there and failed, the target training set's
+/// cached features 600 MB).
 pub const DEFAULT_MAX_BUFFER_BYTES: usize = 128 << 20;
 
 /// A test set held on a device as chunks of at most `chunk` images, built once and scored
