@@ -80,7 +80,7 @@ pub struct StackArgs {
     pub stacked_conv: StackedConv,
     /// The largest tensor, in MiB, that evaluation and cached features create: they go in
     /// parts under it. 128 fits every wgpu device (WebGPU's default, Mesa lavapipe's maximum);
-    /// GPUs that allow larger buffers score in fewer, larger parts with more.
+    /// on a GPU that allows larger buffers, more means fewer and larger parts.
     #[arg(long, default_value_t = (DEFAULT_MAX_BUFFER_BYTES >> 20) as u32,
           value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
     pub max_buffer_mib: u32,
