@@ -2,7 +2,8 @@
 # The GPU check: on a machine with an NVIDIA GPU, measure the backends, one run at a time and
 # in stacks (with grouped convolutions and as matrix products), and run the paper preset the
 # way the benches estimate fastest, writing timings, the table and the device's description under one folder
-# (device.txt, bench.txt, bench-*.json, study.txt, results.tar.gz: 7 files with one backend).
+# (device.txt; bench.txt and bench.json, every bench's output and figures; gpu-use.csv, the
+# GPU's use sampled every second; study.txt; results.tar.gz).
 #
 #   scripts/gpu-check.sh OUT_DIR
 #
@@ -79,18 +80,25 @@ fi
   echo "VK_DRIVER_FILES: ${VK_DRIVER_FILES:-unset}"
 } > "$out/device.txt" 2>&1
 
-# `bench NAME ARGS...`: one bench, its figures in bench-NAME.json; fails if it did.
+figures=$(mktemp -d)
+# The GPU's use and power every second while the script runs: low use in a study means
+# launching, not arithmetic, bounds it.
+nvidia-smi --query-gpu=timestamp,utilization.gpu,utilization.memory,memory.used,power.draw \
+  --format=csv -l 1 > "$out/gpu-use.csv" 2>/dev/null &
+sampler=$!
+
+# `bench NAME ARGS...`: one bench, its figures in $figures/NAME.json; fails if it did.
 bench() {
   local name="$1"
   shift
   echo "== bench $name: $*" >> "$out/bench.txt"
   timeout "$bench_limit" "$bin" bench "$@" --steps "$steps" --eval-passes "$passes" \
-    --json "$out/bench-$name.json" >> "$out/bench.txt" 2>&1
+    --json "$figures/$name.json" >> "$out/bench.txt" 2>&1
 }
 
 # The paper-preset estimate of a bench's JSON, in seconds (empty if it has none).
 estimate() {
-  grep -o '"paper_estimate_s": *[0-9.e+-]*' "$out/bench-$1.json" 2>/dev/null | sed 's/.*: *//' 
+  grep -o '"paper_estimate_s": *[0-9.e+-]*' "$figures/$1.json" 2>/dev/null | sed 's/.*: *//' 
 }
 
 # Whether the number $1 is less than $2.
@@ -144,4 +152,18 @@ if [ -n "$study_backend" ]; then
 else
   echo "no GPU backend started; see bench.txt and device.txt" > "$out/study.txt"
 fi
+kill "$sampler" 2>/dev/null
+# Every bench's figures as one JSON object, by bench name.
+{
+  echo "{"
+  separator=""
+  for f in "$figures"/*.json; do
+    [ -f "$f" ] || continue
+    printf '%s"%s": ' "$separator" "$(basename "$f" .json)"
+    cat "$f"
+    separator=","
+  done
+  echo "}"
+} > "$out/bench.json"
+rm -rf "$figures"
 ls -la "$out"
