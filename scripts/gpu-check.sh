@@ -30,8 +30,8 @@
 #   STEPS, EVAL_PASSES   bench's timed steps per protocol and evaluation passes (50, 5)
 #   STACK         runs trained together, `study --stack` (default 10: the paper's repetitions;
 #                 bench measures 1 and STACK)
-#   MAX_BUFFER_MIB  `--max-buffer-mib` for stacks (default 1024; NVIDIA's Vulkan driver allows
-#                 buffers of up to 4 GiB)
+#   MAX_BUFFER_MIB  `--max-buffer-mib` for stacks (default 1024; where the device allows less,
+#                 those benches fail in one line and are not chosen)
 #   JOBS          runs (or stacks) at once (default 4)
 #   BENCH_LIMIT   seconds allowed for each bench (default 150)
 #   DEADLINE      seconds the whole script may take (default 460, under 8 minutes): the
