@@ -129,6 +129,43 @@ mod wgpu {
         assert!(rel <= 1e-4, "logits differ by {rel:e} (relative)");
     }
 
+    /// The gradients of every weight for one batch of 100 test images agree too: the
+    /// backward kernels the GPU runs (autotuned) against flex's fused ones. Measured on
+    /// lavapipe: 4.5e-6 of the largest (conv1), under 5e-7 (conv2, fc1, head); the test
+    /// allows 1e-4.
+    #[test]
+    fn same_weights_give_the_same_gradients() {
+        let Some(gpu) = wgpu_device() else { return };
+        let images = first(&target().test, 100);
+        let batch = images.batch(&(0..100).collect::<Vec<_>>());
+        let gradients = |device: &Device| {
+            let ad = device.clone().autodiff();
+            let model = CnnConfig::new(4).init(&ad, 11);
+            let (x, _) = transfer_protocols::batch_tensors(&batch, &ad);
+            let logits = model.forward(x);
+            let grads = (logits.clone() * logits).sum().backward();
+            let (b, c) = (&model.backbone, &model.classifier);
+            let four = |t: Tensor<4>| values(t.grad(&grads).unwrap());
+            let two = |t: Tensor<2>| values(t.grad(&grads).unwrap());
+            [
+                ("conv1", four(b.conv1.weight.val())),
+                ("conv2", four(b.conv2.weight.val())),
+                ("fc1", two(c.fc1.weight.val())),
+                ("head", two(c.head.weight.val())),
+            ]
+        };
+        for ((layer, on_cpu), (_, on_gpu)) in gradients(&flex()).into_iter().zip(gradients(&gpu)) {
+            let rel = relative_difference(&on_gpu, &on_cpu);
+            eprintln!(
+                "wgpu vs flex {layer} weight gradient: largest relative difference {rel:.2e}"
+            );
+            assert!(
+                rel <= 1e-4,
+                "{layer} gradients differ by {rel:e} (relative)"
+            );
+        }
+    }
+
     /// Twelve steps of the raw protocol with seed 3 (batches and initial weights) and, with
     /// `stacked_with`, runs of these seeds trained together with it; its outcome.
     fn short_run(device: &Device, stacked_with: &[u64]) -> TrainOutcome {
@@ -167,13 +204,14 @@ mod wgpu {
     }
 
     /// Twelve Adam steps from the same weights on the same batches. Float rounding differs
-    /// (reduction order, fused multiply-adds, flex's direct kernels against wgpu's),
-    /// and Adam divides each gradient by its own running magnitude, so a weight whose gradient
-    /// is near zero can move by up to the learning rate either way: the trajectories drift
-    /// apart, slowly. On lavapipe the mean losses agreed to about 1e-5 (relative) and the
-    /// accuracies exactly; the test allows 1e-3 on the losses and 2 of the 500 test images
-    /// on the accuracy, room for other drivers' rounding without hiding a wrong kernel
-    /// (a broken gradient moves the loss by far more after a few steps).
+    /// (reduction order, fused multiply-adds, flex's fused kernels against the ones wgpu's
+    /// autotuning picks), and Adam divides each gradient by its own running magnitude, so a
+    /// weight whose gradient is within rounding of zero can move by up to the learning rate
+    /// either way: the trajectories drift apart, slowly. On lavapipe the losses agreed to
+    /// 2.4e-3 (relative) at step 12 and the accuracies to 2 of the 500 test images (to 1e-5
+    /// and exactly with burn's direct kernels, before autotuning was on). The test allows 1e-2
+    /// on the losses and 5 images on the accuracy; the kernels themselves are held to 1e-4 by
+    /// the gradient test above, which this drift does not touch.
     #[test]
     fn a_short_training_run_agrees() {
         let Some(gpu) = wgpu_device() else { return };
@@ -212,7 +250,7 @@ mod wgpu {
                 "iteration {}: loss flex {:.5} wgpu {:.5}",
                 c.iteration, c.loss, g.loss
             );
-            assert!((c.loss - g.loss).abs() <= 1e-3 * c.loss, "{c:?} vs {g:?}");
+            assert!((c.loss - g.loss).abs() <= 1e-2 * c.loss, "{c:?} vs {g:?}");
         }
         for (c, g) in cpu_run.curve.iter().zip(&gpu_run.curve) {
             eprintln!(
@@ -220,7 +258,7 @@ mod wgpu {
                 c.iteration, c.accuracy, g.accuracy
             );
             assert!(
-                (c.accuracy - g.accuracy).abs() <= 2.0 / 500.0 + 1e-9,
+                (c.accuracy - g.accuracy).abs() <= 5.0 / 500.0 + 1e-9,
                 "{c:?} vs {g:?}"
             );
         }
