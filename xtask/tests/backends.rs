@@ -1,5 +1,6 @@
 //! The GPU backend (burn-wgpu) against the CPU backend (burn-flex) on real MNIST: the same
-//! weights give the same logits, and a short training run gives the same curve.
+//! weights give the same logits and gradients, and a short training run gives the same curve
+//! (alone, and in stacks with either stacked convolution).
 //!
 //! Needs the `wgpu` feature and a Vulkan, Metal or DX12 device; Mesa's software Vulkan driver
 //! (Debian `mesa-vulkan-drivers`, "lavapipe") is enough:
