@@ -42,8 +42,10 @@ start=$(date +%s)
 out="${1:?usage: scripts/gpu-check.sh OUT_DIR}"
 bin="${XTASK_BIN:-target/release/xtask}"
 if [ "${bin%.gz}" != "$bin" ]; then
-  gunzip -c "$bin" > "${bin%.gz}" && chmod +x "${bin%.gz}" || exit 1
-  bin="${bin%.gz}"
+  # Unpacked outside the working tree, which may be read-only or carried again.
+  unpacked="$(mktemp -d)/xtask"
+  gunzip -c "$bin" > "$unpacked" && chmod +x "$unpacked" || exit 1
+  bin="$unpacked"
 fi
 mnist="${MNIST_DIR:-data/mnist}"
 backends="${BACKENDS:-wgpu}"
