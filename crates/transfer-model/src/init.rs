@@ -15,14 +15,13 @@ pub fn xavier_uniform<const D: usize>(
 ) -> Param<Tensor<D>> {
     let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
     let n: usize = shape.iter().product();
-    let values: Vec<f32> = (0..n)
-        .map(|_| {
-            // 24 random bits give every representable f32 step in [0, 1).
-            let unit = (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-            (2.0 * unit - 1.0) * limit
-        })
-        .collect();
+    let values: Vec<f32> = (0..n).map(|_| (2.0 * unit(rng) - 1.0) * limit).collect();
     Param::from_data(TensorData::new(values, shape), device)
+}
+
+/// A value uniform in `[0, 1)`: 24 random bits give every representable f32 step there.
+pub(crate) fn unit(rng: &mut SeededRng) -> f32 {
+    (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32
 }
 
 /// A zero bias of `len` values.

@@ -472,9 +472,7 @@ mod tests {
     fn uniform<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
         let mut rng = transfer_data::SeededRng::new(seed);
         let count = shape.iter().product();
-        let data: Vec<f32> = (0..count)
-            .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32)
-            .collect();
+        let data: Vec<f32> = (0..count).map(|_| crate::init::unit(&mut rng)).collect();
         Tensor::from_data(TensorData::new(data, shape), device)
     }
 

@@ -8,13 +8,13 @@ use transfer_model::{Backbone, Classifier};
 use transfer_records::{CurvePoint, LossPoint};
 
 use crate::error::TrainError;
-use crate::eval::{DEFAULT_MAX_BUFFER_BYTES, EvalSet, Tally};
+use crate::eval::{EvalSet, Tally};
 use crate::masks::classify;
 use crate::train::{LoopSettings, Observer, Optimised, optimise};
 
 /// Backbone features of a set of images (`[N, 6272]`) with their labels, on one device. The
 /// features are kept in blocks of rows, none over a size limit (by default
-/// [`DEFAULT_MAX_BUFFER_BYTES`]): the target training set's are 600 MB, more than some GPUs'
+/// [`crate::DEFAULT_MAX_BUFFER_BYTES`]): the target training set's are 600 MB, more than some GPUs'
 /// buffers hold.
 #[derive(Debug, Clone)]
 pub struct FeatureSet {
@@ -27,14 +27,10 @@ pub struct FeatureSet {
 }
 
 impl FeatureSet {
-    /// Runs `backbone` (in inference mode) over `set` in chunks of `chunk` images, in blocks
-    /// under [`DEFAULT_MAX_BUFFER_BYTES`].
-    pub fn compute(backbone: &Backbone, set: &ImageSet, device: &Device, chunk: usize) -> Self {
-        Self::compute_in_blocks(backbone, set, device, chunk, DEFAULT_MAX_BUFFER_BYTES)
-    }
-
-    /// [`FeatureSet::compute`] with blocks of at most `max_bytes` (or one chunk).
-    pub fn compute_in_blocks(
+    /// Runs `backbone` (in inference mode) over `set` in chunks of `chunk` images, kept in
+    /// blocks of at most `max_bytes` (or one chunk; [`crate::DEFAULT_MAX_BUFFER_BYTES`] fits every
+    /// device).
+    pub fn compute(
         backbone: &Backbone,
         set: &ImageSet,
         device: &Device,
@@ -189,9 +185,10 @@ mod tests {
             labels,
         };
         let backbone = CnnConfig::new(4).init_backbone(&device, 1);
-        let whole = FeatureSet::compute(&backbone, &set, &device, 7);
+        let whole =
+            FeatureSet::compute(&backbone, &set, &device, 7, crate::DEFAULT_MAX_BUFFER_BYTES);
         // Two chunks of 7 images (6272 features each) per block: four blocks, the last of 8.
-        let blocks = FeatureSet::compute_in_blocks(&backbone, &set, &device, 7, 14 * 6272 * 4);
+        let blocks = FeatureSet::compute(&backbone, &set, &device, 7, 14 * 6272 * 4);
         assert_eq!((whole.blocks.len(), blocks.blocks.len()), (1, 4));
         let starts: Vec<usize> = blocks.blocks().map(|(start, _)| start).collect();
         assert_eq!(starts, [0, 14, 28, 42]);

@@ -258,10 +258,10 @@ fn train_classifiers_on_features(
     let mut trains = Vec::with_capacity(job.members());
     let mut tests = Vec::with_capacity(job.members());
     for (backbone, train) in backbones.iter().zip(&job.trains) {
-        trains.push(FeatureSet::compute_in_blocks(
+        trains.push(FeatureSet::compute(
             backbone, train, device, chunk, max_bytes,
         ));
-        tests.push(FeatureSet::compute_in_blocks(
+        tests.push(FeatureSet::compute(
             backbone, job.test, device, chunk, max_bytes,
         ));
     }

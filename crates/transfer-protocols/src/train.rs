@@ -180,8 +180,8 @@ pub fn run_protocol(
         input.settings.validate()?;
         let backbone = model.backbone.valid();
         let (chunk, max_bytes) = (input.settings.eval_chunk, input.settings.max_buffer_bytes);
-        let train = FeatureSet::compute_in_blocks(&backbone, input.train, device, chunk, max_bytes);
-        let test = FeatureSet::compute_in_blocks(&backbone, input.test, device, chunk, max_bytes);
+        let train = FeatureSet::compute(&backbone, input.train, device, chunk, max_bytes);
+        let test = FeatureSet::compute(&backbone, input.test, device, chunk, max_bytes);
         let (classifier, curve, loss_curve) = train_classifier_on_features(
             device,
             model.classifier,
