@@ -76,8 +76,8 @@ pub struct StackArgs {
     /// convolution kernels) or `gemm` (im2col and batched matrix products, 9 times a layer's
     /// input in memory). The same numbers to float rounding; `bench --stack N --stacked-conv`
     /// tells which is faster on a device.
-    #[arg(long, default_value_t = StackedConv::Grouped)]
-    pub stacked_conv: StackedConv,
+    #[arg(long, value_enum, default_value = "grouped")]
+    pub stacked_conv: StackedConvArg,
     /// The largest tensor, in MiB, that evaluation and cached features create: they go in
     /// parts under it. 128 fits every wgpu device (WebGPU's default, Mesa lavapipe's maximum);
     /// on a GPU that allows larger buffers, more means fewer and larger parts.
@@ -86,11 +86,23 @@ pub struct StackArgs {
     pub max_buffer_mib: u32,
 }
 
+/// `--stacked-conv`'s choices (`transfer_model::StackedConv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StackedConvArg {
+    /// The backend's grouped convolutions.
+    Grouped,
+    /// im2col and batched matrix products.
+    Gemm,
+}
+
 impl StackArgs {
     /// The runs per stack (at least 1) and how runs are computed.
     pub fn compute(&self) -> (usize, Compute) {
         let compute = Compute {
-            stacked_conv: self.stacked_conv,
+            stacked_conv: match self.stacked_conv {
+                StackedConvArg::Grouped => StackedConv::Grouped,
+                StackedConvArg::Gemm => StackedConv::Gemm,
+            },
             max_buffer_bytes: (self.max_buffer_mib as usize) << 20,
         };
         (self.stack as usize, compute)

@@ -80,10 +80,7 @@ pub enum StackedConv {
 }
 
 impl StackedConv {
-    /// Every choice, in order.
-    pub const ALL: [StackedConv; 2] = [StackedConv::Grouped, StackedConv::Gemm];
-
-    /// Its name on command lines and in records: `grouped` or `gemm`.
+    /// Its name in records: `grouped` or `gemm`.
     pub fn name(self) -> &'static str {
         match self {
             StackedConv::Grouped => "grouped",
@@ -95,21 +92,6 @@ impl StackedConv {
 impl std::fmt::Display for StackedConv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for StackedConv {
-    type Err = ModelError;
-
-    fn from_str(name: &str) -> Result<StackedConv, ModelError> {
-        StackedConv::ALL
-            .into_iter()
-            .find(|c| c.name() == name)
-            .ok_or_else(|| {
-                ModelError::Config(format!(
-                    "unknown stacked convolution `{name}` (expected grouped or gemm)"
-                ))
-            })
     }
 }
 
