@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# The GPU check: on a machine with an NVIDIA GPU, measure the backends, one run at a time and
-# in stacks (with grouped convolutions and as matrix products), and run the paper preset the
-# way the benches estimate fastest, writing timings, the table and the device's description under one folder
-# (device.txt; bench.txt and bench.json, every bench's output and figures; gpu-use.csv, the
-# GPU's use sampled every second; study.txt; results.tar.gz).
+# The GPU check: on a machine with an NVIDIA GPU, measure the GPU backends one run at a time,
+# then the fastest of them in stacks (with grouped convolutions and as matrix products), and run
+# the paper preset the way the benches estimate fastest, writing timings, the table and the
+# device's description under one folder (device.txt; bench.txt and bench.json, every bench's
+# output and figures; gpu-use.csv, the GPU's use sampled every second; study.txt;
+# results.tar.gz).
 #
 #   scripts/gpu-check.sh OUT_DIR
 #
-# On a machine without a package registry, build elsewhere and carry two paths, 28 MB in all
-# (the stripped binary is 62 MiB, 17 MB gzipped):
+# On a machine without a package registry, build elsewhere and carry the binaries and MNIST,
+# 55 MB in all (each stripped binary is about 80 MB, 22 MB gzipped). Features unify within a
+# build, so SPIR-V kernels (`vulkan`) need a binary of their own:
 #
 #   cargo build --release -p xtask --features wgpu      # add cuda where cubecl-cuda builds
 #   mkdir -p target/gpu && strip -o target/gpu/xtask "${CARGO_TARGET_DIR:-target}/release/xtask"
-#   gzip -9f target/gpu/xtask && cp ../shared/mnist/*.gz data/mnist/
-#   # then there: XTASK_BIN=target/gpu/xtask.gz scripts/gpu-check.sh "$OUT"
+#   cargo build --release -p xtask --features vulkan
+#   strip -o target/gpu/xtask-vulkan "${CARGO_TARGET_DIR:-target}/release/xtask"
+#   gzip -9f target/gpu/xtask target/gpu/xtask-vulkan && cp ../shared/mnist/*.gz data/mnist/
+#   # then there: XTASK_BIN=target/gpu/xtask.gz XTASK_VULKAN_BIN=target/gpu/xtask-vulkan.gz \
+#   #   scripts/gpu-check.sh "$OUT"
 #
 # wgpu needs the Vulkan loader (libvulkan.so.1) and the NVIDIA driver's Vulkan ICD; the script
 # says in device.txt when either is missing. Where the driver's ICD is only under
@@ -23,33 +28,50 @@
 # Environment:
 #   XTASK_BIN     a release xtask built with the GPU features, or that file gzipped (.gz)
 #                 (default target/release/xtask)
+#   XTASK_VULKAN_BIN  a release xtask built with `--features vulkan` (gzipped or not), for the
+#                 `vulkan` backend; when set, BACKENDS defaults to "wgpu vulkan"
 #   MNIST_DIR     the MNIST files (default data/mnist)
-#   BACKENDS      backends to measure and use, the first that works runs the study (default
-#                 "wgpu"; "cuda wgpu" with a binary built with both)
+#   BACKENDS      GPU backends to measure (default "wgpu"; "cuda wgpu" with a binary built
+#                 with both)
 #   PRESET        the study's preset (default paper)
 #   STEPS, EVAL_PASSES   bench's timed steps per protocol and evaluation passes (50, 5)
-#   STACK         runs trained together, `study --stack` (default 10: the paper's repetitions;
-#                 bench measures 1 and STACK)
+#   STACK         runs trained together, `study --stack` (default 10: the paper's repetitions);
+#                 the backends are benched alone, then in stacks from the fastest alone on,
+#                 while the time left allows
 #   MAX_BUFFER_MIB  `--max-buffer-mib` for stacks (default 1024; where the device allows less,
 #                 those benches fail in one line and are not chosen)
 #   JOBS          runs (or stacks) at once (default 4)
 #   BENCH_LIMIT   seconds allowed for each bench (default 150)
+#   STUDY_MIN     seconds kept for the study: a stack bench starts only if that many remain
+#                 after it (default 180)
 #   DEADLINE      seconds the whole script may take (default 460, under 8 minutes): the
 #                 study gets what the GPU benches leave, less 60 s (the CPU bench runs
-#                 after it, in what is left); it resumes where it stopped
-#                 if run again
+#                 after it, in what is left); it resumes where it stopped if run again
 set -uo pipefail
 start=$(date +%s)
 out="${1:?usage: scripts/gpu-check.sh OUT_DIR}"
-bin="${XTASK_BIN:-target/release/xtask}"
-if [ "${bin%.gz}" != "$bin" ]; then
-  # Unpacked outside the working tree, which may be read-only or carried again.
-  unpacked="$(mktemp -d)/xtask"
-  gunzip -c "$bin" > "$unpacked" && chmod +x "$unpacked" || exit 1
-  bin="$unpacked"
+# `unpack FILE`: FILE's path, or where it was unpacked to if it is gzipped.
+unpack() {
+  if [ "${1%.gz}" != "$1" ]; then
+    # Unpacked outside the working tree, which may be read-only or carried again.
+    local unpacked
+    unpacked="$(mktemp -d)/xtask"
+    gunzip -c "$1" > "$unpacked" && chmod +x "$unpacked" && echo "$unpacked"
+  else
+    echo "$1"
+  fi
+}
+bin=$(unpack "${XTASK_BIN:-target/release/xtask}") || exit 1
+vulkan_bin=""
+if [ -n "${XTASK_VULKAN_BIN:-}" ]; then
+  vulkan_bin=$(unpack "$XTASK_VULKAN_BIN") || exit 1
 fi
+# The binary that runs backend $1.
+bin_for() {
+  if [ "$1" = vulkan ] && [ -n "$vulkan_bin" ]; then echo "$vulkan_bin"; else echo "$bin"; fi
+}
 mnist="${MNIST_DIR:-data/mnist}"
-backends="${BACKENDS:-wgpu}"
+backends="${BACKENDS:-wgpu${vulkan_bin:+ vulkan}}"
 preset="${PRESET:-paper}"
 steps="${STEPS:-50}"
 passes="${EVAL_PASSES:-5}"
@@ -57,6 +79,7 @@ jobs="${JOBS:-4}"
 stack="${STACK:-10}"
 buffer="${MAX_BUFFER_MIB:-1024}"
 bench_limit="${BENCH_LIMIT:-150}"
+study_min="${STUDY_MIN:-180}"
 deadline="${DEADLINE:-460}"
 mkdir -p "$out"
 export MNIST_DIR="$mnist"
@@ -71,6 +94,7 @@ fi
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) ($(nproc) cores)"
   "$bin" --version
+  [ -z "$vulkan_bin" ] || echo "vulkan binary: $("$vulkan_bin" --version)"
   loader=$(ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' | sed 's/.*=> //' | head -1)
   if [ -n "$loader" ]; then
     echo "vulkan loader: $loader"
@@ -90,18 +114,19 @@ nvidia-smi --query-gpu=timestamp,utilization.gpu,utilization.memory,memory.used,
   --format=csv -l 1 > "$out/gpu-use.csv" 2>/dev/null &
 sampler=$!
 
-# `bench NAME ARGS...`: one bench, its figures in $figures/NAME.json; fails if it did.
+# `bench NAME LIMIT BACKEND ARGS...`: one bench of BACKEND for at most LIMIT seconds, its
+# figures in $figures/NAME.json; fails if it did.
 bench() {
-  local name="$1"
-  shift
-  echo "== bench $name: $*" >> "$out/bench.txt"
-  timeout "$bench_limit" "$bin" bench "$@" --steps "$steps" --eval-passes "$passes" \
-    --json "$figures/$name.json" >> "$out/bench.txt" 2>&1
+  local name="$1" limit="$2" backend="$3"
+  shift 3
+  echo "== bench $name: --backend $backend $*" >> "$out/bench.txt"
+  timeout "$limit" "$(bin_for "$backend")" bench --backend "$backend" "$@" --steps "$steps" \
+    --eval-passes "$passes" --json "$figures/$name.json" >> "$out/bench.txt" 2>&1
 }
 
 # The paper-preset estimate of a bench's JSON, in seconds (empty if it has none).
 estimate() {
-  grep -o '"paper_estimate_s": *[0-9.e+-]*' "$figures/$1.json" 2>/dev/null | sed 's/.*: *//' 
+  grep -o '"paper_estimate_s": *[0-9.e+-]*' "$figures/$1.json" 2>/dev/null | sed 's/.*: *//'
 }
 
 # Whether the number $1 is less than $2.
@@ -109,41 +134,59 @@ faster() {
   awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'
 }
 
-study_backend=""
-study_stack=1
-study_conv="grouped"
+# Seconds left before the deadline.
+left() {
+  echo $(( deadline - ($(date +%s) - start) ))
+}
+
+# Every backend alone; the study's choice starts with the fastest of them.
+study_backend="" study_stack=1 study_conv="grouped" best=""
 for b in $backends; do
-  bench "$b-stack1" --backend "$b" --stack 1 && [ -z "$study_backend" ] && study_backend="$b"
-  [ "$stack" -gt 1 ] || continue
-  for conv in grouped gemm; do
-    bench "$b-stack$stack-$conv" --backend "$b" --stack "$stack" --stacked-conv "$conv" \
-      --max-buffer-mib "$buffer"
-  done
-  if [ "$b" = "$study_backend" ]; then
-    # The study runs the way whose bench estimates the paper preset fastest.
-    best=$(estimate "$b-stack1")
-    for conv in grouped gemm; do
-      e=$(estimate "$b-stack$stack-$conv")
-      if [ -n "$e" ] && { [ -z "$best" ] || faster "$e" "$best"; }; then
-        best="$e" study_stack="$stack" study_conv="$conv"
-      fi
-    done
-    alone=$(estimate "$b-stack1")
-    grouped=$(estimate "$b-stack$stack-grouped")
-    gemm=$(estimate "$b-stack$stack-gemm")
-    echo "== paper estimates: ${alone:-failed} s alone, ${grouped:-failed} s in stacks of" \
-      "$stack (grouped), ${gemm:-failed} s (gemm): the study uses --stack $study_stack" \
-      "--stacked-conv $study_conv" >> "$out/bench.txt"
+  bench "$b-stack1" "$bench_limit" "$b" --stack 1 || continue
+  e=$(estimate "$b-stack1")
+  if [ -z "$study_backend" ] || { [ -n "$e" ] && { [ -z "$best" ] || faster "$e" "$best"; }; }; then
+    study_backend="$b" best="$e"
   fi
 done
+# Stacks, from the fastest backend alone on, while STUDY_MIN seconds would remain.
+working=$(for b in $backends; do
+  e=$(estimate "$b-stack1")
+  [ -n "$e" ] && echo "$e $b"
+done | sort -g | cut -d' ' -f2)
+if [ "$stack" -gt 1 ]; then
+  for b in $working; do
+    for conv in grouped gemm; do
+      limit=$(( $(left) - study_min ))
+      [ "$limit" -gt "$bench_limit" ] && limit="$bench_limit"
+      if [ "$limit" -lt 30 ]; then
+        echo "== bench $b-stack$stack-$conv: skipped, $(left) s left" >> "$out/bench.txt"
+        continue
+      fi
+      bench "$b-stack$stack-$conv" "$limit" "$b" --stack "$stack" --stacked-conv "$conv" \
+        --max-buffer-mib "$buffer"
+      e=$(estimate "$b-stack$stack-$conv")
+      if [ -n "$e" ] && { [ -z "$best" ] || faster "$e" "$best"; }; then
+        best="$e" study_backend="$b" study_stack="$stack" study_conv="$conv"
+      fi
+    done
+  done
+fi
 if [ -n "$study_backend" ]; then
+  {
+    echo "== paper estimates (s):"
+    for f in "$figures"/*.json; do
+      [ -f "$f" ] && echo "   $(basename "$f" .json): $(estimate "$(basename "$f" .json)")"
+    done
+    echo "   the study uses --backend $study_backend --stack $study_stack" \
+      "--stacked-conv $study_conv (estimate ${best:-none} s)"
+  } >> "$out/bench.txt"
   # What the GPU benches left, less 60 s: 40 for the CPU bench after it, 20 to spare.
-  limit=$(( deadline - ($(date +%s) - start) - 60 ))
+  limit=$(( $(left) - 60 ))
   study_start=$(date +%s)
   if [ "$limit" -gt 30 ]; then
-    timeout "$limit" "$bin" study --preset "$preset" --backend "$study_backend" --jobs "$jobs" \
-      --stack "$study_stack" --stacked-conv "$study_conv" --max-buffer-mib "$buffer" \
-      --out results/"$preset-$study_backend" --quiet > "$out/study.txt" 2>&1
+    timeout "$limit" "$(bin_for "$study_backend")" study --preset "$preset" \
+      --backend "$study_backend" --jobs "$jobs" --stack "$study_stack" \
+      --stacked-conv "$study_conv" --max-buffer-mib "$buffer" --out results/"$preset-$study_backend" --quiet > "$out/study.txt" 2>&1
     echo "exit $? after $(( $(date +%s) - study_start )) s (limit $limit s)" >> "$out/study.txt"
     tar czf "$out/results.tar.gz" results/"$preset-$study_backend" 2>/dev/null
   else
@@ -154,10 +197,10 @@ else
 fi
 # The CPU of the same machine, for comparison, in what time is left (after the study, which
 # the deadline is for).
-left=$(( deadline - ($(date +%s) - start) - 10 ))
-if [ "$left" -gt 20 ]; then
+cpu_limit=$(( $(left) - 10 ))
+if [ "$cpu_limit" -gt 20 ]; then
   echo "== bench flex (this machine's CPU)" >> "$out/bench.txt"
-  timeout "$left" "$bin" bench --backend flex --steps 10 --eval-passes 1 >> "$out/bench.txt" 2>&1
+  timeout "$cpu_limit" "$bin" bench --backend flex --steps 10 --eval-passes 1 >> "$out/bench.txt" 2>&1
 fi
 kill "$sampler" 2>/dev/null
 # Every bench's figures as one JSON object, by bench name.

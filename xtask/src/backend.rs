@@ -1,8 +1,8 @@
 //! The one place that names concrete burn backends.
 //!
 //! Each backend is a Cargo feature of this crate (`flex`, the default, `ndarray`, `wgpu`,
-//! `cuda`). Asking for one that this binary was built without re-runs the command through
-//! `cargo run --release --features NAME`, so the user never edits a manifest.
+//! `vulkan`, `cuda`). Asking for one that this binary was built without re-runs the command
+//! through `cargo run --release --features NAME`, so the user never edits a manifest.
 
 use std::process::Command;
 
@@ -21,6 +21,9 @@ pub enum Backend {
     Ndarray,
     /// burn-wgpu: GPUs through Vulkan, Metal, DX12 or WebGPU.
     Wgpu,
+    /// burn-wgpu on Vulkan with SPIR-V kernels, which can use cooperative matrices (tensor
+    /// cores) where the driver offers them. Built with it, `wgpu` also compiles SPIR-V on Vulkan.
+    Vulkan,
     /// burn-cuda: NVIDIA GPUs through CUDA.
     Cuda,
 }
@@ -32,6 +35,7 @@ impl Backend {
             Backend::Flex => "flex",
             Backend::Ndarray => "ndarray",
             Backend::Wgpu => "wgpu",
+            Backend::Vulkan => "vulkan",
             Backend::Cuda => "cuda",
         }
     }
@@ -47,6 +51,7 @@ impl Backend {
             Backend::Flex => cfg!(feature = "flex"),
             Backend::Ndarray => cfg!(feature = "ndarray"),
             Backend::Wgpu => cfg!(feature = "wgpu"),
+            Backend::Vulkan => cfg!(feature = "vulkan"),
             Backend::Cuda => cfg!(feature = "cuda"),
         }
     }
@@ -57,6 +62,7 @@ impl Backend {
             Backend::Flex,
             Backend::Ndarray,
             Backend::Wgpu,
+            Backend::Vulkan,
             Backend::Cuda,
         ]
         .into_iter()
@@ -73,31 +79,38 @@ impl Backend {
                 self.name()
             )));
         }
-        let device = self.make_device();
+        let device = self
+            .make_device()
+            .map_err(|reason| self.cannot_start(&reason))?;
+        // A device that fails at its first operation panics inside burn (CUDA without a
+        // driver, say); the probe catches that, quietly, so the failure is the one line below.
         let probe = device.clone();
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
         let started = std::panic::catch_unwind(move || {
             let x = Tensor::<2>::ones([2, 2], &probe);
-            x.sum().into_data().try_into_vec_as::<f32>().ok()
+            x.sum()
+                .try_into_data()
+                .map_err(|e| e.to_string())
+                .map(|data| data.try_into_vec_as::<f32>().ok())
         });
+        std::panic::set_hook(hook);
         match started {
-            Ok(Some(v)) if v.first() == Some(&4.0) => {}
-            Ok(_) => {
+            Ok(Ok(Some(v))) if v.first() == Some(&4.0) => {}
+            Ok(Ok(_)) => {
                 return Err(XtaskError::Backend(format!(
                     "backend '{}' started but computed a wrong value; use --backend flex",
                     self.name()
                 )));
             }
+            Ok(Err(reason)) => return Err(self.cannot_start(&reason)),
             Err(panic) => {
                 let reason = panic
                     .downcast_ref::<String>()
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "unknown reason".into());
-                let reason = reason.lines().next().unwrap_or("").to_owned();
-                return Err(XtaskError::Backend(format!(
-                    "backend '{}' could not start ({reason}); is a GPU and its driver present? The CPU backend works everywhere: --backend flex",
-                    self.name()
-                )));
+                return Err(self.cannot_start(&reason));
             }
         }
         let (name, driver) = describe_device(self, &device);
@@ -110,20 +123,36 @@ impl Backend {
         Ok((device, info))
     }
 
+    /// The one-line error for a backend whose device did not start, with what to do.
+    fn cannot_start(self, reason: &str) -> XtaskError {
+        XtaskError::Backend(format!(
+            "backend '{}' could not start ({}); is a GPU and its driver present? The CPU backend works everywhere: --backend flex",
+            self.name(),
+            reason.lines().next().unwrap_or("unknown reason")
+        ))
+    }
+
+    /// The backend's device; wgpu devices are opened here, so that a missing adapter or
+    /// driver is an error rather than a panic at the first operation.
     #[allow(unreachable_code, deprecated)]
-    fn make_device(self) -> Device {
-        match self {
+    fn make_device(self) -> std::result::Result<Device, String> {
+        Ok(match self {
             #[cfg(feature = "flex")]
             Backend::Flex => Device::flex(),
             #[cfg(feature = "ndarray")]
             Backend::Ndarray => Device::ndarray(),
             #[cfg(feature = "wgpu")]
-            Backend::Wgpu => Device::wgpu(DeviceKind::DefaultDevice),
+            Backend::Wgpu => Device::wgpu_options().init().map_err(|e| e.to_string())?,
+            #[cfg(feature = "vulkan")]
+            Backend::Vulkan => Device::wgpu_options()
+                .graphics_api(burn::tensor::wgpu::WgpuBackend::Vulkan)
+                .init()
+                .map_err(|e| e.to_string())?,
             #[cfg(feature = "cuda")]
             Backend::Cuda => Device::cuda(0),
             #[allow(unreachable_patterns)]
             _ => Device::default(),
-        }
+        })
     }
 }
 
@@ -133,7 +162,21 @@ fn describe_device(backend: Backend, device: &Device) -> (String, String) {
     match backend {
         Backend::Flex => (crate::hardware::cpu_model(), flex_kernels()),
         Backend::Ndarray => (crate::hardware::cpu_model(), "burn-ndarray".into()),
-        Backend::Wgpu | Backend::Cuda => gpu_identity(device),
+        Backend::Wgpu | Backend::Vulkan | Backend::Cuda => {
+            let (name, fingerprint) = gpu_identity(device);
+            (name, format!("{fingerprint}, {}", gpu_kernels(backend)))
+        }
+    }
+}
+
+/// The language the GPU backend's kernels are compiled to. A build with the `vulkan` feature
+/// compiles SPIR-V for every Vulkan device, `wgpu` ones included (and falls back to WGSL where
+/// the driver lacks the extensions it needs).
+fn gpu_kernels(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Cuda => "CUDA kernels",
+        _ if cfg!(feature = "vulkan") => "SPIR-V kernels on Vulkan, WGSL elsewhere",
+        _ => "WGSL kernels",
     }
 }
 
@@ -159,7 +202,7 @@ fn flex_kernels() -> String {
     }
 }
 
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
+#[cfg(any(feature = "wgpu", feature = "vulkan", feature = "cuda"))]
 fn gpu_identity(device: &Device) -> (String, String) {
     match device.identity() {
         Some(id) => (id.name, id.fingerprint),
@@ -167,7 +210,7 @@ fn gpu_identity(device: &Device) -> (String, String) {
     }
 }
 
-#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+#[cfg(not(any(feature = "wgpu", feature = "vulkan", feature = "cuda")))]
 fn gpu_identity(device: &Device) -> (String, String) {
     (format!("{device:?}"), String::new())
 }
@@ -212,4 +255,44 @@ pub fn rerun_with_feature(backend: Backend) -> Result<Option<i32>> {
             ))
         })?;
     Ok(Some(status.code().unwrap_or(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_backend_is_a_feature_of_this_crate_under_its_command_line_name() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let manifest: toml::Table = std::fs::read_to_string(&path)
+            .expect("xtask's manifest is readable")
+            .parse()
+            .expect("xtask's manifest is TOML");
+        let features = manifest["features"].as_table().expect("a [features] table");
+        for &backend in Backend::value_variants() {
+            assert!(
+                features.contains_key(backend.name()),
+                "no feature '{}' in {}",
+                backend.name(),
+                path.display()
+            );
+            assert_eq!(Backend::from_str(backend.name(), false), Ok(backend));
+        }
+    }
+
+    #[test]
+    fn a_backend_left_out_of_the_build_fails_in_one_line_naming_its_feature() {
+        let Some(missing) = Backend::value_variants().iter().find(|b| !b.compiled()) else {
+            return; // every backend compiled in: nothing is missing
+        };
+        let message = match missing.device() {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("'{}' started without its feature", missing.name()),
+        };
+        assert!(!message.contains('\n'), "{message}");
+        assert!(
+            message.contains(&format!("--features {}", missing.name())),
+            "{message}"
+        );
+    }
 }

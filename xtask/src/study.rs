@@ -317,7 +317,7 @@ fn estimate(
             "  --shard I/N               split the runs across N machines (Slurm array, Kubernetes Indexed Job)"
         );
         let reps = config.repetitions.max(2);
-        if matches!(config.training.backend.as_str(), "wgpu" | "cuda") {
+        if matches!(config.training.backend.as_str(), "wgpu" | "vulkan" | "cuda") {
             if exec.stack == 1 {
                 println!(
                     "  --stack {reps:<17} train the repetitions of a protocol and proportion together"

@@ -30,7 +30,7 @@ pub struct TrainingSettings {
     pub source_classes: Vec<u8>,
     /// Digits of the target task.
     pub target_classes: Vec<u8>,
-    /// Backend name (`flex`, `ndarray`, `wgpu`, `cuda`): numbers differ across backends in
+    /// Backend name (`flex`, `ndarray`, `wgpu`, `vulkan`, `cuda`): numbers differ across backends in
     /// the last digits, so they are never mixed.
     pub backend: String,
 }

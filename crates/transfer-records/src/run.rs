@@ -25,7 +25,7 @@ pub struct LossPoint {
 /// The backend and device a run used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendInfo {
-    /// Backend name: `flex`, `ndarray`, `wgpu`, `cuda`.
+    /// Backend name: `flex`, `ndarray`, `wgpu`, `vulkan`, `cuda`.
     pub backend: String,
     /// The device as the backend describes it (adapter name for a GPU).
     pub device: String,
