@@ -205,9 +205,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         compute,
     )?;
     println!(
-        "training, batch 100, {} timed steps each ({}; {}){}:",
+        "training, batch 100, {} timed steps each ({}; {}; {}){}:",
         args.steps,
         info.backend,
+        info.device,
         info.driver,
         if stack > 1 {
             format!(
