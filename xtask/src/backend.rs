@@ -70,6 +70,15 @@ impl Backend {
         .unwrap_or(Backend::Flex)
     }
 
+    /// The names of the backends this binary was built with.
+    pub fn compiled_names() -> Vec<&'static str> {
+        Backend::value_variants()
+            .iter()
+            .filter(|b| b.compiled())
+            .map(|b| b.name())
+            .collect()
+    }
+
     /// The device, checked to work by running one small operation on it.
     pub fn device(self) -> Result<(Device, BackendInfo)> {
         if !self.compiled() {

@@ -17,7 +17,7 @@ mod timing;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use transfer_data::{SubsetRule, subset_size};
 use transfer_model::StackedConv;
 use transfer_protocols::DEFAULT_MAX_BUFFER_BYTES;
@@ -238,7 +238,16 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("internal error: {}", message.lines().next().unwrap_or(""));
     }));
-    let cli = Cli::parse();
+    // The version names the backends built in, which decide what `--backend` runs without
+    // a rebuild (and, for a carried binary, at all). Leaked: clap keeps it for the process.
+    let version: &'static str = format!(
+        "{} (backends: {})",
+        env!("CARGO_PKG_VERSION"),
+        Backend::compiled_names().join(", ")
+    )
+    .leak();
+    let matches = Cli::command().version(version).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

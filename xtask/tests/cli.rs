@@ -346,3 +346,16 @@ fn a_damaged_dataset_fails_in_one_line() {
     assert!(err.contains("t10k-labels-idx1-ubyte.gz"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_version_names_the_backends_built_in() {
+    let version = run_ok(&["--version"]);
+    let backends = version
+        .split("(backends: ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no backends in {version:?}"));
+    let names: Vec<&str> = backends.split(", ").collect();
+    assert!(names.contains(&"flex"), "{version}");
+    assert_eq!(names.contains(&"wgpu"), cfg!(feature = "wgpu"), "{version}");
+}
