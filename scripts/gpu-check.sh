@@ -122,6 +122,14 @@ bench() {
   echo "== bench $name: --backend $backend $*" >> "$out/bench.txt"
   timeout "$limit" "$(bin_for "$backend")" bench --backend "$backend" "$@" --steps "$steps" \
     --eval-passes "$passes" --json "$figures/$name.json" >> "$out/bench.txt" 2>&1
+  local status=$?
+  case "$status" in
+    0) ;;
+    124) echo "== $name: stopped at its time limit ($limit s)" ;;
+    139) echo "== $name: crashed (segmentation fault, in the driver or the binary)" ;;
+    *) echo "== $name: failed (exit $status)" ;;
+  esac >> "$out/bench.txt"
+  return "$status"
 }
 
 # The paper-preset estimate of a bench's JSON, in seconds (empty if it has none).
@@ -193,7 +201,7 @@ if [ -n "$study_backend" ]; then
     echo "no time left for the study ($limit s)" > "$out/study.txt"
   fi
 else
-  echo "no GPU backend started; see bench.txt and device.txt" > "$out/study.txt"
+  echo "no GPU bench completed; see bench.txt and device.txt" > "$out/study.txt"
 fi
 # The CPU of the same machine, for comparison, in what time is left (after the study, which
 # the deadline is for).
