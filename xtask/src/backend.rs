@@ -173,9 +173,19 @@ fn describe_device(backend: Backend, device: &Device) -> (String, String) {
         Backend::Ndarray => (crate::hardware::cpu_model(), "burn-ndarray".into()),
         Backend::Wgpu | Backend::Vulkan | Backend::Cuda => {
             let (name, fingerprint) = gpu_identity(device);
-            (name, format!("{fingerprint}, {}", gpu_kernels(backend)))
+            let target = pci_ids(&fingerprint).unwrap_or(fingerprint);
+            (name, format!("{target}, {}", gpu_kernels(backend)))
         }
     }
+}
+
+/// wgpu's fingerprint `spirv_VENDOR_DEVICE` (whatever the kernels' language) as the PCI ids
+/// `vendor 0x10de, device 0x2330`; `None` for other fingerprints (CUDA's `ptx_sm90` says more
+/// as it is).
+fn pci_ids(fingerprint: &str) -> Option<String> {
+    let (vendor, device) = fingerprint.strip_prefix("spirv_")?.split_once('_')?;
+    let (vendor, device) = (vendor.parse::<u32>().ok()?, device.parse::<u32>().ok()?);
+    Some(format!("vendor {vendor:#06x}, device {device:#06x}"))
 }
 
 /// The language the GPU backend's kernels are compiled to. A build with the `vulkan` feature
@@ -287,6 +297,20 @@ mod tests {
             );
             assert_eq!(Backend::from_str(backend.name(), false), Ok(backend));
         }
+    }
+
+    #[test]
+    fn wgpu_fingerprints_read_as_pci_ids() {
+        assert_eq!(
+            pci_ids("spirv_4318_9008").as_deref(),
+            Some("vendor 0x10de, device 0x2330")
+        );
+        assert_eq!(
+            pci_ids("spirv_65541_0").as_deref(),
+            Some("vendor 0x10005, device 0x0000")
+        );
+        assert_eq!(pci_ids("ptx_sm90"), None);
+        assert_eq!(pci_ids("spirv_x_1"), None);
     }
 
     #[test]
