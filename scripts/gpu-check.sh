@@ -194,7 +194,8 @@ if [ -n "$study_backend" ]; then
   if [ "$limit" -gt 30 ]; then
     timeout "$limit" "$(bin_for "$study_backend")" study --preset "$preset" \
       --backend "$study_backend" --jobs "$jobs" --stack "$study_stack" \
-      --stacked-conv "$study_conv" --max-buffer-mib "$buffer" --out results/"$preset-$study_backend" --quiet > "$out/study.txt" 2>&1
+      --stacked-conv "$study_conv" --max-buffer-mib "$buffer" \
+      --out results/"$preset-$study_backend" --quiet > "$out/study.txt" 2>&1
     echo "exit $? after $(( $(date +%s) - study_start )) s (limit $limit s)" >> "$out/study.txt"
     tar czf "$out/results.tar.gz" results/"$preset-$study_backend" 2>/dev/null
   else
@@ -208,7 +209,8 @@ fi
 cpu_limit=$(( $(left) - 10 ))
 if [ "$cpu_limit" -gt 20 ]; then
   echo "== bench flex (this machine's CPU)" >> "$out/bench.txt"
-  timeout "$cpu_limit" "$bin" bench --backend flex --steps 10 --eval-passes 1 >> "$out/bench.txt" 2>&1
+  timeout "$cpu_limit" "$bin" bench --backend flex --steps 10 --eval-passes 1 \
+    >> "$out/bench.txt" 2>&1
 fi
 kill "$sampler" 2>/dev/null
 # Every bench's figures as one JSON object, by bench name.

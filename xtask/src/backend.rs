@@ -56,18 +56,14 @@ impl Backend {
         }
     }
 
-    /// The default backend of this build: flex when present, else the first compiled one.
+    /// The default backend of this build: the first compiled one in declaration order (flex
+    /// when present).
     pub fn default_compiled() -> Backend {
-        [
-            Backend::Flex,
-            Backend::Ndarray,
-            Backend::Wgpu,
-            Backend::Vulkan,
-            Backend::Cuda,
-        ]
-        .into_iter()
-        .find(|b| b.compiled())
-        .unwrap_or(Backend::Flex)
+        Backend::value_variants()
+            .iter()
+            .copied()
+            .find(|b| b.compiled())
+            .unwrap_or(Backend::Flex)
     }
 
     /// The names of the backends this binary was built with.
