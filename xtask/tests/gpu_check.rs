@@ -76,6 +76,18 @@ fn check(tag: &str, env: &[(&str, &str)]) -> (String, String) {
     (bench, study)
 }
 
+/// Asserts that the study ran on `backend`, with that backend's binary, in stacks of `stack`
+/// with `conv` convolutions.
+fn assert_study_ran(study: &str, backend: &str, stack: usize, conv: &str) {
+    let expected = format!(
+        "study by xtask-{backend}: --backend {backend} --stack {stack} --stacked-conv {conv}"
+    );
+    assert!(
+        study.contains(&expected),
+        "expected {expected:?} in:\n{study}"
+    );
+}
+
 #[test]
 fn the_study_runs_the_way_and_with_the_binary_estimated_fastest() {
     let (bench, study) = check(
@@ -89,10 +101,7 @@ fn the_study_runs_the_way_and_with_the_binary_estimated_fastest() {
             ("E_wgpu_gemm", "70"),
         ],
     );
-    assert!(
-        study.contains("study by xtask-vulkan: --backend vulkan --stack 10 --stacked-conv gemm"),
-        "{study}"
-    );
+    assert_study_ran(&study, "vulkan", 10, "gemm");
     assert!(bench.contains("estimate 50.5 s"), "{bench}");
     // Both backends alone, then stacks of both (the fastest alone first).
     let order: Vec<&str> = bench
@@ -126,10 +135,7 @@ fn a_faster_stack_wins_over_a_faster_backend_alone() {
             ("E_wgpu_gemm", "700"),
         ],
     );
-    assert!(
-        study.contains("study by xtask-vulkan: --backend vulkan --stack 10 --stacked-conv grouped"),
-        "{study}"
-    );
+    assert_study_ran(&study, "vulkan", 10, "grouped");
 }
 
 #[test]
@@ -149,10 +155,7 @@ fn failed_and_crashed_benches_are_reported_and_never_chosen() {
         "{bench}"
     );
     assert!(!bench.contains("vulkan-stack10"), "{bench}");
-    assert!(
-        study.contains("study by xtask-wgpu: --backend wgpu --stack 10 --stacked-conv grouped"),
-        "{study}"
-    );
+    assert_study_ran(&study, "wgpu", 10, "grouped");
 }
 
 #[test]
@@ -188,8 +191,5 @@ fn stack_benches_are_skipped_when_the_study_would_lose_its_time() {
         bench.contains("== bench wgpu-stack10-grouped: skipped"),
         "{bench}"
     );
-    assert!(
-        study.contains("study by xtask-wgpu: --backend wgpu --stack 1 --stacked-conv grouped"),
-        "{study}"
-    );
+    assert_study_ran(&study, "wgpu", 1, "grouped");
 }
