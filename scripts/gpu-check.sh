@@ -147,16 +147,22 @@ left() {
   echo $(( deadline - ($(date +%s) - start) ))
 }
 
-# Every backend alone; the study's choice starts with the fastest of them.
+# `consider NAME BACKEND STACK CONV`: the study's way becomes bench NAME's if its estimate is
+# the best so far.
 study_backend="" study_stack=1 study_conv="grouped" best=""
-for b in $backends; do
-  bench "$b-stack1" "$bench_limit" "$b" --stack 1 || continue
-  e=$(estimate "$b-stack1")
-  if [ -z "$study_backend" ] || { [ -n "$e" ] && { [ -z "$best" ] || faster "$e" "$best"; }; }; then
-    study_backend="$b" best="$e"
+consider() {
+  local e
+  e=$(estimate "$1")
+  if [ -n "$e" ] && { [ -z "$best" ] || faster "$e" "$best"; }; then
+    best="$e" study_backend="$2" study_stack="$3" study_conv="$4"
   fi
+}
+
+# Every backend alone; then those that worked, fastest first, in stacks while STUDY_MIN
+# seconds would remain.
+for b in $backends; do
+  bench "$b-stack1" "$bench_limit" "$b" --stack 1 && consider "$b-stack1" "$b" 1 grouped
 done
-# Stacks, from the fastest backend alone on, while STUDY_MIN seconds would remain.
 working=$(for b in $backends; do
   e=$(estimate "$b-stack1")
   [ -n "$e" ] && echo "$e $b"
@@ -171,11 +177,7 @@ if [ "$stack" -gt 1 ]; then
         continue
       fi
       bench "$b-stack$stack-$conv" "$limit" "$b" --stack "$stack" --stacked-conv "$conv" \
-        --max-buffer-mib "$buffer"
-      e=$(estimate "$b-stack$stack-$conv")
-      if [ -n "$e" ] && { [ -z "$best" ] || faster "$e" "$best"; }; then
-        best="$e" study_backend="$b" study_stack="$stack" study_conv="$conv"
-      fi
+        --max-buffer-mib "$buffer" && consider "$b-stack$stack-$conv" "$b" "$stack" "$conv"
     done
   done
 fi

@@ -9,6 +9,7 @@ use transfer_model::Backbone;
 use transfer_records::{BackboneStart, Protocol, StudyConfig};
 use transfer_report::{ReportContext, StudyResults, write_report};
 
+use crate::backend::Backend;
 use crate::error::{Result, XtaskError};
 use crate::plan::{PlannedRun, Shard, plan, stack_label, stacks};
 use crate::progress::Progress;
@@ -317,7 +318,9 @@ fn estimate(
             "  --shard I/N               split the runs across N machines (Slurm array, Kubernetes Indexed Job)"
         );
         let reps = config.repetitions.max(2);
-        if matches!(config.training.backend.as_str(), "wgpu" | "vulkan" | "cuda") {
+        let on_gpu = <Backend as clap::ValueEnum>::from_str(&config.training.backend, false)
+            .is_ok_and(|b| !b.on_cpu());
+        if on_gpu {
             if exec.stack == 1 {
                 println!(
                     "  --stack {reps:<17} train the repetitions of a protocol and proportion together"

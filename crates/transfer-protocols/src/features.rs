@@ -13,9 +13,9 @@ use crate::masks::classify;
 use crate::train::{LoopSettings, Observer, Optimised, optimise};
 
 /// Backbone features of a set of images (`[N, 6272]`) with their labels, on one device. The
-/// features are kept in blocks of rows, none over a size limit (by default
-/// [`crate::DEFAULT_MAX_BUFFER_BYTES`]): the target training set's are 600 MB, more than some GPUs'
-/// buffers hold.
+/// features are kept in blocks of rows, none over the size limit given to
+/// [`FeatureSet::compute`]: the target training set's are 600 MB, more than some GPUs' buffers
+/// hold.
 #[derive(Debug, Clone)]
 pub struct FeatureSet {
     /// Consecutive blocks of `block_rows` rows (the last one may be shorter).
