@@ -56,10 +56,24 @@ fn check(tag: &str, env: &[(&str, &str)]) -> (String, String) {
     let dir = stand_ins(tag);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/gpu-check.sh");
     let out = dir.join("out");
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg(&out)
-        .current_dir(&dir)
+    let mut command = Command::new("bash");
+    command.arg(&script).arg(&out).current_dir(&dir);
+    // The script's settings come from the test alone, not from the caller's environment.
+    for setting in [
+        "BACKENDS",
+        "PRESET",
+        "STEPS",
+        "EVAL_PASSES",
+        "STACK",
+        "MAX_BUFFER_MIB",
+        "JOBS",
+        "BENCH_LIMIT",
+        "STUDY_MIN",
+        "DEADLINE",
+    ] {
+        command.env_remove(setting);
+    }
+    let status = command
         .env("XTASK_BIN", dir.join("xtask-wgpu"))
         .env("XTASK_VULKAN_BIN", dir.join("xtask-vulkan"))
         .envs(env.iter().copied())
