@@ -177,7 +177,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         Isa::prefer(Some(isa));
     }
     let (device, info) = args.backend.device()?;
-    let dataset = load_dataset(&args.dir, None)?;
+    let dataset = load_dataset(&args.dir, &transfer_data::Manifest::mnist())?;
     let (source, target) = dataset.transfer_tasks(
         &transfer_data::SOURCE_CLASSES,
         &transfer_data::TARGET_CLASSES,

@@ -27,12 +27,15 @@ fn proc_kib(file: &str, key: &str) -> Option<f64> {
 
 /// Peak single-precision GFLOP/s of this CPU, measured: every logical core runs chains of
 /// independent fused multiply-adds on registers (AVX-512 where present, else AVX2 with FMA)
-/// for about `seconds`. `None` off x86-64 or without FMA.
+/// for about `seconds`. `None` off x86-64 or without AVX-512F or AVX2 with FMA.
 pub fn peak_gflops(seconds: f64) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
         let wide = std::arch::is_x86_feature_detected!("avx512f");
-        if !wide && !std::arch::is_x86_feature_detected!("fma") {
+        // The narrow loop needs both AVX2 and FMA: some CPUs have FMA without AVX2.
+        let narrow = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        if !(wide || narrow) {
             return None;
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

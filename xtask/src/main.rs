@@ -21,12 +21,12 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use transfer_data::{SubsetRule, subset_size};
 use transfer_model::StackedConv;
 use transfer_protocols::DEFAULT_MAX_BUFFER_BYTES;
-use transfer_records::{Protocol, TrainingSettings};
+use transfer_records::{DatasetIdentity, Protocol, TrainingSettings};
 
 use crate::backend::Backend;
 use crate::error::{Result, XtaskError};
 use crate::plan::{ConfigFile, Overrides, Preset, Shard, build_config};
-use crate::runner::{Compute, Workspace, load_dataset};
+use crate::runner::{Compute, Workspace, load_dataset, read_manifest};
 
 #[derive(Parser)]
 #[command(
@@ -221,6 +221,11 @@ struct ReportArgs {
     out: PathBuf,
 }
 
+/// The command line as typed after the program's name: `study --preset quick`.
+pub fn command_line() -> String {
+    std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+}
+
 /// Two runs at once where there are at least two cores, else one.
 fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
@@ -281,7 +286,10 @@ fn run(cli: Cli) -> Result<u8> {
 
 fn data(args: DataArgs) -> Result<()> {
     let start = std::time::Instant::now();
-    let dataset = load_dataset(&args.data.dir, args.data.manifest.as_deref())?;
+    let dataset = load_dataset(
+        &args.data.dir,
+        &read_manifest(args.data.manifest.as_deref())?,
+    )?;
     println!(
         "{} in {}: verified (SHA-256 of every file) and loaded in {:.2} s",
         dataset.name,
@@ -327,6 +335,8 @@ fn train(args: TrainArgs) -> Result<()> {
     settings.pretrain_iterations = args.pretrain_iters;
     settings.seed = args.seed;
     settings.subset = args.subset;
+    let manifest = read_manifest(args.data.manifest.as_deref())?;
+    settings.dataset = DatasetIdentity::of(&manifest);
     settings.validate()?;
     if !(args.proportion > 0.0 && args.proportion <= 1.0) {
         return Err(XtaskError::Usage(format!(
@@ -335,8 +345,10 @@ fn train(args: TrainArgs) -> Result<()> {
         )));
     }
     let (device, info) = args.backend.device()?;
-    let dataset = load_dataset(&args.data.dir, args.data.manifest.as_deref())?;
+    let dataset = load_dataset(&args.data.dir, &manifest)?;
     let ws = Workspace::new(&dataset, device, info, &args.out, &settings)?;
+    ws.check_feasible(&[args.proportion])?;
+    ws.set_aside_untrusted(|line| println!("{line}"))?;
     let progress = progress::Progress::new(1, args.quiet, "runs");
     let pretrained = if protocol.needs_pretraining() {
         let mut observer = progress.run(
@@ -397,7 +409,9 @@ fn study(args: StudyArgs) -> Result<()> {
         subset: args.subset,
         seed: args.seed,
     };
-    let config = build_config(args.preset, file.as_ref(), &flags, args.backend.name())?;
+    let mut config = build_config(args.preset, file.as_ref(), &flags, args.backend.name())?;
+    let manifest = read_manifest(args.data.manifest.as_deref())?;
+    config.training.dataset = DatasetIdentity::of(&manifest);
     let shard = args
         .shard
         .as_deref()
@@ -440,8 +454,9 @@ fn study(args: StudyArgs) -> Result<()> {
         t.backend
     );
     let (device, info) = args.backend.device()?;
-    let dataset = load_dataset(&args.data.dir, args.data.manifest.as_deref())?;
+    let dataset = load_dataset(&args.data.dir, &manifest)?;
     let mut ws = Workspace::new(&dataset, device, info, &out, &config.training)?;
+    ws.check_feasible(&config.proportions)?;
     let (stack, compute) = args.stacking.compute();
     ws.compute = compute;
     let exec = study::Execution {
@@ -450,7 +465,7 @@ fn study(args: StudyArgs) -> Result<()> {
         shard,
         quiet: args.quiet,
         no_estimate: args.no_estimate,
-        command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        command: command_line(),
     };
     study::run_study(&ws, &config, &exec)
 }

@@ -12,7 +12,7 @@ use crate::error::{Result, XtaskError};
 /// The named starting points of a study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
-    /// SPEC.md exactly: 10 repetitions of 1000 iterations, test accuracy every 10.
+    /// The published protocol exactly (docs/protocol.md): 10 repetitions of 1000 iterations, test accuracy every 10.
     Paper,
     /// About a minute on a 2-core CPU: 2 repetitions of 100 iterations, every 50.
     Quick,
@@ -112,9 +112,29 @@ impl ConfigFile {
     /// Reads and parses a TOML file; errors name the file and the offending key.
     pub fn read(path: &Path) -> Result<ConfigFile> {
         let text = std::fs::read_to_string(path).map_err(|e| XtaskError::io(path, e))?;
-        toml::from_str(&text).map_err(|e| XtaskError::ConfigFile {
+        ConfigFile::parse(&text).map_err(|what| XtaskError::ConfigFile {
             path: path.to_owned(),
-            what: e.message().replace('\n', " "),
+            what,
+        })
+    }
+
+    /// Parses TOML text; the error is one line saying what is wrong and where.
+    pub fn parse(text: &str) -> std::result::Result<ConfigFile, String> {
+        toml::from_str(text).map_err(|e| {
+            let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            let message = if message.is_empty() {
+                "not valid TOML".to_owned()
+            } else {
+                message
+            };
+            match e.span() {
+                Some(span) => {
+                    let before = &text.as_bytes()[..span.start.min(text.len())];
+                    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+                    format!("line {line}: {message}")
+                }
+                None => message,
+            }
         })
     }
 }
@@ -456,5 +476,72 @@ mod tests {
         let config = build_config(None, Some(&file), &Overrides::default(), "flex").unwrap();
         assert_eq!(config.protocols.len(), 2);
         assert!(config.protocols[1].needs_pretraining() && config.protocols[1].dropout == 0.5);
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// TOML that often parses: known keys with values of any type, mixed with noise.
+        fn config_text() -> impl Strategy<Value = String> {
+            let key = prop::sample::select(vec![
+                "preset",
+                "reps",
+                "iters",
+                "eval_every",
+                "pretrain_iters",
+                "batch",
+                "protocols",
+                "props",
+                "subset",
+                "seed",
+                "source_classes",
+                "target_classes",
+                "nope",
+            ]);
+            let value = prop::sample::select(vec![
+                "0",
+                "1",
+                "-3",
+                "4294967296",
+                "1e400",
+                "nan",
+                "\"quick\"",
+                "\"x\"",
+                "[]",
+                "[0.5, 2.0]",
+                "[6, 7]",
+                "[\"raw\", \"zz\"]",
+                "[[1]]",
+                "true",
+                "{}",
+            ]);
+            prop_oneof![
+                prop::collection::vec((key, value), 0..6).prop_map(|pairs| {
+                    pairs
+                        .iter()
+                        .map(|(k, v)| format!("{k} = {v}\n"))
+                        .collect::<String>()
+                }),
+                ".{0,120}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Any configuration text gives a valid study or a one-line refusal.
+            #[test]
+            fn any_config_text_is_a_valid_study_or_a_refusal(text in config_text()) {
+                match ConfigFile::parse(&text) {
+                    Err(e) => prop_assert!(!e.is_empty() && !e.contains('\n'), "{}", e),
+                    Ok(file) => match build_config(None, Some(&file), &Overrides::default(), "flex") {
+                        Ok(config) => prop_assert!(config.validate().is_ok()),
+                        Err(e) => prop_assert!(!e.to_string().contains('\n'), "{}", e),
+                    },
+                }
+            }
+        }
     }
 }

@@ -4,29 +4,33 @@
 use std::path::Path;
 
 use burn::prelude::*;
-use transfer_data::{Dataset, Manifest, Task, select_subset};
+use transfer_data::{Dataset, Manifest, Task, select_subset, subset_size};
 use transfer_model::{Backbone, CnnConfig, StackedConv};
 use transfer_protocols::{
-    DEFAULT_MAX_BUFFER_BYTES, LoopSettings, Observer, RunInput, pretrain_stack, run_protocol_stack,
+    DEFAULT_MAX_BUFFER_BYTES, LoopSettings, Observer, RunInput, network_config, pretrain_stack,
+    run_protocol_stack,
 };
 use transfer_records::{
-    BackendInfo, PretrainRecord, Protocol, ResultsDir, RunRecord, TrainingSettings, pretrain_seed,
-    run_seed,
+    BackendInfo, PretrainRecord, Protocol, Provenance, ResultsDir, RunRecord, TrainingSettings,
+    pretrain_seed, run_seed, split_at_divergence, utc_timestamp,
 };
 
-use crate::error::Result;
+use crate::error::{Result, XtaskError};
 use crate::progress::DownloadBar;
 
-/// Loads (downloading if needed) and verifies MNIST from `dir`, or a dataset described by
-/// a manifest file.
-pub fn load_dataset(dir: &Path, manifest: Option<&Path>) -> Result<Dataset> {
-    let manifest = match manifest {
+/// The manifest of a dataset: the file's, or canonical MNIST's.
+pub fn read_manifest(manifest: Option<&Path>) -> Result<Manifest> {
+    Ok(match manifest {
         Some(path) => Manifest::from_json_file(path)?,
         None => Manifest::mnist(),
-    };
+    })
+}
+
+/// Loads (downloading if needed) and verifies the dataset of `manifest` from `dir`.
+pub fn load_dataset(dir: &Path, manifest: &Manifest) -> Result<Dataset> {
     Ok(transfer_data::ensure_dataset(
         dir,
-        &manifest,
+        manifest,
         &DownloadBar::new(),
     )?)
 }
@@ -61,6 +65,8 @@ pub struct Workspace {
     pub store: ResultsDir,
     /// How runs are computed.
     pub compute: Compute,
+    /// What every record written here says produced it (its date set when written).
+    pub provenance: Provenance,
 }
 
 /// How runs are computed, as opposed to what they compute: results change with these by
@@ -112,7 +118,29 @@ impl Workspace {
     ) -> Result<Workspace> {
         let (source, target) =
             dataset.transfer_tasks(&settings.source_classes, &settings.target_classes)?;
+        let refuse = |what: String| {
+            XtaskError::Usage(format!(
+                "dataset {} ({}): {what}",
+                dataset.name, dataset.files[0]
+            ))
+        };
+        network_config(source.num_classes(), &source.train).map_err(|e| refuse(e.to_string()))?;
+        if source.train.len() < settings.batch_size {
+            return Err(refuse(format!(
+                "the source task (classes {:?}) has {} training images, fewer than one batch of {}",
+                settings.source_classes,
+                source.train.len(),
+                settings.batch_size
+            )));
+        }
         let store = ResultsDir::create(out, settings)?;
+        let provenance = Provenance {
+            program: format!("mnist-transfer {}", env!("CARGO_PKG_VERSION")),
+            commit: env!("TRANSFER_GIT_COMMIT").to_owned(),
+            dataset: settings.dataset.clone(),
+            date: String::new(),
+            command: crate::command_line(),
+        };
         Ok(Workspace {
             device,
             backend,
@@ -120,12 +148,55 @@ impl Workspace {
             target,
             store,
             compute: Compute::default(),
+            provenance,
         })
+    }
+
+    /// The provenance of a record written now.
+    fn provenance_now(&self) -> Provenance {
+        let seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Provenance {
+            date: utc_timestamp(seconds),
+            ..self.provenance.clone()
+        }
     }
 
     /// The settings every run here uses.
     pub fn settings(&self) -> &TrainingSettings {
         self.store.settings()
+    }
+
+    /// Checks that runs at `proportions` can be trained on this data before any is: each
+    /// gives a subset of at least one batch.
+    pub fn check_feasible(&self, proportions: &[f64]) -> Result<()> {
+        let s = self.settings();
+        for &proportion in proportions {
+            subset_size(s.subset, self.target.train.len(), proportion, s.batch_size).map_err(
+                |e| {
+                    XtaskError::Usage(format!(
+                        "the target task (classes {:?}) cannot be trained at proportion {proportion}: {e}",
+                        s.target_classes
+                    ))
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Moves records that fail verification out of the way (to `rejected/`), saying so in a
+    /// line each, so that their runs are trained again.
+    pub fn set_aside_untrusted(&self, say: impl Fn(&str)) -> Result<()> {
+        for moved in self.store.set_aside_untrusted()? {
+            say(&format!(
+                "{}: not trusted ({}); moved to {} and run again",
+                moved.from.display(),
+                moved.why,
+                moved.to.display()
+            ));
+        }
+        Ok(())
     }
 
     /// The pretrained backbone of `repetition`: loaded if already in the results directory,
@@ -150,6 +221,13 @@ impl Workspace {
         observer: &mut dyn Observer,
     ) -> Result<Vec<(Backbone, Finished<PretrainRecord>)>> {
         let config = CnnConfig::new(self.source.num_classes());
+        // Held until the missing ones are stored (repetitions ascending: no deadlock).
+        let mut sorted = repetitions.to_vec();
+        sorted.sort_unstable();
+        let _locks = sorted
+            .iter()
+            .map(|&rep| self.store.lock_pretrain(rep))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let stored = repetitions
             .iter()
             .map(|&rep| self.store.finished_pretrain(rep))
@@ -205,23 +283,25 @@ impl Workspace {
             }
             let weights = self.store.weights_path(repetition);
             outcome.model.backbone.save(&weights)?;
+            let (loss_curve, diverged_at) = split_at_divergence(outcome.loss_curve);
             let record = PretrainRecord {
                 repetition,
                 seed,
                 iterations: s.pretrain_iterations,
                 train_samples: self.source.train.len(),
                 curve: outcome.curve,
-                loss_curve: outcome.loss_curve,
+                loss_curve,
+                diverged_at,
                 source_test_accuracy: outcome.final_accuracy,
                 wall_seconds: outcome.wall_seconds,
                 backend: self.backend_of(outcome.stacked, Some(settings.stacked_conv)),
                 settings_hash: self.store.settings_hash().to_owned(),
-                weights_file: weights
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
+                weights_file: transfer_records::weights_file_name(repetition),
+                weights_sha256: String::new(),
+                provenance: self.provenance_now(),
+                checksum: String::new(),
             };
-            self.store.write_pretrain(&record)?;
+            let record = self.store.write_pretrain(&record)?;
             finished.push((
                 outcome.model.backbone,
                 Finished {
@@ -357,6 +437,7 @@ impl Workspace {
                 });
                 continue;
             }
+            let (loss_curve, diverged_at) = split_at_divergence(outcome.loss_curve);
             let record = RunRecord {
                 protocol: protocol.clone(),
                 proportion,
@@ -370,7 +451,8 @@ impl Workspace {
                 train_samples: train.len(),
                 iterations: s.iterations,
                 curve: outcome.curve,
-                loss_curve: outcome.loss_curve,
+                loss_curve,
+                diverged_at,
                 final_accuracy: outcome.final_accuracy,
                 wall_seconds: outcome.wall_seconds,
                 backend: self.backend_of(
@@ -378,8 +460,10 @@ impl Workspace {
                     (!protocol.freeze_backbone).then_some(settings.stacked_conv),
                 ),
                 settings_hash: self.store.settings_hash().to_owned(),
+                provenance: self.provenance_now(),
+                checksum: String::new(),
             };
-            self.store.write_run(&record)?;
+            let record = self.store.write_run(&record)?;
             finished.push(Finished {
                 record,
                 reused: false,

@@ -38,6 +38,7 @@ pub struct Execution {
 /// whole plan is finished.
 pub fn run_study(ws: &Workspace, config: &StudyConfig, exec: &Execution) -> Result<()> {
     let started = Instant::now();
+    ws.set_aside_untrusted(|line| println!("{line}"))?;
     ws.store.write_study(config)?;
     let all = plan(config);
     let every_stack = stacks(&all, exec.stack);

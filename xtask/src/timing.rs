@@ -68,7 +68,7 @@ pub fn seconds_per_eval_image(
     stack: usize,
     compute: Compute,
 ) -> Result<f64> {
-    let config = CnnConfig::new(target.num_classes());
+    let config = transfer_protocols::network_config(target.num_classes(), &target.test)?;
     let eval =
         EvalSet::new(&target.test, device, chunk).with_max_buffer_bytes(compute.max_buffer_bytes);
     let networks: Vec<_> = (1..=stack.max(1) as u64)

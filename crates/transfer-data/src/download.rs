@@ -5,6 +5,10 @@
 //! SHA-256), and only then renamed into place: a half-downloaded or corrupted file never
 //! looks complete. Any failure at one mirror (HTTP error, refused connection, time-out,
 //! wrong checksum) moves on to the next; when all fail, the error lists each mirror's reason.
+//!
+//! Any number of processes may fill one directory at once (the first start of a cluster job
+//! array): each file is fetched under an exclusive lock on a hidden `.NAME.lock` beside it, and
+//! a process that waited for the lock finds the file in place and moves on.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -86,6 +90,18 @@ pub fn download_missing(
     );
     let mut fetched = Vec::new();
     for spec in missing {
+        let lock_path = dir.join(format!(".{}.lock", spec.name));
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| DataError::io(&lock_path, e))?;
+        lock.lock().map_err(|e| DataError::io(&lock_path, e))?;
+        if locate(dir, spec).is_some() {
+            // Another process fetched it while this one waited for the lock.
+            continue;
+        }
         let mut attempts = Vec::new();
         let mut done = false;
         if options.mirrors.is_empty() {

@@ -98,8 +98,10 @@ pub enum DataError {
     #[error("class {0} is listed more than once (class sets must not overlap)")]
     DuplicateClass(u8),
     /// A class the data does not contain.
-    #[error("class {class} does not occur in the data (labels present: {present})")]
+    #[error("{file}: class {class} does not occur (labels present: {present})")]
     UnknownClass {
+        /// The label file (and dataset) it is missing from.
+        file: String,
         /// The requested class.
         class: u8,
         /// The labels that do occur.

@@ -21,6 +21,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 #[cfg(feature = "download")]
 mod download;
 mod error;
@@ -43,7 +45,7 @@ pub use images::{Batch, ImageSet};
 pub use load::{
     Dataset, locate, missing_files, read_content, read_verified, sha256_hex, verify_content,
 };
-pub use manifest::{FileSpec, MNIST_MIRRORS, Manifest, accepted_names};
+pub use manifest::{FileSpec, MNIST_MIRRORS, Manifest, accepted_names, is_plain_name};
 pub use rng::SeededRng;
 pub use sampler::BatchSampler;
 pub use split::{SOURCE_CLASSES, TARGET_CLASSES, Task, check_classes};

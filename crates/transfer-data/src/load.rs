@@ -15,6 +15,8 @@ use crate::manifest::{FileSpec, Manifest, accepted_names};
 pub struct Dataset {
     /// The manifest's name (e.g. `MNIST`).
     pub name: String,
+    /// The manifest's file names: train images, train labels, test images, test labels.
+    pub files: [String; 4],
     /// The training split.
     pub train: ImageSet,
     /// The test split.
@@ -26,6 +28,10 @@ impl Dataset {
     /// either naming style, and verifies every file's decompressed size and SHA-256 before
     /// parsing it. Nothing unverified is ever returned.
     pub fn load(dir: &Path, manifest: &Manifest) -> Result<Dataset> {
+        manifest.validate().map_err(|what| DataError::Manifest {
+            path: dir.to_owned(),
+            what,
+        })?;
         let [train_images, train_labels, test_images, test_labels] = manifest.files();
         let (train, test) = std::thread::scope(|scope| {
             let test = scope.spawn(|| load_split(dir, test_images, test_labels));
@@ -48,6 +54,7 @@ impl Dataset {
         }
         Ok(Dataset {
             name: manifest.name.clone(),
+            files: manifest.files().map(|f| f.name.clone()),
             train,
             test,
         })
@@ -136,8 +143,10 @@ pub fn read_content(path: &Path, expected_len: u64) -> Result<Vec<u8>> {
         }
         return Ok(raw);
     }
+    // Deflate expands at most 1032-fold: no more is reserved than the file can produce.
     let capacity = usize::try_from(expected_len)
         .unwrap_or(usize::MAX)
+        .min(raw.len().saturating_mul(1032))
         .min(1 << 30);
     let mut content = Vec::with_capacity(capacity);
     flate2::read::MultiGzDecoder::new(raw.as_slice())

@@ -88,20 +88,48 @@ impl Manifest {
             path: path.to_owned(),
             what: e.to_string(),
         })?;
-        for file in manifest.files() {
+        manifest.validate().map_err(|what| DataError::Manifest {
+            path: path.to_owned(),
+            what,
+        })?;
+        Ok(manifest)
+    }
+
+    /// Checks what the files and directories will be named after: every file name is a plain
+    /// name (letters, digits, `.`, `-`, `_`; not hidden, no directory part), the four names
+    /// differ, every SHA-256 is 64 lower-case hex digits, and every mirror is an HTTP(S) URL.
+    /// The error is a sentence without the manifest's path; callers add it.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for (i, file) in self.files().into_iter().enumerate() {
+            if !is_plain_name(&file.name) {
+                return Err(format!(
+                    "file name {:?} is not a plain file name (letters, digits, '.', '-', '_', not starting with '.')",
+                    file.name
+                ));
+            }
+            if self.files()[..i].iter().any(|f| f.name == file.name) {
+                return Err(format!("file name {:?} is listed twice", file.name));
+            }
             let hex_ok = file.sha256.len() == 64
                 && file
                     .sha256
                     .bytes()
                     .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
             if !hex_ok {
-                return Err(DataError::Manifest {
-                    path: path.to_owned(),
-                    what: format!("sha256 of {} is not 64 lower-case hex digits", file.name),
-                });
+                return Err(format!(
+                    "sha256 of {} is not 64 lower-case hex digits",
+                    file.name
+                ));
             }
         }
-        Ok(manifest)
+        if let Some(bad) = self
+            .mirrors
+            .iter()
+            .find(|m| !(m.starts_with("https://") || m.starts_with("http://")))
+        {
+            return Err(format!("mirror {bad:?} is not an http:// or https:// URL"));
+        }
+        Ok(())
     }
 
     /// The four files, in the order train images, train labels, test images, test labels.
@@ -113,6 +141,17 @@ impl Manifest {
             &self.test_labels,
         ]
     }
+}
+
+/// Whether `name` can be joined to a directory without leaving it or hiding: non-empty,
+/// at most 255 bytes, ASCII letters, digits, `.`, `-` and `_` only, not starting with `.`.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 /// The file names accepted for a canonical name: both naming styles
@@ -147,6 +186,23 @@ mod tests {
                 "train-images.idx3-ubyte"
             ]
         );
+    }
+
+    #[test]
+    fn names_that_leave_the_directory_are_refused() {
+        for bad in ["/etc/passwd", "../x", "a/b", ".hidden", "", "a b", "x\\y"] {
+            let mut m = Manifest::mnist();
+            m.test_labels.name = bad.to_owned();
+            let err = m.validate().unwrap_err();
+            assert!(err.contains("plain file name"), "{bad}: {err}");
+        }
+        let mut m = Manifest::mnist();
+        m.test_labels.name = m.train_labels.name.clone();
+        assert!(m.validate().unwrap_err().contains("twice"));
+        let mut m = Manifest::mnist();
+        m.mirrors = vec!["file:///etc/".into()];
+        assert!(m.validate().unwrap_err().contains("mirror"));
+        assert!(Manifest::mnist().validate().is_ok());
     }
 
     #[test]

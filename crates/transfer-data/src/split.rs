@@ -31,20 +31,28 @@ impl Task {
 impl Dataset {
     /// The task made of `classes` (relabelled `0..K-1`, in the given order).
     ///
-    /// Fails on an empty list, a repeated class, or a class absent from the training data.
+    /// Fails on an empty list, a repeated class, or a class absent from the training or the
+    /// test split (the error names the split's label file).
     pub fn task(&self, classes: &[u8]) -> Result<Task> {
         check_classes(classes, &[])?;
-        let present = self.train.label_counts(256);
-        for &c in classes {
-            if present[usize::from(c)] == 0 {
-                let listed: Vec<String> = (0..=255u8)
-                    .filter(|&l| present[usize::from(l)] > 0)
-                    .map(|l| l.to_string())
-                    .collect();
-                return Err(DataError::UnknownClass {
-                    class: c,
-                    present: listed.join(","),
-                });
+        for (set, file) in [(&self.train, &self.files[1]), (&self.test, &self.files[3])] {
+            let present = set.label_counts(256);
+            for &c in classes {
+                if present[usize::from(c)] == 0 {
+                    let listed: Vec<String> = (0..=255u8)
+                        .filter(|&l| present[usize::from(l)] > 0)
+                        .map(|l| l.to_string())
+                        .collect();
+                    return Err(DataError::UnknownClass {
+                        file: format!("{} ({})", file, self.name),
+                        class: c,
+                        present: if listed.is_empty() {
+                            "none: the split is empty".to_owned()
+                        } else {
+                            listed.join(",")
+                        },
+                    });
+                }
             }
         }
         Ok(Task {
@@ -103,6 +111,7 @@ mod tests {
         };
         Dataset {
             name: "tiny".into(),
+            files: ["ti", "tl", "si", "sl"].map(String::from),
             train: set.clone(),
             test: set,
         }
@@ -129,5 +138,24 @@ mod tests {
             Err(DataError::DuplicateClass(3))
         ));
         assert!(d.transfer_tasks(&[0, 3], &[6, 7]).is_ok());
+    }
+
+    #[test]
+    fn a_class_missing_from_the_test_split_is_refused_naming_its_file() {
+        let mut d = dataset();
+        d.test.labels = vec![7, 0, 7, 0, 6, 3];
+        let err = d.task(&[9, 7]).unwrap_err().to_string();
+        assert!(
+            err.contains("class 9") && err.contains("sl (tiny)"),
+            "{err}"
+        );
+        d.test = ImageSet {
+            rows: 1,
+            cols: 1,
+            pixels: vec![],
+            labels: vec![],
+        };
+        let err = d.task(&[0, 3]).unwrap_err().to_string();
+        assert!(err.contains("the split is empty"), "{err}");
     }
 }

@@ -180,7 +180,12 @@ fn every_mirror_failing_is_reported_per_mirror_and_leaves_nothing() {
         "{attempts:?}"
     );
     assert!(attempts[2].starts_with(&refused), "{attempts:?}");
-    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+    // Nothing but the (empty) lock file of the file it tried.
+    let left: Vec<String> = std::fs::read_dir(dest.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, [".train-images-idx3-ubyte.lock"]);
     assert!(!err.to_string().contains('\n'));
 }
 
@@ -224,5 +229,40 @@ fn a_stale_partial_file_is_discarded_not_trusted() {
     .unwrap();
     let opts = options(vec![server.mirror("good"), server.mirror("good")]);
     download_missing(dest.path(), &manifest, &opts, &Silent).unwrap();
+    // The first mirror resumed from the garbage (one range request) and failed its
+    // checksum; the second started afresh.
+    assert_eq!(server.ranged.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        std::fs::read(dest.path().join("train-images-idx3-ubyte.gz")).unwrap(),
+        std::fs::read(root.path().join("train-images-idx3-ubyte.gz")).unwrap()
+    );
+    assert!(!part_path(dest.path(), &manifest.train_images).exists());
     Dataset::load(dest.path(), &manifest).unwrap();
+}
+
+#[test]
+fn many_processes_filling_one_directory_at_once_all_succeed() {
+    let (root, manifest, _) = synthetic_mirror();
+    let server = Server::start(root.path().to_owned());
+    let dest = TempDir::new("dl-concurrent");
+    let opts = options(vec![server.mirror("good")]);
+    let fetched: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..6)
+            .map(|_| scope.spawn(|| download_missing(dest.path(), &manifest, &opts, &Silent)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap().unwrap())
+            .collect()
+    });
+    // Each file was fetched exactly once, by whichever worker took its lock first.
+    let mut all: Vec<String> = fetched.into_iter().flatten().collect();
+    all.sort();
+    assert_eq!(all.len(), 4, "{all:?}");
+    all.dedup();
+    assert_eq!(all.len(), 4, "{all:?}");
+    Dataset::load(dest.path(), &manifest).unwrap();
+    for spec in manifest.files() {
+        assert!(!part_path(dest.path(), spec).exists());
+    }
 }

@@ -1,4 +1,4 @@
-//! The real MNIST: counts and subset sizes of SPEC.md, agreement with the `mnist` crate's
+//! The real MNIST: counts and subset sizes of docs/protocol.md, agreement with the `mnist` crate's
 //! parser, and the load time.
 
 mod common;

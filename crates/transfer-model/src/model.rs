@@ -29,7 +29,11 @@ pub enum ModelError {
     },
 }
 
-/// Shape of the network. The defaults are the study's model (SPEC.md section 3).
+/// The largest image side a network is built for: fc1's weight grows with the pixel count
+/// (32 channels x 512 x 512 / 4 features x 128 units is 1 GiB of f32).
+pub const MAX_IMAGE_SIDE: usize = 512;
+
+/// Shape of the network. The defaults are the study's model (docs/protocol.md section 3).
 #[derive(Config, Debug, PartialEq)]
 pub struct CnnConfig {
     /// Output classes of the head (6 for the source task, 4 for the target task).
@@ -37,9 +41,9 @@ pub struct CnnConfig {
     /// Input channels.
     #[config(default = 1)]
     pub in_channels: usize,
-    /// Input height and width.
-    #[config(default = 28)]
-    pub image_size: usize,
+    /// Input height and width: the dataset's image sides.
+    #[config(default = "[28, 28]")]
+    pub image_size: [usize; 2],
     /// Output channels of conv1 and conv2.
     #[config(default = "[32, 32]")]
     pub channels: [usize; 2],
@@ -52,10 +56,11 @@ pub struct CnnConfig {
 }
 
 impl CnnConfig {
-    /// Length of the flattened pooled features fed to fc1 (6272 for the study's model).
+    /// Length of the flattened pooled features fed to fc1: conv2's channels times the
+    /// image's sides halved (rounded down) by the pooling; 6272 for the study's model.
     pub fn feature_len(&self) -> usize {
-        let pooled = self.image_size / 2;
-        self.channels[1] * pooled * pooled
+        let [height, width] = self.image_size;
+        self.channels[1] * (height / 2) * (width / 2)
     }
 
     /// Checks that the numbers make a network.
@@ -67,8 +72,19 @@ impl CnnConfig {
         if self.kernel_size.is_multiple_of(2) {
             return bad("kernel_size must be odd for 'same' padding");
         }
-        if self.image_size < 2 || self.in_channels == 0 || self.fc_width == 0 {
-            return bad("image_size >= 2, in_channels >= 1 and fc_width >= 1 are required");
+        let [height, width] = self.image_size;
+        if height < 2 || width < 2 {
+            return Err(ModelError::Config(format!(
+                "images of {height}x{width} pixels are too small: the 2x2 pooling needs at least 2x2"
+            )));
+        }
+        if height > MAX_IMAGE_SIDE || width > MAX_IMAGE_SIDE {
+            return Err(ModelError::Config(format!(
+                "images of {height}x{width} pixels are too large: each side must be at most {MAX_IMAGE_SIDE}"
+            )));
+        }
+        if self.in_channels == 0 || self.fc_width == 0 {
+            return bad("in_channels >= 1 and fc_width >= 1 are required");
         }
         if self.channels.contains(&0) {
             return bad("channels must be positive");
@@ -121,17 +137,29 @@ impl CnnConfig {
 
     /// A freshly initialised classifier (fc1 and a head of `num_classes` logits).
     pub fn init_classifier(&self, device: &Device, num_classes: usize, seed: u64) -> Classifier {
-        let linear = |d_in: usize, d_out: usize, stream: u64| {
-            let mut rng = SeededRng::stream(seed, stream);
-            Linear {
-                weight: xavier_uniform([d_in, d_out], d_in, d_out, &mut rng, device),
-                bias: Some(zeros(d_out, device)),
-            }
-        };
-        Classifier {
-            fc1: linear(self.feature_len(), self.fc_width, 3),
-            head: linear(self.fc_width, num_classes, 4),
+        init_classifier(self.feature_len(), self.fc_width, num_classes, seed, device)
+    }
+}
+
+/// fc1 from `features` inputs to `fc_width` units and a head of `num_classes` logits,
+/// Xavier-uniform from `seed`'s streams 3 and 4, zero biases.
+fn init_classifier(
+    features: usize,
+    fc_width: usize,
+    num_classes: usize,
+    seed: u64,
+    device: &Device,
+) -> Classifier {
+    let linear = |d_in: usize, d_out: usize, stream: u64| {
+        let mut rng = SeededRng::stream(seed, stream);
+        Linear {
+            weight: xavier_uniform([d_in, d_out], d_in, d_out, &mut rng, device),
+            bias: Some(zeros(d_out, device)),
         }
+    };
+    Classifier {
+        fc1: linear(features, fc_width, 3),
+        head: linear(fc_width, num_classes, 4),
     }
 }
 
@@ -147,7 +175,7 @@ pub struct Backbone {
 }
 
 impl Backbone {
-    /// Pooled features, flattened: `[N, 1, 28, 28] -> [N, 6272]`.
+    /// Pooled features, flattened: `[N, 1, H, W] -> [N, 32 * (H/2) * (W/2)]` (6272 for 28x28).
     ///
     /// On burn-flex devices this is one fused operation (see [`crate::fused`]); elsewhere,
     /// and for shapes the fused kernel does not handle, [`Backbone::forward_unfused`].
@@ -181,7 +209,7 @@ impl Backbone {
 /// and inference does nothing.
 #[derive(Debug, Clone)]
 pub struct DropoutMasks {
-    /// `[N, 6272]` mask on the flattened conv features.
+    /// `[N, feature_len]` mask on the flattened conv features.
     pub features: Tensor<2>,
     /// `[N, fc_width]` mask on fc1's output.
     pub hidden: Tensor<2>,
@@ -257,7 +285,7 @@ pub struct Cnn {
 }
 
 impl Cnn {
-    /// Logits for a batch of images `[N, 1, 28, 28]`, without dropout.
+    /// Logits for a batch of images `[N, 1, H, W]` of the configured size, without dropout.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         self.classifier.forward(self.backbone.forward(images))
     }
@@ -271,15 +299,16 @@ impl Cnn {
     /// This network's backbone with a freshly initialised classifier of `num_classes`
     /// outputs (fc1 and head from `seed`): the start of every transfer run.
     pub fn with_fresh_classifier(self, num_classes: usize, seed: u64) -> Cnn {
-        let config = self.config(num_classes);
+        let [features, fc_width] = self.classifier.fc1.weight.shape().dims::<2>();
         let device = self.backbone.conv1.weight.lazy_device();
         Cnn {
-            classifier: config.init_classifier(&device, num_classes, seed),
+            classifier: init_classifier(features, fc_width, num_classes, seed, &device),
             backbone: self.backbone,
         }
     }
 
     /// The configuration this network's shapes correspond to, with `num_classes` outputs.
+    /// The weights fix the pooled pixel count, not the sides: square images are assumed.
     pub fn config(&self, num_classes: usize) -> CnnConfig {
         let [c1, c_in, k, _] = self.backbone.conv1.weight.shape().dims::<4>();
         let [c2, _, _, _] = self.backbone.conv2.weight.shape().dims::<4>();
@@ -287,7 +316,7 @@ impl Cnn {
         let pooled = ((features / c2) as f64).sqrt().round() as usize;
         CnnConfig::new(num_classes)
             .with_in_channels(c_in)
-            .with_image_size(pooled * 2)
+            .with_image_size([pooled * 2; 2])
             .with_channels([c1, c2])
             .with_kernel_size(k)
             .with_fc_width(fc_width)

@@ -11,11 +11,15 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 }
 
 fn images(n: usize, device: &Device) -> Tensor<4> {
+    images_of(n, [28, 28], device)
+}
+
+fn images_of(n: usize, [height, width]: [usize; 2], device: &Device) -> Tensor<4> {
     let mut rng = SeededRng::new(99);
-    let pixels: Vec<f32> = (0..n * 28 * 28)
+    let pixels: Vec<f32> = (0..n * height * width)
         .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32)
         .collect();
-    Tensor::from_data(TensorData::new(pixels, [n, 1, 28, 28]), device)
+    Tensor::from_data(TensorData::new(pixels, [n, 1, height, width]), device)
 }
 
 /// Largest difference relative to the largest magnitude of `reference`.
@@ -43,6 +47,37 @@ fn fused_features_equal_burn_modules() {
     let reference = values(backbone.forward_unfused(x));
     assert_close("features", &fused, &reference);
     assert!(fused.iter().any(|&v| v > 0.0));
+}
+
+#[test]
+fn images_of_other_sizes_give_the_configured_feature_length() {
+    let device = Device::flex();
+    for (side, fused) in [
+        ([32, 32], true),
+        ([16, 20], true),
+        ([2, 2], true),
+        ([29, 31], false),
+        ([3, 2], false),
+    ] {
+        let config = CnnConfig::new(4).with_image_size(side);
+        config.validate().unwrap();
+        let net = config.init(&device, 5);
+        let x = images_of(3, side, &device);
+        assert_eq!(
+            transfer_model::fused::forward(&net.backbone, &x).is_some(),
+            fused,
+            "{side:?}"
+        );
+        let features = net.backbone.forward(x.clone());
+        assert_eq!(features.dims(), [3, config.feature_len()], "{side:?}");
+        let reference = values(net.backbone.forward_unfused(x.clone()));
+        assert_close("features", &values(features), &reference);
+        assert_eq!(net.forward(x).dims(), [3, 4], "{side:?}");
+    }
+    for side in [[1, 28], [28, 0], [513, 28]] {
+        let err = CnnConfig::new(4).with_image_size(side).validate();
+        assert!(err.is_err(), "{side:?}");
+    }
 }
 
 /// Gradients of `sum(features * probe)` through `forward`.

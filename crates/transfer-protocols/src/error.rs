@@ -18,6 +18,9 @@ pub enum TrainError {
     /// Runs given to be trained together differ where they must agree.
     #[error("runs trained together must share {0}")]
     Stack(&'static str),
+    /// A set of images to train on or score on holds none.
+    #[error("the {0} holds no image")]
+    Empty(&'static str),
     /// Reading a value back from the device failed.
     #[error("the device failed: {0}")]
     Device(String),

@@ -30,6 +30,9 @@
 //! # Ok(()) }
 //! ```
 
+// The one unsafe block is an allocator setting (`keep_freed_memory`); nothing else may add one.
+#![deny(unsafe_code)]
+
 mod adam;
 mod error;
 mod eval;
@@ -46,8 +49,8 @@ pub use features::{FeatureSet, train_classifier_on_features};
 pub use memory::keep_freed_memory;
 pub use stack::{pretrain_stack, run_protocol_stack};
 pub use train::{
-    DEFAULT_EVAL_CHUNK, LoopSettings, Observer, RunInput, Silent, TrainOutcome, pretrain,
-    run_protocol, train_model,
+    DEFAULT_EVAL_CHUNK, LoopSettings, Observer, RunInput, Silent, TrainOutcome, network_config,
+    pretrain, run_protocol, train_model,
 };
 
 pub use transfer_model::StackedConv;

@@ -10,6 +10,7 @@
 /// Call it first thing in `main`, before other threads start; it changes nothing elsewhere
 /// than on Linux with glibc. The environment equivalent is
 /// `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824`.
+#[allow(unsafe_code)]
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only changes two allocator parameters and is thread-safe; its result

@@ -16,7 +16,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use transfer_data::{BatchSampler, ImageSet, SeededRng, Task};
-use transfer_model::{Classifier, ClassifierStack, Cnn, CnnConfig, CnnStack, DropoutMaskStack};
+use transfer_model::{Classifier, ClassifierStack, Cnn, CnnStack, DropoutMaskStack};
 use transfer_records::{BackboneStart, CurvePoint, LossPoint};
 
 use crate::OnePassAdam;
@@ -24,6 +24,7 @@ use crate::error::TrainError;
 use crate::eval::{EvalSet, Tally, read_floats};
 use crate::features::FeatureSet;
 use crate::masks::draw_keep;
+use crate::train::network_config;
 use crate::train::{
     DROPOUT_STREAM, LoopSettings, Observer, RunInput, TrainOutcome, pretrain, run_protocol,
 };
@@ -51,7 +52,8 @@ pub fn pretrain_stack(
     if seeds.is_empty() {
         return Ok(Vec::new());
     }
-    let config = CnnConfig::new(source.num_classes());
+    crate::train::check_sets(&source.train, &source.test)?;
+    let config = network_config(source.num_classes(), &source.train)?;
     let job = StackJob {
         networks: seeds
             .iter()
@@ -103,9 +105,10 @@ pub fn run_protocol_stack(
     if let [run] = runs {
         return Ok(vec![run_protocol(device, run, observer)?]);
     }
-    let config = CnnConfig::new(first.num_classes);
+    let config = network_config(first.num_classes, first.train)?;
     let mut networks = Vec::with_capacity(runs.len());
     for run in runs {
+        crate::train::check_sets(run.train, run.test)?;
         let backbone = match protocol.backbone {
             BackboneStart::Fresh => config.init_backbone(device, run.seed),
             BackboneStart::Pretrained => run

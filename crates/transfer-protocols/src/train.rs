@@ -124,6 +124,25 @@ pub struct RunInput<'a> {
     pub seed: u64,
 }
 
+/// The study's network for `num_classes` classes on images the size of `images`', checked
+/// (sides from 2 to [`transfer_model::MAX_IMAGE_SIDE`]).
+pub fn network_config(num_classes: usize, images: &ImageSet) -> Result<CnnConfig, TrainError> {
+    let config = CnnConfig::new(num_classes).with_image_size([images.rows, images.cols]);
+    config.validate()?;
+    Ok(config)
+}
+
+/// Refuses training or scoring on an empty set, before any work is done.
+pub(crate) fn check_sets(train: &ImageSet, test: &ImageSet) -> Result<(), TrainError> {
+    if train.is_empty() {
+        return Err(TrainError::Empty("training set"));
+    }
+    if test.is_empty() {
+        return Err(TrainError::Empty("test set"));
+    }
+    Ok(())
+}
+
 /// Trains a fresh network on the source task (all its training images) and scores it on
 /// the source test set.
 pub fn pretrain(
@@ -134,7 +153,9 @@ pub fn pretrain(
     seed: u64,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, TrainError> {
-    let model = CnnConfig::new(source.num_classes()).init(&device.clone().autodiff(), seed);
+    check_sets(&source.train, &source.test)?;
+    let model =
+        network_config(source.num_classes(), &source.train)?.init(&device.clone().autodiff(), seed);
     train_model(
         device,
         model,
@@ -160,8 +181,9 @@ pub fn run_protocol(
 ) -> Result<TrainOutcome, TrainError> {
     let protocol = input.protocol;
     protocol.validate()?;
+    check_sets(input.train, input.test)?;
     let ad = device.clone().autodiff();
-    let config = CnnConfig::new(input.num_classes);
+    let config = network_config(input.num_classes, input.train)?;
     let backbone = match protocol.backbone {
         BackboneStart::Fresh => config.init_backbone(&ad, input.seed),
         BackboneStart::Pretrained => input
@@ -274,7 +296,7 @@ pub fn train_model(
 pub(crate) type Optimised<M> = (M, Vec<CurvePoint>, Vec<LossPoint>);
 
 /// The loop shared by every kind of training: sample a batch, forward, softmax
-/// cross-entropy, backward, Adam (SPEC.md section 4: beta 0.9/0.999, eps 1e-8, fresh state),
+/// cross-entropy, backward, Adam (docs/protocol.md section 4: beta 0.9/0.999, eps 1e-8, fresh state),
 /// and score every `eval_every` iterations and after the last.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn optimise<M: Module>(

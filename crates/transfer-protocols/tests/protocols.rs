@@ -441,7 +441,7 @@ fn a_pretrained_protocol_without_a_backbone_is_an_error() {
     assert!(err.to_string().contains("finetune"), "{err}");
 }
 
-/// The figures the study must reach at 300 iterations (SPEC.md; a few minutes of CPU).
+/// The figures the study must reach at 300 iterations (docs/protocol.md; a few minutes of CPU).
 /// Run with `cargo test -p transfer-protocols -- --ignored`.
 #[test]
 #[ignore = "several minutes of CPU; run explicitly"]

@@ -1,10 +1,33 @@
 //! The configuration of a study and the part of it that fixes each run's numbers.
 
 use serde::{Deserialize, Serialize};
-use transfer_data::SubsetRule;
+use transfer_data::{Manifest, SubsetRule};
 
 use crate::error::RecordError;
 use crate::protocol::Protocol;
+
+/// Which data a study trains on: its manifest's name and the SHA-256 of the decompressed
+/// content of its four files. Part of [`TrainingSettings`], so runs on one dataset are never
+/// reused or mixed with runs on another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetIdentity {
+    /// The manifest's name, e.g. `MNIST`.
+    pub name: String,
+    /// SHA-256 of the train images, train labels, test images and test labels.
+    pub sha256: [String; 4],
+}
+
+impl DatasetIdentity {
+    /// The identity of the dataset `manifest` describes (whose files are only ever used once
+    /// their SHA-256 matches these).
+    pub fn of(manifest: &Manifest) -> Self {
+        DatasetIdentity {
+            name: manifest.name.clone(),
+            sha256: manifest.files().map(|f| f.sha256.clone()),
+        }
+    }
+}
 
 /// Everything that determines the numbers of one run, besides its protocol, proportion and
 /// repetition. Its [`hash`](TrainingSettings::hash) is stored in every record; a results
@@ -33,11 +56,13 @@ pub struct TrainingSettings {
     /// Backend name (`flex`, `ndarray`, `wgpu`, `vulkan`, `cuda`): numbers differ across backends in
     /// the last digits, so they are never mixed.
     pub backend: String,
+    /// The dataset trained and scored on.
+    pub dataset: DatasetIdentity,
 }
 
 impl TrainingSettings {
-    /// The settings of SPEC.md: 1000 iterations, evaluation every 10, batch 100, prefix
-    /// subsets, digits 0-5 then 6-9.
+    /// The published study's settings (docs/protocol.md): canonical MNIST, 1000 iterations,
+    /// evaluation every 10, batch 100, prefix subsets, digits 0-5 then 6-9.
     pub fn paper(backend: &str) -> Self {
         TrainingSettings {
             seed: 2016,
@@ -50,6 +75,7 @@ impl TrainingSettings {
             source_classes: transfer_data::SOURCE_CLASSES.to_vec(),
             target_classes: transfer_data::TARGET_CLASSES.to_vec(),
             backend: backend.to_owned(),
+            dataset: DatasetIdentity::of(&Manifest::mnist()),
         }
     }
 
@@ -162,6 +188,9 @@ mod tests {
         let mut c = a.clone();
         c.backend = "wgpu".into();
         assert_ne!(a.hash(), c.hash());
+        let mut d = a.clone();
+        d.dataset.sha256[3] = "0".repeat(64);
+        assert_ne!(a.hash(), d.hash());
     }
 
     #[test]

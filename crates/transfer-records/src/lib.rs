@@ -14,21 +14,35 @@
 //! assert_ne!(run_seed(1, "raw", 0.1, 3), run_seed(1, "raw", 0.1, 4));
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod config;
 mod error;
 mod protocol;
 mod run;
 mod seeds;
 mod store;
+mod verify;
 
-pub use config::{StudyConfig, TrainingSettings};
+pub use config::{DatasetIdentity, StudyConfig, TrainingSettings};
 pub use error::RecordError;
 pub use protocol::{BackboneStart, Protocol};
-pub use run::{BackendInfo, CurvePoint, LossPoint, PretrainRecord, RunRecord};
+pub use run::{
+    BackendInfo, CurvePoint, LossPoint, PretrainRecord, Provenance, RunRecord, split_at_divergence,
+    utc_timestamp,
+};
 pub use seeds::{pretrain_seed, run_seed};
-pub use store::{ResultsDir, StoreError, read_json, write_atomic, write_json};
+pub use store::{
+    PretrainLock, ResultsDir, SetAside, StoreError, read_json, write_atomic, write_json,
+    write_new_atomic,
+};
+pub use verify::{eval_points, pretrain_file_name, run_file_name, weights_file_name};
 
 /// Lower-case hex SHA-256 of a string (configuration hashes).
 pub fn sha256_hex(text: &str) -> String {
     transfer_data::sha256_hex(text.as_bytes())
+}
+
+fn sha256_hex_bytes(bytes: &[u8]) -> String {
+    transfer_data::sha256_hex(bytes)
 }

@@ -14,7 +14,7 @@ pub enum BackboneStart {
     Pretrained,
 }
 
-/// One way of training the target task (SPEC.md section 5). A new combination, such as a
+/// One way of training the target task (docs/protocol.md section 5). A new combination, such as a
 /// pretrained, fine-tuned backbone with dropout, is a new value of this struct, not new code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

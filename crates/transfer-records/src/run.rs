@@ -2,7 +2,46 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::DatasetIdentity;
 use crate::protocol::Protocol;
+
+/// What produced a record, beyond its settings: the program and its source, the data, when
+/// and by which command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// The program and its version, e.g. `mnist-transfer 0.1.0`.
+    pub program: String,
+    /// The git commit the program was built from; empty when not built from a checkout.
+    pub commit: String,
+    /// The dataset: its manifest's name and its files' SHA-256.
+    pub dataset: DatasetIdentity,
+    /// When the record was written, UTC, as `YYYY-MM-DDTHH:MM:SSZ`.
+    pub date: String,
+    /// The command line that produced it.
+    pub command: String,
+}
+
+/// `seconds` since the Unix epoch as a UTC date and time, `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc_timestamp(seconds: u64) -> String {
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
 
 /// Test accuracy after `iteration` training iterations.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -35,8 +74,22 @@ pub struct BackendInfo {
     pub threads: usize,
 }
 
+/// Splits a loss curve at its first non-finite value: the finite points before it, and the
+/// iteration it belongs to when there is one (the run diverged by then).
+pub fn split_at_divergence(mut loss_curve: Vec<LossPoint>) -> (Vec<LossPoint>, Option<u32>) {
+    match loss_curve.iter().position(|p| !p.loss.is_finite()) {
+        Some(i) => {
+            let at = loss_curve[i].iteration;
+            loss_curve.truncate(i);
+            (loss_curve, Some(at))
+        }
+        None => (loss_curve, None),
+    }
+}
+
 /// One target-task run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunRecord {
     /// The protocol, in full.
     pub protocol: Protocol,
@@ -54,8 +107,14 @@ pub struct RunRecord {
     pub iterations: u32,
     /// Test accuracy every `eval_every` iterations and after the last.
     pub curve: Vec<CurvePoint>,
-    /// Training loss at the same points.
+    /// Training loss at the same points, up to (not including) the first point whose loss
+    /// was not a finite number.
     pub loss_curve: Vec<LossPoint>,
+    /// The evaluation point by which the training loss had become infinite or NaN, if it
+    /// did: the run diverged. Absent when the loss stayed finite. Accuracies are still
+    /// measured (a diverged network's predictions), but tables leave the run out of means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged_at: Option<u32>,
     /// Test accuracy after the last iteration.
     pub final_accuracy: f64,
     /// Seconds the run took (training and evaluation).
@@ -64,10 +123,17 @@ pub struct RunRecord {
     pub backend: BackendInfo,
     /// Hash of the [`TrainingSettings`](crate::TrainingSettings) that produced it.
     pub settings_hash: String,
+    /// The program, data, date and command that produced it.
+    pub provenance: Provenance,
+    /// SHA-256 of the record's file with these 64 digits zeroed: set when the record is
+    /// written, checked when it is read back.
+    #[serde(default)]
+    pub checksum: String,
 }
 
 /// One pretraining on the source task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PretrainRecord {
     /// Repetition index it serves.
     pub repetition: u32,
@@ -79,8 +145,11 @@ pub struct PretrainRecord {
     pub train_samples: usize,
     /// Accuracy on the source test set, at the evaluation points.
     pub curve: Vec<CurvePoint>,
-    /// Training loss at the same points.
+    /// Training loss at the same points, up to the first one that was not finite.
     pub loss_curve: Vec<LossPoint>,
+    /// The evaluation point by which the training loss had become infinite or NaN, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged_at: Option<u32>,
     /// Accuracy on the source test set after the last iteration.
     pub source_test_accuracy: f64,
     /// Seconds it took.
@@ -91,6 +160,13 @@ pub struct PretrainRecord {
     pub settings_hash: String,
     /// File name of the saved backbone weights, beside the record.
     pub weights_file: String,
+    /// SHA-256 of the weights file's bytes.
+    pub weights_sha256: String,
+    /// The program, data, date and command that produced it.
+    pub provenance: Provenance,
+    /// SHA-256 of the record's file with these 64 digits zeroed.
+    #[serde(default)]
+    pub checksum: String,
 }
 
 #[cfg(test)]
@@ -121,6 +197,7 @@ mod tests {
                 iteration: 10,
                 loss: 1.0,
             }],
+            diverged_at: None,
             final_accuracy: 0.75,
             wall_seconds: 1.5,
             backend: BackendInfo {
@@ -130,12 +207,39 @@ mod tests {
                 threads: 2,
             },
             settings_hash: "abc".into(),
+            provenance: Provenance {
+                program: "mnist-transfer 0.1.0".into(),
+                commit: String::new(),
+                dataset: crate::DatasetIdentity::of(&transfer_data::Manifest::mnist()),
+                date: utc_timestamp(0),
+                command: "study".into(),
+            },
+            checksum: String::new(),
         };
         let json: serde_json::Value = serde_json::to_value(&record).unwrap();
         assert_eq!(json["final_accuracy"], 0.75);
+        assert!(json.get("diverged_at").is_none());
         assert_eq!(json["curve"][1]["iteration"], 20);
         assert_eq!(json["curve"][1]["accuracy"], 0.75);
         let back: RunRecord = serde_json::from_value(json).unwrap();
         assert_eq!(back, record);
+    }
+
+    #[test]
+    fn timestamps_are_utc_calendar_dates() {
+        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_timestamp(1_796_083_199), "2026-11-30T23:59:59Z");
+    }
+
+    #[test]
+    fn a_loss_curve_is_cut_at_its_first_non_finite_point() {
+        let point = |iteration, loss| LossPoint { iteration, loss };
+        let curve = vec![point(5, 2.0), point(10, f64::NAN), point(15, 1.0)];
+        let (kept, at) = split_at_divergence(curve);
+        assert_eq!((kept, at), (vec![point(5, 2.0)], Some(10)));
+        let (kept, at) = split_at_divergence(vec![point(5, f64::INFINITY)]);
+        assert_eq!((kept.len(), at), (0, Some(5)));
+        assert_eq!(split_at_divergence(vec![point(5, 0.5)]).1, None);
     }
 }

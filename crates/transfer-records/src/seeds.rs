@@ -1,4 +1,4 @@
-//! Seeds derived from what a run is, never from when it runs (SPEC.md section 7).
+//! Seeds derived from what a run is, never from when it runs (docs/protocol.md section 7).
 
 use sha2::{Digest, Sha256};
 

@@ -8,15 +8,20 @@
 //! DIR/runs/frozen-p0.01-rep-03.json   a RunRecord
 //! ```
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::{StudyConfig, TrainingSettings};
 use crate::run::{PretrainRecord, RunRecord};
+use crate::verify::{
+    Checksummed, check_bytes, check_pretrain, check_run, pretrain_file_name, run_file_name,
+    weights_file_name,
+};
 
 /// Why the results directory cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +42,26 @@ pub enum StoreError {
         path: PathBuf,
         /// What the parser said.
         what: String,
+    },
+    /// A record failed verification.
+    #[error("{path}: not trusted: {what}")]
+    Invalid {
+        /// The record.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// Records of a directory failed verification; nothing is computed from it.
+    #[error(
+        "{} record(s) under {dir} fail verification, so no result is computed from it: {}; running the study again sets them aside (under rejected/) and trains those runs again",
+        .records.len(),
+        .records.iter().map(|(p, w)| format!("{}: {w}", p.display())).collect::<Vec<_>>().join("; ")
+    )]
+    Untrusted {
+        /// The results directory.
+        dir: PathBuf,
+        /// Each failing record and why.
+        records: Vec<(PathBuf, String)>,
     },
     /// The directory holds results of other settings.
     #[error(
@@ -62,9 +87,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync,
-/// rename, fsync of the directory. Readers see the old file or the new one, never a part.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// A temporary file beside `path`, named uniquely for this process and call, created (never
+/// opened through an existing name or link) and filled with `bytes`, flushed to disk.
+fn write_temporary(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -74,30 +100,74 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(
+        ".{name}.{}.{nanos}.{count}.tmp",
+        std::process::id()
+    ));
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        });
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
         }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    result
+}
+
+fn sync_dir(path: &Path) {
+    if let Ok(d) = File::open(path.parent().unwrap_or(Path::new("."))) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync,
+/// rename, fsync of the directory. Readers see the old file or the new one, never a part; a
+/// symbolic link at `path` is replaced, never followed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = write_temporary(path, bytes)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(path);
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically unless something exists there already: `Ok(false)`
+/// then, with nothing changed. Of several processes creating one file at once, exactly one
+/// succeeds.
+pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    let tmp = write_temporary(path, bytes)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            sync_dir(path);
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn to_json(path: &Path, value: &impl Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(value).map_err(|e| StoreError::Parse {
+        path: path.to_owned(),
+        what: e.to_string(),
+    })
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let json = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Parse {
-        path: path.to_owned(),
-        what: e.to_string(),
-    })?;
-    write_atomic(path, &json).map_err(io(path))
+    write_atomic(path, &to_json(path, value)?).map_err(io(path))
 }
 
 /// Reads a JSON file.
@@ -107,6 +177,43 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
         path: path.to_owned(),
         what: e.to_string(),
     })
+}
+
+/// Reads a record file whose bytes must match the checksum they carry, then parses it.
+fn read_record<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    check_bytes(&bytes).map_err(|what| StoreError::Invalid {
+        path: path.to_owned(),
+        what,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| StoreError::Parse {
+        path: path.to_owned(),
+        what: e.to_string(),
+    })
+}
+
+/// Hex SHA-256 of a file's bytes.
+fn file_sha256(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    Ok(transfer_data::sha256_hex(&bytes))
+}
+
+/// The right to train and store one pretraining, held until dropped
+/// ([`ResultsDir::lock_pretrain`]).
+#[derive(Debug)]
+pub struct PretrainLock {
+    _file: File,
+}
+
+/// A record that failed verification and was moved out of the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// Where it was.
+    pub from: PathBuf,
+    /// Where it is now (under `rejected/`).
+    pub to: PathBuf,
+    /// Why it was not trusted.
+    pub why: String,
 }
 
 /// A results directory bound to one set of [`TrainingSettings`].
@@ -119,23 +226,24 @@ pub struct ResultsDir {
 
 impl ResultsDir {
     /// Opens (creating if needed) `root` for results of `settings`. A directory made with
-    /// other settings is refused, naming the settings that differ.
+    /// other settings is refused, naming the settings that differ. Processes creating one
+    /// directory at once agree: the first `settings.json` written stays, and the others
+    /// compare against it.
     pub fn create(root: &Path, settings: &TrainingSettings) -> Result<ResultsDir> {
         for sub in ["runs", "pretrained"] {
             let dir = root.join(sub);
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         }
         let path = root.join("settings.json");
-        if path.exists() {
-            let existing: TrainingSettings = read_json(&path)?;
+        let created = write_new_atomic(&path, &to_json(&path, settings)?).map_err(io(&path))?;
+        if !created {
+            let existing = read_settings(&path)?;
             if existing != *settings {
                 return Err(StoreError::Mismatch {
                     dir: root.to_owned(),
                     what: differences(&existing, settings),
                 });
             }
-        } else {
-            write_json(&path, settings)?;
         }
         Ok(ResultsDir {
             root: root.to_owned(),
@@ -150,7 +258,7 @@ impl ResultsDir {
         if !path.exists() {
             return Err(StoreError::NotResults(root.to_owned()));
         }
-        let settings: TrainingSettings = read_json(&path)?;
+        let settings = read_settings(&path)?;
         Ok(ResultsDir {
             root: root.to_owned(),
             hash: settings.hash(),
@@ -177,67 +285,110 @@ impl ResultsDir {
     pub fn run_path(&self, protocol: &str, proportion: f64, repetition: u32) -> PathBuf {
         self.root
             .join("runs")
-            .join(format!("{protocol}-p{proportion}-rep-{repetition:02}.json"))
+            .join(run_file_name(protocol, proportion, repetition))
     }
 
     /// Where the record of the pretraining of `repetition` lives.
     pub fn pretrain_path(&self, repetition: u32) -> PathBuf {
         self.root
             .join("pretrained")
-            .join(format!("rep-{repetition:02}.json"))
+            .join(pretrain_file_name(repetition))
     }
 
     /// Where the pretrained backbone weights of `repetition` live.
     pub fn weights_path(&self, repetition: u32) -> PathBuf {
         self.root
             .join("pretrained")
-            .join(format!("rep-{repetition:02}.bpk"))
+            .join(weights_file_name(repetition))
     }
 
-    /// The finished record at `path`, if there is one. A record of other settings is an
-    /// error, never silently reused.
+    /// The run record at `path`, verified: its checksum, its content against its file name
+    /// and the directory's settings, its values' ranges.
+    pub fn read_run(&self, path: &Path) -> Result<RunRecord> {
+        let record: RunRecord = read_record(path)?;
+        check_run(&record, &file_name(path), &self.settings, &self.hash).map_err(|what| {
+            StoreError::Invalid {
+                path: path.to_owned(),
+                what,
+            }
+        })?;
+        Ok(record)
+    }
+
+    /// The pretraining record at `path`, verified like [`ResultsDir::read_run`], and its
+    /// weights file's SHA-256 against the one it recorded.
+    pub fn read_pretrain(&self, path: &Path) -> Result<PretrainRecord> {
+        let record: PretrainRecord = read_record(path)?;
+        let invalid = |what: String| StoreError::Invalid {
+            path: path.to_owned(),
+            what,
+        };
+        check_pretrain(&record, &file_name(path), &self.settings, &self.hash).map_err(invalid)?;
+        let weights = self.weights_path(record.repetition);
+        match file_sha256(&weights) {
+            Ok(hash) if hash == record.weights_sha256 => Ok(record),
+            Ok(_) => Err(invalid(format!(
+                "{} is not the weights it recorded (SHA-256 differs)",
+                weights.display()
+            ))),
+            Err(e) => Err(invalid(e.to_string())),
+        }
+    }
+
+    /// The finished record at `path`, if there is one, verified ([`ResultsDir::read_run`]).
     pub fn finished_run(&self, path: &Path) -> Result<Option<RunRecord>> {
         if !path.exists() {
             return Ok(None);
         }
-        let record: RunRecord = read_json(path)?;
-        self.check_hash(path, &record.settings_hash)?;
-        Ok(Some(record))
+        self.read_run(path).map(Some)
     }
 
-    /// The finished pretraining of `repetition`, if both its record and weights exist.
+    /// The finished pretraining of `repetition`, if its record exists, verified with its
+    /// weights ([`ResultsDir::read_pretrain`]).
     pub fn finished_pretrain(&self, repetition: u32) -> Result<Option<PretrainRecord>> {
         let path = self.pretrain_path(repetition);
-        if !path.exists() || !self.weights_path(repetition).exists() {
+        if !path.exists() {
             return Ok(None);
         }
-        let record: PretrainRecord = read_json(&path)?;
-        self.check_hash(&path, &record.settings_hash)?;
-        Ok(Some(record))
+        self.read_pretrain(&path).map(Some)
     }
 
-    fn check_hash(&self, path: &Path, hash: &str) -> Result<()> {
-        if hash != self.hash {
-            return Err(StoreError::Mismatch {
-                dir: path.to_owned(),
-                what: "its settings hash differs from settings.json".into(),
-            });
-        }
-        Ok(())
+    /// Waits for, then holds, the exclusive right to train and store the pretraining of
+    /// `repetition` (a lock on a hidden file beside its record, released when the guard is
+    /// dropped). Processes sharing the directory take it before looking for a stored
+    /// pretraining, so a model and its record are always written by one process.
+    pub fn lock_pretrain(&self, repetition: u32) -> Result<PretrainLock> {
+        let path = self
+            .root
+            .join("pretrained")
+            .join(format!(".rep-{repetition:02}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(PretrainLock { _file: file })
     }
 
-    /// Writes a run record atomically.
-    pub fn write_run(&self, record: &RunRecord) -> Result<PathBuf> {
+    /// Writes a run record atomically, with its checksum; returns the record as written.
+    pub fn write_run(&self, record: &RunRecord) -> Result<RunRecord> {
         let path = self.run_path(&record.protocol.name, record.proportion, record.repetition);
-        write_json(&path, record)?;
-        Ok(path)
+        let (sealed, bytes) = record.sealed();
+        write_atomic(&path, &bytes).map_err(io(&path))?;
+        Ok(sealed)
     }
 
-    /// Writes a pretraining record atomically (after its weights).
-    pub fn write_pretrain(&self, record: &PretrainRecord) -> Result<PathBuf> {
+    /// Writes a pretraining record atomically, after its weights (whose SHA-256 it records),
+    /// with its checksum; returns the record as written.
+    pub fn write_pretrain(&self, record: &PretrainRecord) -> Result<PretrainRecord> {
+        let mut record = record.clone();
+        record.weights_sha256 = file_sha256(&self.weights_path(record.repetition))?;
+        let (sealed, bytes) = record.sealed();
         let path = self.pretrain_path(record.repetition);
-        write_json(&path, record)?;
-        Ok(path)
+        write_atomic(&path, &bytes).map_err(io(&path))?;
+        Ok(sealed)
     }
 
     /// Stores the configuration of the study being run.
@@ -245,18 +396,57 @@ impl ResultsDir {
         write_json(&self.root.join("study.json"), config)
     }
 
-    /// The configuration last stored with [`ResultsDir::write_study`], if any.
+    /// The configuration last stored with [`ResultsDir::write_study`], if any, checked:
+    /// valid, and made with this directory's settings.
     pub fn study(&self) -> Result<Option<StudyConfig>> {
         let path = self.root.join("study.json");
         if !path.exists() {
             return Ok(None);
         }
-        read_json(&path).map(Some)
+        let config: StudyConfig = read_json(&path)?;
+        let invalid = |what: String| StoreError::Invalid {
+            path: path.clone(),
+            what,
+        };
+        config.validate().map_err(|e| invalid(e.to_string()))?;
+        if config.training != self.settings {
+            return Err(invalid(
+                "its settings are not the directory's settings.json".into(),
+            ));
+        }
+        Ok(Some(config))
     }
 
-    /// Every run record in the directory, sorted by protocol, proportion and repetition.
+    /// Every run record in the directory, verified, sorted by protocol, repetition and
+    /// proportion. Any record that fails verification, or two records giving one protocol
+    /// name two definitions, make it an error naming every such file: no result is computed
+    /// from a directory holding one.
     pub fn runs(&self) -> Result<Vec<RunRecord>> {
-        let mut runs: Vec<RunRecord> = self.records_in("runs")?;
+        let mut runs = Vec::new();
+        let mut failures = Vec::new();
+        for path in self.record_files("runs")? {
+            match self.read_run(&path) {
+                Ok(record) => runs.push((path, record)),
+                Err(e) => failures.push((path, reason(e))),
+            }
+        }
+        for (i, (path, run)) in runs.iter().enumerate() {
+            if let Some((first, _)) = runs[..i]
+                .iter()
+                .find(|(_, r)| r.protocol.name == run.protocol.name && r.protocol != run.protocol)
+            {
+                failures.push((
+                    path.clone(),
+                    format!(
+                        "protocol '{}' is defined otherwise than in {}",
+                        run.protocol.name,
+                        first.display()
+                    ),
+                ));
+            }
+        }
+        self.trusted(failures)?;
+        let mut runs: Vec<RunRecord> = runs.into_iter().map(|(_, r)| r).collect();
         runs.sort_by(|a, b| {
             (a.protocol.name.as_str(), a.repetition)
                 .cmp(&(b.protocol.name.as_str(), b.repetition))
@@ -265,19 +455,87 @@ impl ResultsDir {
         Ok(runs)
     }
 
-    /// Every pretraining record, by repetition.
+    /// Every pretraining record, verified with its weights, by repetition; an error naming
+    /// every record that fails.
     pub fn pretrains(&self) -> Result<Vec<PretrainRecord>> {
-        let mut records: Vec<PretrainRecord> = self.records_in("pretrained")?;
+        let mut records = Vec::new();
+        let mut failures = Vec::new();
+        for path in self.record_files("pretrained")? {
+            match self.read_pretrain(&path) {
+                Ok(record) => records.push(record),
+                Err(e) => failures.push((path, reason(e))),
+            }
+        }
+        self.trusted(failures)?;
         records.sort_by_key(|r| r.repetition);
         Ok(records)
     }
 
-    fn records_in<T: DeserializeOwned + HasHash>(&self, sub: &str) -> Result<Vec<T>> {
+    /// Moves every record that fails verification (and a pretraining's weights with it) to
+    /// `rejected/` under a name that keeps its original one, and says what was moved and why.
+    /// Nothing is deleted. Safe while other processes work in the directory: they write
+    /// records by rename, so only complete records are ever judged.
+    pub fn set_aside_untrusted(&self) -> Result<Vec<SetAside>> {
+        let mut moved = Vec::new();
+        for path in self.record_files("runs")? {
+            if let Err(e) = self.read_run(&path) {
+                moved.extend(self.set_aside(&path, reason(e))?);
+            }
+        }
+        for path in self.record_files("pretrained")? {
+            if let Err(e) = self.read_pretrain(&path) {
+                let why = reason(e);
+                let weights = path.with_extension("bpk");
+                moved.extend(self.set_aside(&path, why.clone())?);
+                if weights.exists() {
+                    moved.extend(self.set_aside(&weights, why)?);
+                }
+            }
+        }
+        Ok(moved)
+    }
+
+    fn set_aside(&self, path: &Path, why: String) -> Result<Option<SetAside>> {
+        let dir = self.root.join("rejected");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let to = dir.join(format!(
+            "{}.{nanos}.{}",
+            file_name(path),
+            std::process::id()
+        ));
+        match std::fs::rename(path, &to) {
+            Ok(()) => Ok(Some(SetAside {
+                from: path.to_owned(),
+                to,
+                why,
+            })),
+            // Another process set it aside first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(path)(e)),
+        }
+    }
+
+    fn trusted(&self, failures: Vec<(PathBuf, String)>) -> Result<()> {
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Untrusted {
+                dir: self.root.clone(),
+                records: failures,
+            })
+        }
+    }
+
+    /// The record files of a subdirectory: `*.json`, not hidden (temporary files are).
+    fn record_files(&self, sub: &str) -> Result<Vec<PathBuf>> {
         let dir = self.root.join(sub);
-        let mut out = Vec::new();
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io(&dir)(e)),
         };
         let mut paths: Vec<PathBuf> = entries
@@ -290,29 +548,34 @@ impl ResultsDir {
             })
             .collect();
         paths.sort();
-        for path in paths {
-            let record: T = read_json(&path)?;
-            self.check_hash(&path, record.settings_hash())?;
-            out.push(record);
-        }
-        Ok(out)
+        Ok(paths)
     }
 }
 
-trait HasHash {
-    fn settings_hash(&self) -> &str;
+/// A file's name, lossily as text.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
-impl HasHash for RunRecord {
-    fn settings_hash(&self) -> &str {
-        &self.settings_hash
+/// What is wrong with a record, without its path (which the caller names).
+fn reason(e: StoreError) -> String {
+    match e {
+        StoreError::Invalid { what, .. } | StoreError::Parse { what, .. } => what,
+        StoreError::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
     }
 }
 
-impl HasHash for PretrainRecord {
-    fn settings_hash(&self) -> &str {
-        &self.settings_hash
-    }
+/// Reads and checks a `settings.json`.
+fn read_settings(path: &Path) -> Result<TrainingSettings> {
+    let settings: TrainingSettings = read_json(path)?;
+    settings.validate().map_err(|e| StoreError::Invalid {
+        path: path.to_owned(),
+        what: e.to_string(),
+    })?;
+    Ok(settings)
 }
 
 /// Names the fields in which two settings differ, `field: old -> new`.
@@ -378,5 +641,238 @@ mod tests {
         let err = store.runs().unwrap_err().to_string();
         assert!(err.contains("raw-p0.1-rep-00.json"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A small directory's settings and a valid record of `raw` at `proportion`, `rep`.
+    pub(crate) fn small_settings() -> TrainingSettings {
+        let mut settings = TrainingSettings::paper("flex");
+        (settings.iterations, settings.eval_every) = (20, 10);
+        settings
+    }
+
+    pub(crate) fn record(store: &ResultsDir, proportion: f64, rep: u32) -> RunRecord {
+        use crate::run::{BackendInfo, CurvePoint, LossPoint};
+        let s = store.settings();
+        let point = |iteration, accuracy| CurvePoint {
+            iteration,
+            accuracy,
+        };
+        let loss = |iteration, loss| LossPoint { iteration, loss };
+        RunRecord {
+            protocol: crate::Protocol::preset("raw").unwrap(),
+            proportion,
+            repetition: rep,
+            seed: crate::run_seed(s.seed, "raw", proportion, rep),
+            pretrain_seed: None,
+            train_samples: 200,
+            iterations: 20,
+            curve: vec![point(10, 0.5), point(20, 0.75 + f64::from(rep) / 100.0)],
+            loss_curve: vec![loss(10, 1.0), loss(20, 0.5)],
+            diverged_at: None,
+            final_accuracy: 0.75 + f64::from(rep) / 100.0,
+            wall_seconds: 1.5,
+            backend: BackendInfo {
+                backend: "flex".into(),
+                device: "cpu".into(),
+                driver: String::new(),
+                threads: 2,
+            },
+            settings_hash: store.settings_hash().to_owned(),
+            provenance: crate::Provenance {
+                program: "test".into(),
+                commit: String::new(),
+                dataset: s.dataset.clone(),
+                date: crate::utc_timestamp(0),
+                command: String::new(),
+            },
+            checksum: String::new(),
+        }
+    }
+
+    fn edit(path: &Path, from: &str, to: &str) {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains(from), "{text}");
+        std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    #[test]
+    fn records_read_back_only_as_written() {
+        let dir = temp("verified");
+        let store = ResultsDir::create(&dir, &small_settings()).unwrap();
+        let written = store.write_run(&record(&store, 0.1, 0)).unwrap();
+        assert_eq!(store.runs().unwrap(), std::slice::from_ref(&written));
+        let path = store.run_path("raw", 0.1, 0);
+        // An edited value, even one in range.
+        edit(&path, "\"final_accuracy\": 0.75", "\"final_accuracy\": 0.7");
+        let err = store.runs().unwrap_err().to_string();
+        assert!(
+            err.contains("raw-p0.1-rep-00.json") && err.contains("checksum"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_record_under_another_runs_name_is_not_counted_twice() {
+        let dir = temp("copied");
+        let store = ResultsDir::create(&dir, &small_settings()).unwrap();
+        store.write_run(&record(&store, 0.1, 0)).unwrap();
+        std::fs::copy(store.run_path("raw", 0.1, 0), store.run_path("raw", 0.1, 1)).unwrap();
+        std::fs::copy(store.run_path("raw", 0.1, 0), dir.join("runs/copy.json")).unwrap();
+        let err = store.runs().unwrap_err().to_string();
+        assert!(err.starts_with("2 record(s)"), "{err}");
+        assert!(
+            err.contains("raw-p0.1-rep-01.json: not trusted")
+                || err.contains("raw-p0.1-rep-01.json: it holds raw p=0.1 rep 0"),
+            "{err}"
+        );
+        let moved = store.set_aside_untrusted().unwrap();
+        assert_eq!(moved.len(), 2);
+        assert!(
+            moved
+                .iter()
+                .all(|m| m.to.starts_with(dir.join("rejected")) && m.to.exists())
+        );
+        assert_eq!(store.runs().unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn out_of_range_and_foreign_records_are_named_with_the_reason() {
+        let dir = temp("ranges");
+        let store = ResultsDir::create(&dir, &small_settings()).unwrap();
+        type Change = Box<dyn Fn(&mut RunRecord)>;
+        let cases: Vec<(Change, &str)> = vec![
+            (Box::new(|r| r.final_accuracy = 7.5), "final accuracy 7.5"),
+            (Box::new(|r| r.curve[0].accuracy = -0.1), "outside [0, 1]"),
+            (Box::new(|r| r.seed ^= 1), "not this run's seed"),
+            (Box::new(|r| r.iterations = 30), "30 iterations"),
+            (Box::new(|r| r.settings_hash = "x".into()), "other settings"),
+            (
+                Box::new(|r| r.loss_curve.pop().map(|_| ()).unwrap_or(())),
+                "not marked diverged",
+            ),
+            (
+                Box::new(|r| r.diverged_at = Some(10)),
+                "marked diverged at iteration 10",
+            ),
+            (Box::new(|r| r.wall_seconds = -1.0), "wall time"),
+            (Box::new(|r| r.train_samples = 5), "fewer than one batch"),
+            (
+                Box::new(|r| r.protocol.name = "../x".into()),
+                "protocol is invalid",
+            ),
+        ];
+        for (change, expected) in &cases {
+            let mut bad = record(&store, 0.1, 0);
+            change(&mut bad);
+            // Written with a valid checksum, as a careless program might.
+            let path = store.run_path("raw", 0.1, 0);
+            write_atomic(&path, &bad.sealed().1).unwrap();
+            let err = store.runs().unwrap_err().to_string();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_diverged_record_reads_back() {
+        let dir = temp("diverged");
+        let store = ResultsDir::create(&dir, &small_settings()).unwrap();
+        let mut diverged = record(&store, 0.1, 0);
+        diverged.loss_curve.truncate(1);
+        diverged.diverged_at = Some(20);
+        store.write_run(&diverged).unwrap();
+        let text = std::fs::read_to_string(store.run_path("raw", 0.1, 0)).unwrap();
+        assert!(
+            text.contains("\"diverged_at\": 20") && !text.contains("\"loss\": null"),
+            "{text}"
+        );
+        assert_eq!(store.runs().unwrap()[0].diverged_at, Some(20));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_creators_with_other_settings_agree_on_one() {
+        let dir = temp("race");
+        let outcomes: Vec<bool> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..8u32)
+                .map(|i| {
+                    let dir = &dir;
+                    scope.spawn(move || {
+                        let mut settings = small_settings();
+                        settings.iterations = 20 + 10 * (i % 2);
+                        ResultsDir::create(dir, &settings).is_ok()
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        // Exactly the workers sharing the winner's settings succeed.
+        let winner = ResultsDir::open(&dir).unwrap().settings().iterations;
+        for (i, ok) in outcomes.iter().enumerate() {
+            assert_eq!(*ok, 20 + 10 * (i as u32 % 2) == winner, "worker {i}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_link_in_the_way_is_replaced_never_followed() {
+        let dir = temp("link");
+        std::fs::create_dir_all(&dir).unwrap();
+        let outside = dir.join("outside.txt");
+        std::fs::write(&outside, "keep").unwrap();
+        let path = dir.join("table.csv");
+        std::os::unix::fs::symlink(&outside, &path).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        assert!(
+            !std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any bytes under a record's name, or a written record with bytes changed, are
+            /// refused in one line naming the file; never a panic, never counted.
+            #[test]
+            fn the_record_reader_takes_arbitrary_bytes(
+                noise in prop::collection::vec(any::<u8>(), 0..300),
+                flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
+                use_noise in any::<bool>(),
+            ) {
+                let dir = temp(&format!("fuzz-{}", noise.len()));
+                let store = ResultsDir::create(&dir, &small_settings()).unwrap();
+                let path = store.run_path("raw", 0.1, 0);
+                let bytes = if use_noise {
+                    noise
+                } else {
+                    let (_, mut bytes) = record(&store, 0.1, 0).sealed();
+                    for (at, xor) in flips {
+                        let i = at.index(bytes.len());
+                        bytes[i] ^= xor;
+                    }
+                    bytes
+                };
+                std::fs::write(&path, &bytes).unwrap();
+                let err = store.runs().unwrap_err().to_string();
+                prop_assert!(err.contains("raw-p0.1-rep-00.json") && !err.contains('\n'), "{}", err);
+                prop_assert!(store.finished_run(&path).is_err());
+                std::fs::remove_dir_all(&dir).unwrap();
+            }
+        }
     }
 }

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use transfer_records::{PretrainRecord, RunRecord};
+use transfer_records::{CurvePoint, LossPoint, PretrainRecord, RunRecord};
 
-use crate::stats::{Summary, Welch, summarize, welch};
+use crate::stats::{Summary, Welch, summarize, t_quantile, welch};
 
 /// Proportions of the published table, in its column order.
 pub const REPORT_PROPORTIONS: [f64; 4] = [0.005, 0.01, 0.1, 1.0];
 
-/// The published table (SPEC.md section 6): mean final test accuracy of 10 repetitions.
+/// The published table (docs/protocol.md section 6): mean final test accuracy of 10 repetitions.
 pub const REPORT_TABLE: [(&str, [f64; 4]); 4] = [
     ("raw", [0.8559, 0.9016, 0.9806, 0.9919]),
     ("frozen", [0.8846, 0.9203, 0.9814, 0.9926]),
@@ -36,10 +36,12 @@ pub struct Cell {
     pub proportion: f64,
     /// Training images the runs used (the smallest, if they differ).
     pub train_samples: usize,
-    /// Final accuracies of the repetitions, by repetition.
+    /// Final accuracies of the repetitions whose training loss stayed finite, by repetition.
     pub finals: Vec<f64>,
     /// Their summary.
     pub summary: Summary,
+    /// Repetitions that diverged (their loss became infinite or NaN): left out of `finals`.
+    pub diverged: usize,
     /// The published value.
     pub report_value: Option<f64>,
     /// `mean - report_value`.
@@ -61,6 +63,25 @@ pub struct MeanCurve {
     pub ci95_low: Vec<f64>,
     /// Upper end.
     pub ci95_high: Vec<f64>,
+    /// Mean training loss at each point (over the iterations since the previous one).
+    pub loss: Vec<f64>,
+}
+
+/// A protocol's final accuracy minus raw's at one proportion.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Gain {
+    /// The protocol compared with `raw`.
+    pub protocol: String,
+    /// The proportion.
+    pub proportion: f64,
+    /// Difference of mean final accuracies, protocol minus raw.
+    pub difference: f64,
+    /// Lower end of its 95% interval (Welch; absent with fewer than two runs on a side).
+    pub ci95_low: Option<f64>,
+    /// Upper end.
+    pub ci95_high: Option<f64>,
+    /// The published difference, where the published table has both cells.
+    pub published: Option<f64>,
 }
 
 /// Whether one of the report's claims holds in these results.
@@ -146,10 +167,14 @@ pub struct Analysis {
     pub proportions: Vec<f64>,
     /// One cell per (protocol, proportion) that has runs, protocol-major.
     pub cells: Vec<Cell>,
-    /// Mean curves, in the order of `cells`.
+    /// Mean curves, in the order of `cells` (none for a cell whose every run diverged).
     pub curves: Vec<MeanCurve>,
     /// Source-test accuracy of the pretrained models.
     pub pretraining: Option<Summary>,
+    /// Their mean source-test accuracy and training loss curves.
+    pub pretraining_curve: Option<MeanCurve>,
+    /// Every protocol's final accuracy against raw's, by proportion.
+    pub gains: Vec<Gain>,
     /// The report's claims, checked.
     pub claims: Vec<Claim>,
 }
@@ -199,19 +224,29 @@ pub fn analyse(
             };
             let mut group = group.clone();
             group.sort_by_key(|r| r.repetition);
+            let train_samples = group.iter().map(|r| r.train_samples).min().unwrap_or(0);
+            let diverged = group.iter().filter(|r| r.diverged_at.is_some()).count();
+            group.retain(|r| r.diverged_at.is_none());
             let finals: Vec<f64> = group.iter().map(|r| r.final_accuracy).collect();
             let summary = summarize(&finals);
             let report = report_value(protocol, proportion);
             cells.push(Cell {
                 protocol: protocol.clone(),
                 proportion,
-                train_samples: group.iter().map(|r| r.train_samples).min().unwrap_or(0),
+                train_samples,
                 summary,
                 delta: report.map(|v| summary.mean - v),
                 report_value: report,
                 finals,
+                diverged,
             });
-            curves.push(mean_curve(protocol, proportion, &group));
+            if !group.is_empty() {
+                let runs: Vec<(&[CurvePoint], &[LossPoint])> = group
+                    .iter()
+                    .map(|r| (r.curve.as_slice(), r.loss_curve.as_slice()))
+                    .collect();
+                curves.push(mean_curve(protocol, proportion, &runs));
+            }
         }
     }
     let pretraining = (!pretrains.is_empty()).then(|| {
@@ -222,34 +257,88 @@ pub fn analyse(
                 .collect::<Vec<_>>(),
         )
     });
+    let converged: Vec<(&[CurvePoint], &[LossPoint])> = pretrains
+        .iter()
+        .filter(|p| p.diverged_at.is_none())
+        .map(|p| (p.curve.as_slice(), p.loss_curve.as_slice()))
+        .collect();
+    let pretraining_curve =
+        (!converged.is_empty()).then(|| mean_curve("pretraining", 1.0, &converged));
     let mut analysis = Analysis {
         protocols,
         proportions,
         cells,
         curves,
         pretraining,
+        pretraining_curve,
+        gains: Vec::new(),
         claims: Vec::new(),
     };
+    analysis.gains = gains(&analysis);
     analysis.claims = claims(&analysis);
     analysis
 }
 
-fn mean_curve(protocol: &str, proportion: f64, runs: &[&RunRecord]) -> MeanCurve {
+/// Each protocol's difference from raw at each proportion where both have runs.
+fn gains(analysis: &Analysis) -> Vec<Gain> {
+    let mut out = Vec::new();
+    for protocol in analysis.protocols.iter().filter(|p| *p != "raw") {
+        for &p in &analysis.proportions {
+            let (Some(a), Some(b)) = (analysis.cell(protocol, p), analysis.cell("raw", p)) else {
+                continue;
+            };
+            if a.finals.is_empty() || b.finals.is_empty() {
+                continue;
+            }
+            let difference = a.summary.mean - b.summary.mean;
+            let half = welch(&a.finals, &b.finals).map(|w| {
+                let spread = (a.summary.std.powi(2) / a.finals.len() as f64
+                    + b.summary.std.powi(2) / b.finals.len() as f64)
+                    .sqrt();
+                if spread == 0.0 {
+                    0.0
+                } else {
+                    t_quantile(0.975, w.df) * spread
+                }
+            });
+            out.push(Gain {
+                protocol: protocol.clone(),
+                proportion: p,
+                difference,
+                ci95_low: half.map(|h| difference - h),
+                ci95_high: half.map(|h| difference + h),
+                published: report_value(protocol, p)
+                    .zip(report_value("raw", p))
+                    .map(|(x, raw)| x - raw),
+            });
+        }
+    }
+    out
+}
+
+/// The mean curves of runs given as (accuracy curve, loss curve): at the points every run
+/// has, the mean accuracy with its 95% interval and the mean loss (over the runs whose loss
+/// curve reaches the point).
+fn mean_curve(
+    protocol: &str,
+    proportion: f64,
+    runs: &[(&[CurvePoint], &[LossPoint])],
+) -> MeanCurve {
     // Points present in every run, by iteration.
     let mut iterations: Vec<u32> = runs
         .first()
-        .map(|r| r.curve.iter().map(|p| p.iteration).collect())
+        .map(|(curve, _)| curve.iter().map(|p| p.iteration).collect())
         .unwrap_or_default();
     iterations.retain(|it| {
         runs.iter()
-            .all(|r| r.curve.iter().any(|p| p.iteration == *it))
+            .all(|(curve, _)| curve.iter().any(|p| p.iteration == *it))
     });
-    let (mut mean, mut low, mut high) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut mean, mut low, mut high, mut loss) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for it in &iterations {
         let values: Vec<f64> = runs
             .iter()
-            .filter_map(|r| {
-                r.curve
+            .filter_map(|(curve, _)| {
+                curve
                     .iter()
                     .find(|p| p.iteration == *it)
                     .map(|p| p.accuracy)
@@ -259,11 +348,17 @@ fn mean_curve(protocol: &str, proportion: f64, runs: &[&RunRecord]) -> MeanCurve
         mean.push(s.mean);
         low.push(s.ci95_low);
         high.push(s.ci95_high);
+        let losses: Vec<f64> = runs
+            .iter()
+            .filter_map(|(_, l)| l.iter().find(|p| p.iteration == *it).map(|p| p.loss))
+            .collect();
+        loss.push(summarize(&losses).mean);
     }
     MeanCurve {
         protocol: protocol.to_owned(),
         proportion,
         iterations,
+        loss,
         mean,
         ci95_low: low,
         ci95_high: high,
@@ -277,6 +372,9 @@ fn compare(
     label: String,
 ) -> Option<Comparison> {
     let (ca, cb) = (analysis.cell(a.0, a.1)?, analysis.cell(b.0, b.1)?);
+    if ca.finals.is_empty() || cb.finals.is_empty() {
+        return None;
+    }
     Some(Comparison {
         label,
         mean_a: ca.summary.mean,

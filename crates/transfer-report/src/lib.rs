@@ -17,11 +17,14 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod analysis;
 mod figures;
 mod markdown;
 pub mod stats;
 mod tables;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 
@@ -31,12 +34,13 @@ use transfer_records::{
 };
 
 pub use analysis::{
-    Analysis, Cell, Claim, Comparison, MeanCurve, REPORT_PROPORTIONS, REPORT_TABLE, Verdict,
+    Analysis, Cell, Claim, Comparison, Gain, MeanCurve, REPORT_PROPORTIONS, REPORT_TABLE, Verdict,
     analyse, report_value,
 };
 pub use figures::write_figures;
 pub use markdown::{duration, report_md};
 pub use tables::{CSV_HEADER, table_csv, table_md};
+pub use tidy::{CURVES_HEADER, RUNS_HEADER, curves_csv, runs_csv};
 
 /// Why the report could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +141,8 @@ struct PretrainSummary {
     source_test_accuracy: f64,
 }
 
-/// Writes `table.csv`, `table.md`, `summary.json`, `report.md` and `figures/` into `dir`.
+/// Writes `table.csv`, `table.md`, `runs.csv`, `curves.csv`, `summary.json`, `report.md` and
+/// `figures/` into `dir`.
 /// Returns the files written. Every file is written atomically.
 pub fn write_report(
     dir: &Path,
@@ -164,6 +169,8 @@ pub fn write_report(
     };
     put("table.csv", table_csv(&analysis))?;
     put("table.md", table_md(&analysis))?;
+    put("runs.csv", runs_csv(&results.runs, &order))?;
+    put("curves.csv", curves_csv(&results.runs, &order))?;
     let summary = Summary {
         config: &results.config,
         settings: &results.settings,

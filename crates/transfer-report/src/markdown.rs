@@ -102,6 +102,7 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
     if !ctx.command.is_empty() {
         let _ = writeln!(out, "- command: `{}`", ctx.command);
     }
+    provenance(&mut out, results);
     if let Some(p) = &analysis.pretraining {
         let _ = writeln!(
             out,
@@ -113,6 +114,40 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
     }
     let _ = writeln!(out, "\n## Results against the published table\n");
     out.push_str(&table_md(analysis));
+    let diverged: Vec<String> = results
+        .runs
+        .iter()
+        .filter_map(|r| {
+            r.diverged_at.map(|at| {
+                format!(
+                    "{} p = {} rep {} (by iteration {at})",
+                    r.protocol.name, r.proportion, r.repetition
+                )
+            })
+        })
+        .collect();
+    if !diverged.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nDiverged runs, whose training loss became infinite or NaN: {}.",
+            diverged.join(", ")
+        );
+    }
+    let diverged_pretrainings: Vec<String> = results
+        .pretrains
+        .iter()
+        .filter_map(|p| {
+            p.diverged_at
+                .map(|at| format!("rep {} (by iteration {at})", p.repetition))
+        })
+        .collect();
+    if !diverged_pretrainings.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nDiverged pretrainings: {}; the runs that start from them train on a diverged backbone.",
+            diverged_pretrainings.join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "\nDifferences from the published values (mean minus report):\n"
@@ -163,6 +198,68 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
         let _ = writeln!(out, "![p = {p}](figures/proportion-{p}.png)\n");
     }
     out
+}
+
+/// The provenance of the records: programs and commits, the dataset, dates, commands.
+fn provenance(out: &mut String, results: &StudyResults) {
+    let all: Vec<&transfer_records::Provenance> = results
+        .runs
+        .iter()
+        .map(|r| &r.provenance)
+        .chain(results.pretrains.iter().map(|p| &p.provenance))
+        .collect();
+    let distinct = |field: fn(&transfer_records::Provenance) -> &str| {
+        let mut values: Vec<&str> = all.iter().map(|p| field(p)).collect();
+        values.sort_unstable();
+        values.dedup();
+        values
+    };
+    let _ = writeln!(out, "\n## Provenance\n");
+    let d = &results.settings.dataset;
+    let _ = writeln!(
+        out,
+        "- dataset `{}`: SHA-256 of the train images, train labels, test images, test labels `{}`",
+        d.name,
+        d.sha256.join("`, `")
+    );
+    let programs: Vec<String> = distinct(|p| &p.program)
+        .iter()
+        .map(|program| format!("`{program}`"))
+        .collect();
+    let commits: Vec<String> = distinct(|p| &p.commit)
+        .iter()
+        .map(|c| {
+            if c.is_empty() {
+                "not from a checkout".to_owned()
+            } else {
+                format!("`{c}`")
+            }
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "- written by {} (commit {})",
+        programs.join(", "),
+        commits.join(", ")
+    );
+    let dates = distinct(|p| &p.date);
+    if let (Some(first), Some(last)) = (dates.first(), dates.last()) {
+        let _ = writeln!(out, "- records written from {first} to {last}");
+    }
+    let commands = distinct(|p| &p.command);
+    let shown: Vec<String> = commands.iter().take(5).map(|c| format!("`{c}`")).collect();
+    let more = commands.len().saturating_sub(shown.len());
+    let _ = writeln!(
+        out,
+        "- by the command{} {}{}",
+        if commands.len() == 1 { "" } else { "s" },
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
 }
 
 /// A duration in seconds, minutes or hours, whichever reads best.

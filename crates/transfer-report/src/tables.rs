@@ -10,11 +10,22 @@ fn opt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.6}")).unwrap_or_default()
 }
 
-/// One row per (protocol, proportion), protocol-major.
+/// One row per (protocol, proportion), protocol-major. `reps` counts the runs in the mean:
+/// diverged runs are left out, and a cell whose every run diverged has empty statistics.
 pub fn table_csv(analysis: &Analysis) -> String {
     let mut out = String::from(CSV_HEADER);
     out.push('\n');
     for c in &analysis.cells {
+        if c.finals.is_empty() {
+            out.push_str(&format!(
+                "{},{},{},0,,,,,{},\n",
+                c.protocol,
+                c.proportion,
+                c.train_samples,
+                opt(c.report_value)
+            ));
+            continue;
+        }
         out.push_str(&format!(
             "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{}\n",
             c.protocol,
@@ -32,7 +43,7 @@ pub fn table_csv(analysis: &Analysis) -> String {
     out
 }
 
-/// The report's table laid out as in SPEC.md section 6: a row per protocol, a column per
+/// The report's table laid out as in docs/protocol.md section 6: a row per protocol, a column per
 /// proportion, each cell `mean ± half-width of the 95% CI`, with the published value beside it.
 pub fn table_md(analysis: &Analysis) -> String {
     let mut out = String::from("| protocol |");
@@ -48,13 +59,24 @@ pub fn table_md(analysis: &Analysis) -> String {
         out.push_str(&format!("| {protocol} |"));
         for &p in &analysis.proportions {
             match analysis.cell(protocol, p) {
+                Some(c) if c.finals.is_empty() => {
+                    out.push_str(&format!(" diverged ({} of {}) |", c.diverged, c.diverged));
+                }
                 Some(c) => {
                     let half = (c.summary.ci95_high - c.summary.ci95_low) / 2.0;
                     let report = c
                         .report_value
                         .map(|v| format!(" (report {v:.4})"))
                         .unwrap_or_default();
-                    out.push_str(&format!(" {:.4} ± {half:.4}{report} |", c.summary.mean));
+                    let diverged = if c.diverged > 0 {
+                        format!(", {} of {} diverged", c.diverged, c.diverged + c.summary.n)
+                    } else {
+                        String::new()
+                    };
+                    out.push_str(&format!(
+                        " {:.4} ± {half:.4}{report}{diverged} |",
+                        c.summary.mean
+                    ));
                 }
                 None => out.push_str(" - |"),
             }
@@ -74,5 +96,11 @@ pub fn table_md(analysis: &Analysis) -> String {
     out.push_str(&format!(
         "\nMean final test accuracy on the target test set over {reps}, ± the half-width of its 95% confidence interval (Student's t); the published value in brackets.\n"
     ));
+    let diverged: usize = analysis.cells.iter().map(|c| c.diverged).sum();
+    if diverged > 0 {
+        out.push_str(&format!(
+            "{diverged} run(s) diverged (training loss infinite or NaN) and are left out of the means; their cells say how many.\n"
+        ));
+    }
     out
 }

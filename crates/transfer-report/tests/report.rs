@@ -1,8 +1,8 @@
 //! The report from synthetic records: files, table shape, claims and figures.
 
 use transfer_records::{
-    BackendInfo, CurvePoint, LossPoint, PretrainRecord, Protocol, ResultsDir, RunRecord,
-    TrainingSettings,
+    BackendInfo, CurvePoint, LossPoint, PretrainRecord, Protocol, Provenance, ResultsDir,
+    RunRecord, TrainingSettings, pretrain_seed, run_seed,
 };
 use transfer_report::{CSV_HEADER, ReportContext, StudyResults, Verdict, analyse, write_report};
 
@@ -18,6 +18,33 @@ fn accuracy(protocol: &str, p: f64, rep: u32) -> f64 {
     base + bonus + f64::from(rep) * 1e-4
 }
 
+/// The settings of the synthetic records: 100 iterations, scored every 10.
+fn settings() -> TrainingSettings {
+    let mut settings = TrainingSettings::paper("flex");
+    (settings.iterations, settings.pretrain_iterations) = (100, 100);
+    settings
+}
+
+fn provenance(settings: &TrainingSettings) -> Provenance {
+    Provenance {
+        program: "mnist-transfer 0.1.0".into(),
+        commit: "0123abcd".into(),
+        dataset: settings.dataset.clone(),
+        date: "2026-11-30T12:00:00Z".into(),
+        command: "study --preset paper".into(),
+    }
+}
+
+fn backend() -> BackendInfo {
+    BackendInfo {
+        backend: "flex".into(),
+        device: "cpu".into(),
+        driver: String::new(),
+        threads: 2,
+    }
+}
+
+/// Records that pass the results directory's verification.
 fn records(settings: &TrainingSettings, reps: u32) -> Vec<RunRecord> {
     let mut runs = Vec::new();
     for protocol in Protocol::presets() {
@@ -25,32 +52,34 @@ fn records(settings: &TrainingSettings, reps: u32) -> Vec<RunRecord> {
             for rep in 0..reps {
                 let acc = accuracy(&protocol.name, p, rep);
                 runs.push(RunRecord {
+                    seed: run_seed(settings.seed, &protocol.name, p, rep),
+                    pretrain_seed: protocol
+                        .needs_pretraining()
+                        .then(|| pretrain_seed(settings.seed, rep)),
                     protocol: protocol.clone(),
                     proportion: p,
                     repetition: rep,
-                    seed: 1,
-                    pretrain_seed: None,
                     train_samples: (23_983.0 * p) as usize,
                     iterations: 100,
                     curve: (1..=10)
                         .map(|i| CurvePoint {
                             iteration: i * 10,
-                            accuracy: acc - 0.3 / f64::from(i * i),
+                            accuracy: acc - 0.3 / f64::from(i * i) + 0.003,
                         })
                         .collect(),
-                    loss_curve: vec![LossPoint {
-                        iteration: 100,
-                        loss: 0.1,
-                    }],
+                    loss_curve: (1..=10)
+                        .map(|i| LossPoint {
+                            iteration: i * 10,
+                            loss: 1.0 / f64::from(i),
+                        })
+                        .collect(),
+                    diverged_at: None,
                     final_accuracy: acc,
                     wall_seconds: 1.0,
-                    backend: BackendInfo {
-                        backend: "flex".into(),
-                        device: "cpu".into(),
-                        driver: String::new(),
-                        threads: 2,
-                    },
+                    backend: backend(),
                     settings_hash: settings.hash(),
+                    provenance: provenance(settings),
+                    checksum: String::new(),
                 });
             }
         }
@@ -62,29 +91,35 @@ fn records(settings: &TrainingSettings, reps: u32) -> Vec<RunRecord> {
 fn writes_every_output_with_the_specified_table() {
     let dir = std::env::temp_dir().join(format!("transfer-report-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let settings = TrainingSettings::paper("flex");
+    let settings = settings();
     let store = ResultsDir::create(&dir, &settings).unwrap();
     for run in records(&settings, 3) {
         store.write_run(&run).unwrap();
     }
+    std::fs::write(store.weights_path(0), b"weights").unwrap();
     store
         .write_pretrain(&PretrainRecord {
             repetition: 0,
-            seed: 1,
+            seed: pretrain_seed(settings.seed, 0),
             iterations: 100,
             train_samples: 36_017,
-            curve: vec![],
-            loss_curve: vec![],
+            curve: vec![CurvePoint {
+                iteration: 100,
+                accuracy: 0.98,
+            }],
+            loss_curve: vec![LossPoint {
+                iteration: 100,
+                loss: 0.1,
+            }],
+            diverged_at: None,
             source_test_accuracy: 0.98,
             wall_seconds: 1.0,
-            backend: BackendInfo {
-                backend: "flex".into(),
-                device: "cpu".into(),
-                driver: String::new(),
-                threads: 2,
-            },
+            backend: backend(),
             settings_hash: settings.hash(),
             weights_file: "rep-00.bpk".into(),
+            weights_sha256: String::new(),
+            provenance: provenance(&settings),
+            checksum: String::new(),
         })
         .unwrap();
     let results = StudyResults::read(&dir).unwrap();
@@ -99,8 +134,32 @@ fn writes_every_output_with_the_specified_table() {
         "{}",
         lines[1]
     );
+    let runs = std::fs::read_to_string(dir.join("runs.csv")).unwrap();
+    let rows: Vec<&str> = runs.lines().collect();
+    assert_eq!(rows[0], transfer_report::RUNS_HEADER);
+    assert_eq!(rows.len(), 1 + 48);
+    let seed = run_seed(settings.seed, "raw", 0.005, 0);
+    let fields: Vec<&str> = rows[1].split(',').collect();
+    assert_eq!(fields[..5], ["raw", "0.005", "0", &seed.to_string(), "119"]);
+    let acc: f64 = fields[5].parse().unwrap();
+    assert!(
+        (acc - accuracy("raw", 0.005, 0)).abs() < 1e-15,
+        "{}",
+        rows[1]
+    );
+    assert_eq!(fields[6..], ["0.1", "false", "1", "flex"]);
+    let curves = std::fs::read_to_string(dir.join("curves.csv")).unwrap();
+    let rows: Vec<&str> = curves.lines().collect();
+    assert_eq!(rows[0], transfer_report::CURVES_HEADER);
+    assert_eq!(rows.len(), 1 + 48 * 10);
+    assert!(rows[1].starts_with("raw,0.005,0,10,"), "{}", rows[1]);
+    assert!(rows[1].ends_with(",1"), "{}", rows[1]);
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("Dropout beats raw training"));
+    assert!(
+        md.contains("commit `0123abcd`") && md.contains("study --preset paper"),
+        "{md}"
+    );
     assert!(md.contains("0.9800"), "pretraining accuracy is reported");
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
@@ -112,12 +171,18 @@ fn writes_every_output_with_the_specified_table() {
             .len(),
         10
     );
-    // 4 protocol figures and 4 proportion figures, each as SVG and PNG.
+    // Accuracy and gain by proportion, 4 protocol and 4 proportion figures, the pretraining:
+    // each as SVG and PNG.
     let figures: Vec<_> = files
         .iter()
         .filter(|f| f.starts_with(dir.join("figures")))
         .collect();
-    assert_eq!(figures.len(), 16);
+    assert_eq!(figures.len(), 22);
+    for stem in ["accuracy-vs-proportion", "gain-over-raw", "pretraining"] {
+        assert!(dir.join(format!("figures/{stem}.png")).is_file(), "{stem}");
+        let svg = std::fs::read_to_string(dir.join(format!("figures/{stem}.svg"))).unwrap();
+        assert!(svg.contains("published") || stem == "pretraining", "{stem}");
+    }
     for f in figures {
         assert!(
             std::fs::metadata(f).unwrap().len() > 2000,
@@ -131,7 +196,7 @@ fn writes_every_output_with_the_specified_table() {
 
 #[test]
 fn claims_are_judged_from_the_numbers() {
-    let settings = TrainingSettings::paper("flex");
+    let settings = settings();
     let runs = records(&settings, 4);
     let order: Vec<String> = Protocol::PRESET_NAMES
         .iter()
@@ -155,4 +220,37 @@ fn claims_are_judged_from_the_numbers() {
         .collect();
     let analysis = analyse(&flipped, &[], &order);
     assert_eq!(analysis.claims[2].verdict, Verdict::DoesNotHold);
+}
+
+#[test]
+fn diverged_runs_are_left_out_and_shown() {
+    let settings = settings();
+    let mut runs = records(&settings, 3);
+    for run in &mut runs {
+        let all = run.protocol.name == "dropout" && run.proportion == 0.1;
+        if all || (run.protocol.name == "raw" && run.proportion == 1.0 && run.repetition == 1) {
+            run.loss_curve.truncate(4);
+            run.diverged_at = Some(50);
+        }
+    }
+    let order: Vec<String> = Protocol::PRESET_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let analysis = analyse(&runs, &[], &order);
+    let raw = analysis.cell("raw", 1.0).unwrap();
+    assert_eq!((raw.summary.n, raw.diverged, raw.finals.len()), (2, 1, 2));
+    let csv = transfer_report::table_csv(&analysis);
+    assert!(csv.contains("\nraw,1,23983,2,"), "{csv}");
+    assert!(
+        csv.contains("\ndropout,0.1,2398,0,,,,,0.984500,\n"),
+        "{csv}"
+    );
+    let md = transfer_report::table_md(&analysis);
+    assert!(md.contains(", 1 of 3 diverged |"), "{md}");
+    assert!(md.contains(" diverged (3 of 3) |"), "{md}");
+    assert!(md.contains("4 run(s) diverged"), "{md}");
+    // The claim about dropout at p = 0.1 has nothing to compare there.
+    let dropout = &analysis.claims[2];
+    assert_eq!(dropout.comparisons.len(), 3, "{dropout:?}");
 }

@@ -51,8 +51,8 @@ impl Geometry {
             c0: config.in_channels,
             c1: config.channels[0],
             c2: config.channels[1],
-            height: config.image_size,
-            width: config.image_size,
+            height: config.image_size[0],
+            width: config.image_size[1],
             kernel: config.kernel_size,
         }
     }

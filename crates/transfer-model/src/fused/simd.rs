@@ -84,8 +84,14 @@ const PREFERENCES: [Option<Isa>; 3] = [None, Some(Isa::Avx2), Some(Isa::Avx512)]
 
 /// Sixteen `f32` lanes. Values exist only where the CPU has the type's instruction set: the
 /// constructors and memory accesses are `unsafe`, arithmetic on existing values is not.
+///
+/// # Safety
+///
+/// The safe methods execute the type's instructions on the strength of a value existing, so
+/// an implementation must create values only through its `unsafe` constructors (no safe
+/// constructor, no `Default`, no public field).
 #[cfg(target_arch = "x86_64")]
-pub(super) trait Lanes: Copy {
+pub(super) unsafe trait Lanes: Copy {
     /// The instruction set.
     const ISA: Isa;
     /// Whether a register holds all sixteen lanes (AVX-512): the kernels pick wider register
@@ -149,7 +155,8 @@ pub(super) trait Lanes: Copy {
 pub(super) struct Avx512(__m512);
 
 #[cfg(target_arch = "x86_64")]
-impl Lanes for Avx512 {
+// SAFETY: `Avx512` values come only from the unsafe constructors below.
+unsafe impl Lanes for Avx512 {
     const ISA: Isa = Isa::Avx512;
     const WIDE: bool = true;
 
@@ -229,7 +236,8 @@ impl Lanes for Avx512 {
 pub(super) struct Avx2(__m256, __m256);
 
 #[cfg(target_arch = "x86_64")]
-impl Lanes for Avx2 {
+// SAFETY: `Avx2` values come only from the unsafe constructors below.
+unsafe impl Lanes for Avx2 {
     const ISA: Isa = Isa::Avx2;
     const WIDE: bool = false;
 
