@@ -36,6 +36,8 @@ pub use store::{
     PretrainLock, ResultsDir, SetAside, StoreError, read_json, write_atomic, write_json,
     write_new_atomic,
 };
+/// The subset rule of [`TrainingSettings`], from `transfer-data`.
+pub use transfer_data::SubsetRule;
 pub use verify::{eval_points, pretrain_file_name, run_file_name, weights_file_name};
 
 /// Lower-case hex SHA-256 of a string (configuration hashes).

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use transfer_records::{CurvePoint, LossPoint, PretrainRecord, RunRecord};
 
-use crate::stats::{Summary, Welch, summarize, t_quantile, welch};
+use crate::stats::{Difference, Summary, holm, paired, summarize, unpaired};
 
 /// Proportions of the published table, in its column order.
 pub const REPORT_PROPORTIONS: [f64; 4] = [0.005, 0.01, 0.1, 1.0];
@@ -38,6 +38,8 @@ pub struct Cell {
     pub train_samples: usize,
     /// Final accuracies of the repetitions whose training loss stayed finite, by repetition.
     pub finals: Vec<f64>,
+    /// Those repetitions, in the same order.
+    pub repetitions: Vec<u32>,
     /// Their summary.
     pub summary: Summary,
     /// Repetitions that diverged (their loss became infinite or NaN): left out of `finals`.
@@ -74,9 +76,12 @@ pub struct Gain {
     pub protocol: String,
     /// The proportion.
     pub proportion: f64,
-    /// Difference of mean final accuracies, protocol minus raw.
+    /// Difference of mean final accuracies, protocol minus raw (paired: the mean of the
+    /// repetitions' differences).
     pub difference: f64,
-    /// Lower end of its 95% interval (Welch; absent with fewer than two runs on a side).
+    /// Whether the runs are paired by design and the interval is the paired one.
+    pub paired: bool,
+    /// Lower end of its 95% interval (paired, or Welch's; absent with fewer than two runs).
     pub ci95_low: Option<f64>,
     /// Upper end.
     pub ci95_high: Option<f64>,
@@ -102,9 +107,11 @@ impl Verdict {
     /// The verdict in words.
     pub fn words(self) -> &'static str {
         match self {
-            Verdict::Holds => "holds (every comparison significant at the 5% level)",
+            Verdict::Holds => {
+                "holds (every comparison significant at the 5% level, Holm-corrected)"
+            }
             Verdict::DirectionOnly => {
-                "holds in direction only (not every comparison is significant at this sample size)"
+                "holds in direction only (not every comparison is significant at the 5% level after Holm's correction)"
             }
             Verdict::DoesNotHold => "does not hold (at least one comparison goes the other way)",
             Verdict::NotTested => "not tested (the needed protocols or proportions were not run)",
@@ -121,8 +128,15 @@ pub struct Comparison {
     pub mean_a: f64,
     /// Mean of the other side.
     pub mean_b: f64,
-    /// Welch's test of `a` against `b` (absent with fewer than two repetitions).
-    pub test: Option<Welch>,
+    /// Whether the runs are paired by design, repetition by repetition (they share the
+    /// repetition's pretrained backbone, or its training subset), and so tested as pairs;
+    /// otherwise Welch's unequal-variance test.
+    pub paired: bool,
+    /// The test of `a > b` with the difference's 95% interval (absent with fewer than two
+    /// repetitions, or pairs).
+    pub test: Option<Difference>,
+    /// The one-sided p-value after Holm's correction over the claim's comparisons.
+    pub p_holm: Option<f64>,
 }
 
 impl Comparison {
@@ -131,7 +145,7 @@ impl Comparison {
     }
 
     fn significant(&self) -> bool {
-        self.test.is_some_and(|t| t.p_greater < 0.05)
+        self.p_holm.is_some_and(|p| p < 0.05)
     }
 }
 
@@ -175,6 +189,10 @@ pub struct Analysis {
     pub pretraining_curve: Option<MeanCurve>,
     /// Every protocol's final accuracy against raw's, by proportion.
     pub gains: Vec<Gain>,
+    /// Protocols that start from the repetition's pretrained backbone.
+    pub pretrained: Vec<String>,
+    /// Whether every run at one proportion trains on the same subset (the prefix rule).
+    pub shared_subsets: bool,
     /// The report's claims, checked.
     pub claims: Vec<Claim>,
 }
@@ -189,11 +207,13 @@ impl Analysis {
 }
 
 /// Analyses the records. `protocol_order` puts those protocols first (the configuration's
-/// order); others follow alphabetically.
+/// order); others follow alphabetically. `shared_subsets` says whether all runs at one
+/// proportion train on the same images (the prefix rule): they are then compared as pairs.
 pub fn analyse(
     runs: &[RunRecord],
     pretrains: &[PretrainRecord],
     protocol_order: &[String],
+    shared_subsets: bool,
 ) -> Analysis {
     let mut groups: BTreeMap<(String, u64), Vec<&RunRecord>> = BTreeMap::new();
     for run in runs {
@@ -228,6 +248,7 @@ pub fn analyse(
             let diverged = group.iter().filter(|r| r.diverged_at.is_some()).count();
             group.retain(|r| r.diverged_at.is_none());
             let finals: Vec<f64> = group.iter().map(|r| r.final_accuracy).collect();
+            let repetitions: Vec<u32> = group.iter().map(|r| r.repetition).collect();
             let summary = summarize(&finals);
             let report = report_value(protocol, proportion);
             cells.push(Cell {
@@ -238,6 +259,7 @@ pub fn analyse(
                 delta: report.map(|v| summary.mean - v),
                 report_value: report,
                 finals,
+                repetitions,
                 diverged,
             });
             if !group.is_empty() {
@@ -257,6 +279,13 @@ pub fn analyse(
                 .collect::<Vec<_>>(),
         )
     });
+    let mut pretrained: Vec<String> = runs
+        .iter()
+        .filter(|r| r.protocol.needs_pretraining())
+        .map(|r| r.protocol.name.clone())
+        .collect();
+    pretrained.sort();
+    pretrained.dedup();
     let converged: Vec<(&[CurvePoint], &[LossPoint])> = pretrains
         .iter()
         .filter(|p| p.diverged_at.is_none())
@@ -272,6 +301,8 @@ pub fn analyse(
         pretraining,
         pretraining_curve,
         gains: Vec::new(),
+        pretrained,
+        shared_subsets,
         claims: Vec::new(),
     };
     analysis.gains = gains(&analysis);
@@ -290,23 +321,14 @@ fn gains(analysis: &Analysis) -> Vec<Gain> {
             if a.finals.is_empty() || b.finals.is_empty() {
                 continue;
             }
-            let difference = a.summary.mean - b.summary.mean;
-            let half = welch(&a.finals, &b.finals).map(|w| {
-                let spread = (a.summary.std.powi(2) / a.finals.len() as f64
-                    + b.summary.std.powi(2) / b.finals.len() as f64)
-                    .sqrt();
-                if spread == 0.0 {
-                    0.0
-                } else {
-                    t_quantile(0.975, w.df) * spread
-                }
-            });
+            let test = difference(analysis, a, b);
             out.push(Gain {
                 protocol: protocol.clone(),
                 proportion: p,
-                difference,
-                ci95_low: half.map(|h| difference - h),
-                ci95_high: half.map(|h| difference + h),
+                difference: test.map_or(a.summary.mean - b.summary.mean, |t| t.difference),
+                paired: test.is_some() && paired_by_design(analysis, a, b),
+                ci95_low: test.map(|t| t.ci95_low),
+                ci95_high: test.map(|t| t.ci95_high),
                 published: report_value(protocol, p)
                     .zip(report_value("raw", p))
                     .map(|(x, raw)| x - raw),
@@ -365,6 +387,31 @@ fn mean_curve(
     }
 }
 
+/// Whether two cells' runs are paired by design, repetition by repetition: both start from
+/// the repetition's pretrained backbone, or both train on the same subset (one proportion
+/// under the prefix rule, where every repetition and protocol sees the same images).
+fn paired_by_design(analysis: &Analysis, a: &Cell, b: &Cell) -> bool {
+    let pretrained = |c: &Cell| analysis.pretrained.contains(&c.protocol);
+    (pretrained(a) && pretrained(b)) || (a.proportion == b.proportion && analysis.shared_subsets)
+}
+
+/// The test of `a > b`: paired over the repetitions both have where the runs are paired by
+/// design, Welch's otherwise.
+fn difference(analysis: &Analysis, a: &Cell, b: &Cell) -> Option<Difference> {
+    if paired_by_design(analysis, a, b) {
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for (x, rep) in a.finals.iter().zip(&a.repetitions) {
+            if let Some(i) = b.repetitions.iter().position(|r| r == rep) {
+                xs.push(*x);
+                ys.push(b.finals[i]);
+            }
+        }
+        paired(&xs, &ys)
+    } else {
+        unpaired(&a.finals, &b.finals)
+    }
+}
+
 fn compare(
     analysis: &Analysis,
     a: (&str, f64),
@@ -379,28 +426,47 @@ fn compare(
         label,
         mean_a: ca.summary.mean,
         mean_b: cb.summary.mean,
-        test: welch(&ca.finals, &cb.finals),
+        paired: paired_by_design(analysis, ca, cb),
+        test: difference(analysis, ca, cb),
+        p_holm: None,
     })
+}
+
+/// Sets each comparison's Holm-corrected p-value over the claim's tested comparisons.
+fn correct(mut comparisons: Vec<Comparison>) -> Vec<Comparison> {
+    let tested: Vec<usize> = (0..comparisons.len())
+        .filter(|&i| comparisons[i].test.is_some())
+        .collect();
+    let p: Vec<f64> = tested
+        .iter()
+        .filter_map(|&i| comparisons[i].test.map(|t| t.p_greater))
+        .collect();
+    for (&i, adjusted) in tested.iter().zip(holm(&p)) {
+        comparisons[i].p_holm = Some(adjusted);
+    }
+    comparisons
 }
 
 fn claims(analysis: &Analysis) -> Vec<Claim> {
     let props = &analysis.proportions;
     let mut out = Vec::new();
 
-    let more_data: Vec<Comparison> = analysis
-        .protocols
-        .iter()
-        .flat_map(|protocol| {
-            props.windows(2).filter_map(move |w| {
-                compare(
-                    analysis,
-                    (protocol, w[1]),
-                    (protocol, w[0]),
-                    format!("{protocol}: p = {} vs p = {}", w[1], w[0]),
-                )
+    let more_data: Vec<Comparison> = correct(
+        analysis
+            .protocols
+            .iter()
+            .flat_map(|protocol| {
+                props.windows(2).filter_map(move |w| {
+                    compare(
+                        analysis,
+                        (protocol, w[1]),
+                        (protocol, w[0]),
+                        format!("{protocol}: p = {} vs p = {}", w[1], w[0]),
+                    )
+                })
             })
-        })
-        .collect();
+            .collect(),
+    );
     out.push(Claim {
         statement: "More data gives higher accuracy (every protocol, each proportion against the next smaller one).".into(),
         verdict: verdict(&more_data),
@@ -419,6 +485,7 @@ fn claims(analysis: &Analysis) -> Vec<Claim> {
             ));
         }
     }
+    let help = correct(help);
     let mut verdict_help = verdict(&help);
     let gains: Vec<(f64, f64)> = props
         .iter()
@@ -441,17 +508,19 @@ fn claims(analysis: &Analysis) -> Vec<Claim> {
         verdict: verdict_help,
     });
 
-    let dropout: Vec<Comparison> = props
-        .iter()
-        .filter_map(|&p| {
-            compare(
-                analysis,
-                ("dropout", p),
-                ("raw", p),
-                format!("dropout vs raw at p = {p}"),
-            )
-        })
-        .collect();
+    let dropout: Vec<Comparison> = correct(
+        props
+            .iter()
+            .filter_map(|&p| {
+                compare(
+                    analysis,
+                    ("dropout", p),
+                    ("raw", p),
+                    format!("dropout vs raw at p = {p}"),
+                )
+            })
+            .collect(),
+    );
     out.push(Claim {
         statement: "Dropout beats raw training (at every proportion).".into(),
         verdict: verdict(&dropout),
@@ -475,6 +544,7 @@ fn claims(analysis: &Analysis) -> Vec<Claim> {
     } else {
         Vec::new()
     };
+    let best = correct(best);
     out.push(Claim {
         statement: "Pretraining plus fine-tuning is best at p = 1.".into(),
         verdict: verdict(&best),

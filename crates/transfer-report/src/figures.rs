@@ -140,8 +140,7 @@ pub fn write_figures(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Re
             }
         }
         figures.push(Figure {
-            title: "Gain over raw training: final accuracy minus raw's (95% Welch intervals)"
-                .into(),
+            title: "Gain over raw training: final accuracy minus raw's (95% intervals)".into(),
             stem: "gain-over-raw".into(),
             plot: Plot::ByProportion {
                 series,

@@ -1,5 +1,6 @@
 //! The report of the MNIST transfer-learning study, from run records alone: statistics
-//! (mean, standard deviation, 95% confidence intervals, Welch's t-tests), the table against
+//! (mean, standard deviation, 95% confidence intervals, paired or Welch t-tests with Holm's
+//! correction), the table against
 //! the published one (`table.csv`, `table.md`), figures (SVG and PNG), `summary.json`, and
 //! `report.md` with each of the published claims checked.
 //!
@@ -159,7 +160,8 @@ pub fn write_report(
             .map(|s| s.to_string())
             .collect(),
     };
-    let analysis = analyse(&results.runs, &results.pretrains, &order);
+    let shared_subsets = results.settings.subset == transfer_records::SubsetRule::Prefix;
+    let analysis = analyse(&results.runs, &results.pretrains, &order, shared_subsets);
     let mut written = Vec::new();
     let mut put = |name: &str, text: String| -> Result<(), ReportError> {
         let path = dir.join(name);

@@ -173,17 +173,36 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
     let _ = writeln!(out, "\n## The report's claims, checked\n");
     let _ = writeln!(
         out,
-        "Each comparison gives the difference of mean final accuracies and Welch's one-sided t-test p-value for the claimed direction.\n"
+        "Each comparison gives the difference in final accuracy with its 95% confidence interval, the one-sided t-test's p-value for the claimed direction and the same p-value after Holm's correction over the claim's comparisons (which the verdict uses), and the standardised effect size. Runs that are paired by design (sharing a repetition's pretrained backbone, or its training subset under the prefix rule) are compared repetition by repetition (paired t-test, Cohen's d_z); others with Welch's unequal-variance test (Cohen's d).\n"
     );
     for claim in &analysis.claims {
         let _ = writeln!(out, "### {}\n", claim.statement);
         let _ = writeln!(out, "**Verdict: {}.**\n", claim.verdict.words());
         for c in &claim.comparisons {
-            let p = c
-                .test
-                .map(|t| format!("p = {}", p_value(t.p_greater)))
-                .unwrap_or_else(|| "no test (fewer than 2 repetitions)".into());
-            let _ = writeln!(out, "- {}: {:+.4} ({p})", c.label, c.mean_a - c.mean_b);
+            match (c.test, c.p_holm) {
+                (Some(t), Some(holm)) => {
+                    let _ = writeln!(
+                        out,
+                        "- {}: {:+.4} [{:+.4}, {:+.4}] ({}, {}, Holm {}, effect size {:.2})",
+                        c.label,
+                        t.difference,
+                        t.ci95_low,
+                        t.ci95_high,
+                        if c.paired { "paired" } else { "Welch" },
+                        p_value(t.p_greater),
+                        p_value(holm),
+                        t.effect_size
+                    );
+                }
+                _ => {
+                    let _ = writeln!(
+                        out,
+                        "- {}: {:+.4} (no test: fewer than 2 repetitions)",
+                        c.label,
+                        c.mean_a - c.mean_b
+                    );
+                }
+            }
         }
         if claim.verdict == Verdict::NotTested {
             let _ = writeln!(out, "- (no comparison possible with these runs)");
@@ -273,13 +292,13 @@ pub fn duration(seconds: f64) -> String {
     }
 }
 
-/// A p-value in three significant digits, or as a bound when tiny.
+/// A p-value as `p = 0.0123`, or `p < 0.0001` when tiny.
 fn p_value(p: f64) -> String {
     if p < 1e-4 {
-        "< 0.0001".into()
+        "p < 0.0001".into()
     } else if p < 0.01 {
-        format!("{p:.4}")
+        format!("p = {p:.4}")
     } else {
-        format!("{p:.3}")
+        format!("p = {p:.3}")
     }
 }

@@ -88,10 +88,10 @@ pub fn table_md(analysis: &Analysis) -> String {
         reps.iter().min().copied().unwrap_or(0),
         reps.iter().max().copied().unwrap_or(0),
     );
-    let reps = if min == max {
-        min.to_string()
-    } else {
-        format!("{min} to {max}")
+    let reps = match (min, max) {
+        (1, 1) => "1 repetition".to_owned(),
+        _ if min == max => format!("{min} repetitions"),
+        _ => format!("{min} to {max} repetitions"),
     };
     out.push_str(&format!(
         "\nMean final test accuracy on the target test set over {reps}, ± the half-width of its 95% confidence interval (Student's t); the published value in brackets.\n"

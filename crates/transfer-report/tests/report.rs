@@ -202,7 +202,7 @@ fn claims_are_judged_from_the_numbers() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let analysis = analyse(&runs, &[], &order);
+    let analysis = analyse(&runs, &[], &order, true);
     // The synthetic data is built so that every claim holds in direction; with the tiny
     // spread between repetitions every comparison is significant.
     for claim in &analysis.claims {
@@ -218,7 +218,7 @@ fn claims_are_judged_from_the_numbers() {
             r
         })
         .collect();
-    let analysis = analyse(&flipped, &[], &order);
+    let analysis = analyse(&flipped, &[], &order, true);
     assert_eq!(analysis.claims[2].verdict, Verdict::DoesNotHold);
 }
 
@@ -237,7 +237,7 @@ fn diverged_runs_are_left_out_and_shown() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let analysis = analyse(&runs, &[], &order);
+    let analysis = analyse(&runs, &[], &order, true);
     let raw = analysis.cell("raw", 1.0).unwrap();
     assert_eq!((raw.summary.n, raw.diverged, raw.finals.len()), (2, 1, 2));
     let csv = transfer_report::table_csv(&analysis);
