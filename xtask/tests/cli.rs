@@ -36,9 +36,25 @@ fn smoke_study_writes_everything_and_a_rerun_trains_nothing() {
         "study.json",
         "figures/protocol-frozen.png",
         "figures/proportion-0.005.svg",
+        "figures/accuracy-vs-proportion.png",
+        "figures/gain-over-raw.svg",
+        "figures/pretraining.png",
     ] {
         assert!(out.join(file).is_file(), "{file} is missing");
     }
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    assert_eq!(runs.lines().count(), 1 + 32, "{runs}");
+    let curves = std::fs::read_to_string(out.join("curves.csv")).unwrap();
+    assert_eq!(
+        curves.lines().count(),
+        1 + 32,
+        "one evaluation per smoke run: {curves}"
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("## Provenance") && report.contains("study --preset smoke"),
+        "{report}"
+    );
     let before = records(&out);
     assert_eq!(before.len(), 32);
     let started = Instant::now();

@@ -113,6 +113,10 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
         );
     }
     let _ = writeln!(out, "\n## Results against the published table\n");
+    let _ = writeln!(
+        out,
+        "![final test accuracy by proportion of training data, published values as hollow squares](figures/accuracy-vs-proportion.png)\n"
+    );
     out.push_str(&table_md(analysis));
     let diverged: Vec<String> = results
         .runs
@@ -210,11 +214,17 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
         out.push('\n');
     }
     let _ = writeln!(out, "## Figures\n");
+    if !analysis.gains.is_empty() {
+        let _ = writeln!(out, "![gain over raw](figures/gain-over-raw.png)\n");
+    }
     for protocol in &analysis.protocols {
         let _ = writeln!(out, "![{protocol}](figures/protocol-{protocol}.png)\n");
     }
     for p in &analysis.proportions {
         let _ = writeln!(out, "![p = {p}](figures/proportion-{p}.png)\n");
+    }
+    if analysis.pretraining_curve.is_some() {
+        let _ = writeln!(out, "![pretraining](figures/pretraining.png)\n");
     }
     out
 }
