@@ -160,6 +160,12 @@ fn check_curves(
     }
 }
 
+fn check_settings_hash(recorded: &str, directory: &str) -> Result<(), String> {
+    check(recorded == directory, || {
+        "it was made with other settings than its directory's settings.json".into()
+    })
+}
+
 /// Checks a run record against the file name it was read from and its directory's settings.
 /// The error is a sentence without the path; callers add it.
 pub(crate) fn check_run(
@@ -168,9 +174,7 @@ pub(crate) fn check_run(
     settings: &TrainingSettings,
     settings_hash: &str,
 ) -> Result<(), String> {
-    check(record.settings_hash == settings_hash, || {
-        "it was made with other settings than its directory's settings.json".into()
-    })?;
+    check_settings_hash(&record.settings_hash, settings_hash)?;
     record
         .protocol
         .validate()
@@ -256,9 +260,7 @@ pub(crate) fn check_pretrain(
     settings: &TrainingSettings,
     settings_hash: &str,
 ) -> Result<(), String> {
-    check(record.settings_hash == settings_hash, || {
-        "it was made with other settings than its directory's settings.json".into()
-    })?;
+    check_settings_hash(&record.settings_hash, settings_hash)?;
     let expected = pretrain_file_name(record.repetition);
     check(file_name == expected, || {
         format!(

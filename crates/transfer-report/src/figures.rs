@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -404,6 +405,33 @@ where
     Ok(())
 }
 
+/// A chart's grid, axes and their descriptions, with at most six readable ticks an axis.
+fn draw_mesh<DB, X, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<(), String>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_labels(6)
+        .y_labels(8)
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 16))
+        .light_line_style(RGBColor(246, 246, 246))
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 /// The x range of iteration curves: every evaluation point, on a log axis (early training,
 /// where protocols differ most, gets as much room as late training).
 fn iteration_range(lines: &[(String, &MeanCurve)]) -> (f64, f64) {
@@ -434,18 +462,11 @@ where
         .y_label_area_size(60)
         .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
         .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("training iteration (log scale)")
-        .y_desc("test accuracy")
-        .x_labels(6)
-        .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
-        .label_style(("sans-serif", 14))
-        .axis_desc_style(("sans-serif", 16))
-        .light_line_style(RGBColor(246, 246, 246))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    draw_mesh(
+        &mut chart,
+        "training iteration (log scale)",
+        "test accuracy",
+    )?;
     for (i, (_, curve)) in lines.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
         let xs: Vec<f64> = curve
@@ -519,19 +540,11 @@ where
         .y_label_area_size(60)
         .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
         .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("training iteration (log scale)")
-        .y_desc("mean training loss (log scale)")
-        .x_labels(6)
-        .y_labels(6)
-        .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
-        .label_style(("sans-serif", 14))
-        .axis_desc_style(("sans-serif", 16))
-        .light_line_style(RGBColor(246, 246, 246))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    draw_mesh(
+        &mut chart,
+        "training iteration (log scale)",
+        "mean training loss (log scale)",
+    )?;
     for (i, (_, curve)) in lines.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
         let points: Vec<(f64, f64)> = curve
@@ -606,17 +619,11 @@ where
         .y_label_area_size(72)
         .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
         .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("proportion of the target training set (log scale)")
-        .y_desc(y_label)
-        .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
-        .label_style(("sans-serif", 14))
-        .axis_desc_style(("sans-serif", 16))
-        .light_line_style(RGBColor(246, 246, 246))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    draw_mesh(
+        &mut chart,
+        "proportion of the target training set (log scale)",
+        y_label,
+    )?;
     if zero_line {
         chart
             .draw_series(LineSeries::new(
