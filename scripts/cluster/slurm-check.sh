@@ -13,9 +13,15 @@ started=$(date +%s)
 
 stop() {
   for daemon in slurmd slurmctld; do
-    [ -f "$work/$daemon.pid" ] && kill "$(cat "$work/$daemon.pid")" 2>/dev/null || true
+    pid=$(cat "$work/$daemon.pid" 2>/dev/null) || continue
+    kill "$pid" 2>/dev/null || continue
+    # Slurm's daemons save their state as they stop: wait, then remove it.
+    for _ in $(seq 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
   done
-  rm -rf "$work"
+  rm -rf "$work" || true
 }
 trap stop EXIT
 
