@@ -20,6 +20,9 @@ pub enum XtaskError {
     /// The results directory cannot be used.
     #[error(transparent)]
     Store(#[from] transfer_records::StoreError),
+    /// A network could not be exported.
+    #[error(transparent)]
+    Export(#[from] transfer_model::SafetensorsError),
     /// The report could not be written.
     #[error(transparent)]
     Report(#[from] transfer_report::ReportError),

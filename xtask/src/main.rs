@@ -51,6 +51,9 @@ enum Command {
     Report(ReportArgs),
     /// Measure training and evaluation speed on a backend.
     Bench(bench::BenchArgs),
+    /// Write a run's trained network (kept by --save-models) as safetensors with PyTorch's
+    /// names and layouts.
+    Export(ExportArgs),
 }
 
 #[derive(Args, Clone)]
@@ -150,6 +153,9 @@ struct TrainArgs {
     /// Also write the run record to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Keep the trained network beside its record (models/NAME.bpk), for `export`.
+    #[arg(long)]
+    save_models: bool,
     /// Plain log lines instead of progress bars.
     #[arg(long)]
     quiet: bool,
@@ -210,8 +216,20 @@ struct StudyArgs {
     /// Skip the up-front time estimate.
     #[arg(long)]
     no_estimate: bool,
+    /// Keep each run's trained network beside its record (models/NAME.bpk), for `export`.
+    #[arg(long)]
+    save_models: bool,
     #[command(flatten)]
     data: DataOptions,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The run: its record (`DIR/runs/NAME.json`) or its model (`DIR/models/NAME.bpk`).
+    run: PathBuf,
+    /// The safetensors file to write.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -267,7 +285,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Train(a) => Some(a.backend),
         Command::Study(a) => Some(a.backend),
         Command::Bench(a) => Some(a.backend),
-        Command::Data(_) | Command::Report(_) => None,
+        Command::Data(_) | Command::Report(_) | Command::Export(_) => None,
     };
     if let Some(backend) = backend
         && let Some(code) = backend::rerun_with_feature(backend)?
@@ -280,6 +298,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Study(args) => study(args),
         Command::Report(args) => report(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Export(args) => export(args),
     }
     .map(|()| 0)
 }
@@ -346,7 +365,8 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     let (device, info) = args.backend.device()?;
     let dataset = load_dataset(&args.data.dir, &manifest)?;
-    let ws = Workspace::new(&dataset, device, info, &args.out, &settings)?;
+    let mut ws = Workspace::new(&dataset, device, info, &args.out, &settings)?;
+    ws.save_models = args.save_models;
     ws.check_feasible(&[args.proportion])?;
     ws.set_aside_untrusted(|line| println!("{line}"))?;
     let progress = progress::Progress::new(1, args.quiet, "runs");
@@ -459,6 +479,7 @@ fn study(args: StudyArgs) -> Result<()> {
     ws.check_feasible(&config.proportions)?;
     let (stack, compute) = args.stacking.compute();
     ws.compute = compute;
+    ws.save_models = args.save_models;
     let exec = study::Execution {
         jobs: args.jobs,
         stack,
@@ -468,6 +489,46 @@ fn study(args: StudyArgs) -> Result<()> {
         command: command_line(),
     };
     study::run_study(&ws, &config, &exec)
+}
+
+fn export(args: ExportArgs) -> Result<()> {
+    let not_a_run = || {
+        XtaskError::Usage(format!(
+            "{}: not a run of a results directory (DIR/runs/NAME.json or DIR/models/NAME.bpk)",
+            args.run.display()
+        ))
+    };
+    let stem = args.run.file_stem().ok_or_else(not_a_run)?;
+    let dir = args
+        .run
+        .parent()
+        .and_then(|p| p.parent())
+        .ok_or_else(not_a_run)?;
+    let dir = if dir.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        dir
+    };
+    let store = transfer_records::ResultsDir::open(dir)?;
+    let record_name = format!("{}.json", stem.to_string_lossy());
+    let record = store.read_run(&dir.join("runs").join(record_name))?;
+    let model_path = store.saved_model(&record)?;
+    let saved = record.model.as_ref().ok_or_else(not_a_run)?;
+    let config =
+        transfer_model::CnnConfig::new(saved.num_classes).with_image_size(saved.image_size);
+    config.validate()?;
+    let (device, _) = Backend::default_compiled().device()?;
+    let model = config.init(&device, 0).load(&model_path)?;
+    transfer_model::to_safetensors(&model, &args.out)?;
+    println!(
+        "{} p={} rep {} (final test accuracy {:.4}) written to {} with PyTorch's names and layouts",
+        record.protocol.name,
+        record.proportion,
+        record.repetition,
+        record.final_accuracy,
+        args.out.display()
+    );
+    Ok(())
 }
 
 fn report(args: ReportArgs) -> Result<()> {

@@ -11,8 +11,8 @@ use transfer_protocols::{
     run_protocol_stack,
 };
 use transfer_records::{
-    BackendInfo, PretrainRecord, Protocol, Provenance, ResultsDir, RunRecord, TrainingSettings,
-    pretrain_seed, run_seed, split_at_divergence, utc_timestamp,
+    BackendInfo, PretrainRecord, Protocol, Provenance, ResultsDir, RunRecord, SavedModel,
+    TrainingSettings, pretrain_seed, run_seed, split_at_divergence, utc_timestamp,
 };
 
 use crate::error::{Result, XtaskError};
@@ -67,6 +67,8 @@ pub struct Workspace {
     pub compute: Compute,
     /// What every record written here says produced it (its date set when written).
     pub provenance: Provenance,
+    /// Keep each target run's trained network beside its record (`models/`).
+    pub save_models: bool,
 }
 
 /// How runs are computed, as opposed to what they compute: results change with these by
@@ -149,6 +151,7 @@ impl Workspace {
             store,
             compute: Compute::default(),
             provenance,
+            save_models: false,
         })
     }
 
@@ -437,6 +440,23 @@ impl Workspace {
                 });
                 continue;
             }
+            let model = if self.save_models {
+                let path = self
+                    .store
+                    .model_path(&protocol.name, proportion, repetition)?;
+                outcome.model.save(&path)?;
+                Some(SavedModel {
+                    file: path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    sha256: self.store.file_sha256(&path)?,
+                    num_classes: self.target.num_classes(),
+                    image_size: [self.target.train.rows, self.target.train.cols],
+                })
+            } else {
+                None
+            };
             let (loss_curve, diverged_at) = split_at_divergence(outcome.loss_curve);
             let record = RunRecord {
                 protocol: protocol.clone(),
@@ -460,6 +480,7 @@ impl Workspace {
                     (!protocol.freeze_backbone).then_some(settings.stacked_conv),
                 ),
                 settings_hash: self.store.settings_hash().to_owned(),
+                model,
                 provenance: self.provenance_now(),
                 checksum: String::new(),
             };

@@ -28,8 +28,8 @@ pub use config::{DatasetIdentity, StudyConfig, TrainingSettings};
 pub use error::RecordError;
 pub use protocol::{BackboneStart, Protocol};
 pub use run::{
-    BackendInfo, CurvePoint, LossPoint, PretrainRecord, Provenance, RunRecord, split_at_divergence,
-    utc_timestamp,
+    BackendInfo, CurvePoint, LossPoint, PretrainRecord, Provenance, RunRecord, SavedModel,
+    split_at_divergence, utc_timestamp,
 };
 pub use seeds::{pretrain_seed, run_seed};
 pub use store::{

@@ -74,6 +74,20 @@ pub struct BackendInfo {
     pub threads: usize,
 }
 
+/// A trained network kept beside the records (`models/NAME.bpk` for `runs/NAME.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedModel {
+    /// Its file name under the results directory's `models/`.
+    pub file: String,
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// Output classes of its head.
+    pub num_classes: usize,
+    /// Height and width of the images it takes.
+    pub image_size: [usize; 2],
+}
+
 /// Splits a loss curve at its first non-finite value: the finite points before it, and the
 /// iteration it belongs to when there is one (the run diverged by then).
 pub fn split_at_divergence(mut loss_curve: Vec<LossPoint>) -> (Vec<LossPoint>, Option<u32>) {
@@ -123,6 +137,9 @@ pub struct RunRecord {
     pub backend: BackendInfo,
     /// Hash of the [`TrainingSettings`](crate::TrainingSettings) that produced it.
     pub settings_hash: String,
+    /// The trained network, when the study kept it (`--save-models`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<SavedModel>,
     /// The program, data, date and command that produced it.
     pub provenance: Provenance,
     /// SHA-256 of the record's file with these 64 digits zeroed: set when the record is
@@ -207,6 +224,7 @@ mod tests {
                 threads: 2,
             },
             settings_hash: "abc".into(),
+            model: None,
             provenance: Provenance {
                 program: "mnist-transfer 0.1.0".into(),
                 commit: String::new(),

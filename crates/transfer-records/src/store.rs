@@ -302,6 +302,40 @@ impl ResultsDir {
             .join(weights_file_name(repetition))
     }
 
+    /// Where the trained network of a run is kept (`models/NAME.bpk` beside `runs/NAME.json`),
+    /// its directory created.
+    pub fn model_path(&self, protocol: &str, proportion: f64, repetition: u32) -> Result<PathBuf> {
+        let dir = self.root.join("models");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(dir.join(run_file_name(protocol, proportion, repetition).replace(".json", ".bpk")))
+    }
+
+    /// Hex SHA-256 of a file a record is about to name (a model written beside the records).
+    pub fn file_sha256(&self, path: &Path) -> Result<String> {
+        file_sha256(path)
+    }
+
+    /// The model file a verified run record names, checked against the SHA-256 it recorded.
+    pub fn saved_model(&self, record: &RunRecord) -> Result<PathBuf> {
+        let path = self.model_path(&record.protocol.name, record.proportion, record.repetition)?;
+        let invalid = |what: String| StoreError::Invalid {
+            path: path.clone(),
+            what,
+        };
+        let Some(model) = &record.model else {
+            return Err(invalid(
+                "the run kept no model (run the study with --save-models)".into(),
+            ));
+        };
+        let hash = file_sha256(&path).map_err(|e| invalid(reason(e)))?;
+        if hash != model.sha256 {
+            return Err(invalid(
+                "not the model its run recorded (SHA-256 differs)".into(),
+            ));
+        }
+        Ok(path)
+    }
+
     /// The run record at `path`, verified: its checksum, its content against its file name
     /// and the directory's settings, its values' ranges.
     pub fn read_run(&self, path: &Path) -> Result<RunRecord> {
@@ -678,6 +712,7 @@ mod tests {
                 threads: 2,
             },
             settings_hash: store.settings_hash().to_owned(),
+            model: None,
             provenance: crate::Provenance {
                 program: "test".into(),
                 commit: String::new(),

@@ -78,6 +78,7 @@ fn records(settings: &TrainingSettings, reps: u32) -> Vec<RunRecord> {
                     wall_seconds: 1.0,
                     backend: backend(),
                     settings_hash: settings.hash(),
+                    model: None,
                     provenance: provenance(settings),
                     checksum: String::new(),
                 });
