@@ -365,9 +365,15 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     let (device, info) = args.backend.device()?;
     let dataset = load_dataset(&args.data.dir, &manifest)?;
-    let mut ws = Workspace::new(&dataset, device, info, &args.out, &settings)?;
+    let mut ws = Workspace::new(
+        &dataset,
+        device,
+        info,
+        &args.out,
+        &settings,
+        &[args.proportion],
+    )?;
     ws.save_models = args.save_models;
-    ws.check_feasible(&[args.proportion])?;
     ws.set_aside_untrusted(|line| println!("{line}"))?;
     let progress = progress::Progress::new(1, args.quiet, "runs");
     let pretrained = if protocol.needs_pretraining() {
@@ -475,8 +481,14 @@ fn study(args: StudyArgs) -> Result<()> {
     );
     let (device, info) = args.backend.device()?;
     let dataset = load_dataset(&args.data.dir, &manifest)?;
-    let mut ws = Workspace::new(&dataset, device, info, &out, &config.training)?;
-    ws.check_feasible(&config.proportions)?;
+    let mut ws = Workspace::new(
+        &dataset,
+        device,
+        info,
+        &out,
+        &config.training,
+        &config.proportions,
+    )?;
     let (stack, compute) = args.stacking.compute();
     ws.compute = compute;
     ws.save_models = args.save_models;

@@ -110,13 +110,17 @@ pub struct Finished<T> {
 }
 
 impl Workspace {
-    /// Binds the data, device and results directory for `settings`.
+    /// Binds the data, device and results directory for `settings`, after checking that runs
+    /// at `proportions` can be trained on this data (the images fit the network, the source
+    /// task and every subset hold a batch): an infeasible study stops before it creates or
+    /// touches the results directory.
     pub fn new(
         dataset: &Dataset,
         device: Device,
         backend: BackendInfo,
         out: &Path,
         settings: &TrainingSettings,
+        proportions: &[f64],
     ) -> Result<Workspace> {
         let (source, target) =
             dataset.transfer_tasks(&settings.source_classes, &settings.target_classes)?;
@@ -134,6 +138,15 @@ impl Workspace {
                 source.train.len(),
                 settings.batch_size
             )));
+        }
+        for &proportion in proportions {
+            subset_size(settings.subset, target.train.len(), proportion, settings.batch_size)
+                .map_err(|e| {
+                    XtaskError::Usage(format!(
+                        "the target task (classes {:?}) cannot be trained at proportion {proportion}: {e}",
+                        settings.target_classes
+                    ))
+                })?;
         }
         let store = ResultsDir::create(out, settings)?;
         let provenance = Provenance {
@@ -169,23 +182,6 @@ impl Workspace {
     /// The settings every run here uses.
     pub fn settings(&self) -> &TrainingSettings {
         self.store.settings()
-    }
-
-    /// Checks that runs at `proportions` can be trained on this data before any is: each
-    /// gives a subset of at least one batch.
-    pub fn check_feasible(&self, proportions: &[f64]) -> Result<()> {
-        let s = self.settings();
-        for &proportion in proportions {
-            subset_size(s.subset, self.target.train.len(), proportion, s.batch_size).map_err(
-                |e| {
-                    XtaskError::Usage(format!(
-                        "the target task (classes {:?}) cannot be trained at proportion {proportion}: {e}",
-                        s.target_classes
-                    ))
-                },
-            )?;
-        }
-        Ok(())
     }
 
     /// Moves records that fail verification out of the way (to `rejected/`), saying so in a
