@@ -176,8 +176,7 @@ fn tampered_and_duplicated_records_are_refused_then_set_aside_and_run_again() {
     let expected = records(&out);
     let table = std::fs::read_to_string(out.join("table.csv")).unwrap();
     let runs = out.join("runs");
-    // An edited value, a record copied under another run's name, a stray copy, a record of
-    // another directory's settings.
+    // An edited value, a record copied under another run's name, a stray copy.
     let edited = runs.join("raw-p1-rep-00.json");
     let text = std::fs::read_to_string(&edited).unwrap();
     let (_, raw) = expected

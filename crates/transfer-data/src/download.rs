@@ -71,6 +71,11 @@ pub fn download_missing(
     options: &DownloadOptions,
     progress: &dyn DownloadProgress,
 ) -> Result<Vec<String>> {
+    // The file names become paths under `dir`: only plain names get that far.
+    manifest.validate().map_err(|what| DataError::Manifest {
+        path: dir.to_owned(),
+        what,
+    })?;
     let missing: Vec<&FileSpec> = manifest
         .files()
         .into_iter()

@@ -266,3 +266,18 @@ fn many_processes_filling_one_directory_at_once_all_succeed() {
         assert!(!part_path(dest.path(), spec).exists());
     }
 }
+
+#[test]
+fn a_manifest_naming_a_path_is_refused_before_anything_is_fetched() {
+    let (root, mut manifest, _) = synthetic_mirror();
+    let server = Server::start(root.path().to_owned());
+    let dest = TempDir::new("dl-escape");
+    manifest.test_labels.name = "../escape".into();
+    let opts = options(vec![server.mirror("good")]);
+    let err = download_missing(dest.path(), &manifest, &opts, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("plain file name"), "{err}");
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+    assert!(!dest.path().join("../escape.gz").exists());
+}

@@ -80,7 +80,7 @@ pub struct BackendInfo {
 pub struct SavedModel {
     /// Its file name under the results directory's `models/`.
     pub file: String,
-    /// SHA-256 of the file's bytes.
+    /// SHA-256 of the file's bytes (set by `ResultsDir::write_run`).
     pub sha256: String,
     /// Output classes of its head.
     pub num_classes: usize,

@@ -310,11 +310,6 @@ impl ResultsDir {
         Ok(dir.join(run_file_name(protocol, proportion, repetition).replace(".json", ".bpk")))
     }
 
-    /// Hex SHA-256 of a file a record is about to name (a model written beside the records).
-    pub fn file_sha256(&self, path: &Path) -> Result<String> {
-        file_sha256(path)
-    }
-
     /// The model file a verified run record names, checked against the SHA-256 it recorded.
     pub fn saved_model(&self, record: &RunRecord) -> Result<PathBuf> {
         let path = self.model_path(&record.protocol.name, record.proportion, record.repetition)?;
@@ -406,9 +401,16 @@ impl ResultsDir {
         Ok(PretrainLock { _file: file })
     }
 
-    /// Writes a run record atomically, with its checksum; returns the record as written.
+    /// Writes a run record atomically, after its model if it names one (whose SHA-256 it
+    /// records), with its checksum; returns the record as written.
     pub fn write_run(&self, record: &RunRecord) -> Result<RunRecord> {
         let path = self.run_path(&record.protocol.name, record.proportion, record.repetition);
+        let mut record = record.clone();
+        if let Some(model) = &mut record.model {
+            let file =
+                self.model_path(&record.protocol.name, record.proportion, record.repetition)?;
+            model.sha256 = file_sha256(&file)?;
+        }
         let (sealed, bytes) = record.sealed();
         write_atomic(&path, &bytes).map_err(io(&path))?;
         Ok(sealed)
