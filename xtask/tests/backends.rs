@@ -9,22 +9,12 @@
 //! cargo test -p xtask --features wgpu --test backends -- --nocapture
 //! ```
 //!
-//! Without the feature, or without a device, the tests say so and pass; with
-//! `TRANSFER_REQUIRE_WGPU=1` (set by CI) a missing device fails them instead.
+//! The file builds only with the feature (`required-features` in `Cargo.toml`), and without a
+//! device its tests fail: `scripts/lavapipe-check.sh` installs the driver and runs them.
 //!
 //! burn-flex runs its direct convolution kernels here (`flex()`), the ones whose rounding is
 //! closest to a GPU's; the faster Winograd kernels are held to them by transfer-model's tests.
 
-#[cfg(not(feature = "wgpu"))]
-#[test]
-fn wgpu_agreement_is_skipped_without_the_wgpu_feature() {
-    eprintln!(
-        "SKIPPED: wgpu agreement tests need the `wgpu` feature: \
-         cargo test -p xtask --features wgpu --test backends"
-    );
-}
-
-#[cfg(feature = "wgpu")]
 mod wgpu {
     use std::path::PathBuf;
     use std::sync::OnceLock;
@@ -57,30 +47,24 @@ mod wgpu {
         })
     }
 
-    /// The wgpu device, or `None` (with a message) where none starts and CI does not
-    /// require one.
-    fn wgpu_device() -> Option<Device> {
+    /// The wgpu device; a test without one fails, naming the driver to install.
+    fn wgpu_device() -> Device {
         static DEVICE: OnceLock<Option<Device>> = OnceLock::new();
         DEVICE
             .get_or_init(|| {
-                let started = std::panic::catch_unwind(|| {
+                std::panic::catch_unwind(|| {
                     let device = Device::wgpu(DeviceKind::DefaultDevice);
                     let sum = Tensor::<1>::ones([4], &device).sum().into_data();
                     let sum = sum.try_into_vec_as::<f32>().ok()?;
                     (sum == [4.0]).then_some(device)
-                });
-                match started {
-                    Ok(Some(device)) => Some(device),
-                    _ if std::env::var_os("TRANSFER_REQUIRE_WGPU").is_some() => {
-                        panic!("TRANSFER_REQUIRE_WGPU is set but no wgpu device started")
-                    }
-                    _ => {
-                        eprintln!("SKIPPED: no wgpu device (install a Vulkan driver, e.g. mesa-vulkan-drivers)");
-                        None
-                    }
-                }
+                })
+                .ok()
+                .flatten()
             })
             .clone()
+            .unwrap_or_else(|| {
+                panic!("no wgpu device started (install a Vulkan driver, e.g. mesa-vulkan-drivers)")
+            })
     }
 
     /// The CPU device, with the fused backbone's direct kernels. Winograd's rounding (about
@@ -115,7 +99,7 @@ mod wgpu {
 
     #[test]
     fn same_weights_give_the_same_logits() {
-        let Some(gpu) = wgpu_device() else { return };
+        let gpu = wgpu_device();
         let cpu = flex();
         let images = first(&target().test, 64);
         let batch = images.batch(&(0..64).collect::<Vec<_>>());
@@ -136,7 +120,7 @@ mod wgpu {
     /// allows 1e-4.
     #[test]
     fn same_weights_give_the_same_gradients() {
-        let Some(gpu) = wgpu_device() else { return };
+        let gpu = wgpu_device();
         let images = first(&target().test, 100);
         let batch = images.batch(&(0..100).collect::<Vec<_>>());
         let gradients = |device: &Device| {
@@ -215,7 +199,7 @@ mod wgpu {
     /// the gradient test above, which this drift does not touch.
     #[test]
     fn a_short_training_run_agrees() {
-        let Some(gpu) = wgpu_device() else { return };
+        let gpu = wgpu_device();
         assert_same_curves(&short_run(&flex(), &[]), &short_run(&gpu, &[]));
     }
 
@@ -223,7 +207,7 @@ mod wgpu {
     /// products) against the run alone on the CPU, held to the same tolerances.
     #[test]
     fn a_run_stacked_on_the_gpu_agrees_with_the_run_alone() {
-        let Some(gpu) = wgpu_device() else { return };
+        let gpu = wgpu_device();
         assert_same_curves(&short_run(&flex(), &[]), &short_run(&gpu, &[4, 5]));
     }
 
@@ -232,7 +216,7 @@ mod wgpu {
     /// parts of 4 MiB.
     #[test]
     fn a_run_stacked_with_convolutions_as_products_agrees() {
-        let Some(gpu) = wgpu_device() else { return };
+        let gpu = wgpu_device();
         let settings = LoopSettings {
             batch_size: 40,
             stacked_conv: StackedConv::Gemm,
