@@ -199,8 +199,17 @@ fn gpu_kernels(backend: Backend) -> &'static str {
 fn flex_kernels() -> String {
     #[cfg(feature = "flex")]
     {
-        use transfer_model::fused::kernels::{Geometry, Isa, Method};
-        let study = Geometry::of(&transfer_model::CnnConfig::new(4), 1);
+        use transfer_kernels::{Geometry, Isa, Method};
+        let config = transfer_model::CnnConfig::new(4);
+        let study = Geometry {
+            batch: 1,
+            c0: config.in_channels,
+            c1: config.channels[0],
+            c2: config.channels[1],
+            height: config.image_size[0],
+            width: config.image_size[1],
+            kernel: config.kernel_size,
+        };
         let method = Method::chosen(&study);
         match Isa::chosen() {
             Some(isa) if method != Method::Im2col => format!(

@@ -59,7 +59,7 @@ pub struct BenchArgs {
     pub dir: PathBuf,
 }
 
-/// The fused kernels' instruction sets (`transfer_model::fused::kernels::Isa`).
+/// The fused kernels' instruction sets (`transfer_kernels::Isa`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum InstructionSet {
     /// AVX2 with FMA: x86-64 CPUs since about 2013.
@@ -68,7 +68,7 @@ pub enum InstructionSet {
     Avx512,
 }
 
-/// The fused backbone's methods (`transfer_model::fused::kernels::Method`).
+/// The fused backbone's methods (`transfer_kernels::Method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kernels {
     /// Winograd F(4x4, 3x3) for conv2 (AVX-512 or AVX2).
@@ -148,7 +148,7 @@ pub struct PytorchFigures {
 pub fn bench(args: BenchArgs) -> Result<()> {
     #[cfg(feature = "flex")]
     if let Some(kernels) = args.kernels {
-        use transfer_model::fused::kernels::Method;
+        use transfer_kernels::Method;
         Method::prefer(Some(match kernels {
             Kernels::Winograd => Method::Winograd,
             Kernels::Direct => Method::Direct,
@@ -157,7 +157,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     #[cfg(feature = "flex")]
     if let Some(isa) = args.isa {
-        use transfer_model::fused::kernels::Isa;
+        use transfer_kernels::Isa;
         let isa = match isa {
             InstructionSet::Avx2 => Isa::Avx2,
             InstructionSet::Avx512 => Isa::Avx512,

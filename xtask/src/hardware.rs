@@ -1,5 +1,8 @@
 //! What machine this is, in words, for records and reports.
 
+// The peak-FLOPS probe runs FMA loops compiled for AVX2 and AVX-512F.
+#![allow(unsafe_code)]
+
 /// The CPU model name from `/proc/cpuinfo`, or the architecture when unknown.
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -61,8 +64,8 @@ fn fma_flops(wide: bool, seconds: f64) -> f64 {
     let mut flops = 0.0;
     let mut sink = 0.0f32;
     while start.elapsed().as_secs_f64() < seconds {
-        // SAFETY: each function runs only where its instruction set was detected above.
         let seed = std::hint::black_box(flops as f32 * 1e-12);
+        // SAFETY: each function runs only where its instruction set was detected above.
         let (done, value) = unsafe {
             if wide {
                 fma_loop_avx512(seed, 1 << 20)

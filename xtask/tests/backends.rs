@@ -21,8 +21,8 @@ mod wgpu {
 
     use burn::prelude::*;
     use transfer_data::{Dataset, ImageSet, Manifest, Task};
+    use transfer_kernels::Method;
     use transfer_model::CnnConfig;
-    use transfer_model::fused::kernels::Method;
     use transfer_protocols::{
         LoopSettings, RunInput, Silent, StackedConv, TrainOutcome, run_protocol, run_protocol_stack,
     };

@@ -21,8 +21,6 @@
 //! # Ok(()) }
 //! ```
 
-#![forbid(unsafe_code)]
-
 #[cfg(feature = "download")]
 mod download;
 mod error;

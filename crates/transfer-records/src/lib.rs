@@ -14,8 +14,6 @@
 //! assert_ne!(run_seed(1, "raw", 0.1, 3), run_seed(1, "raw", 0.1, 4));
 //! ```
 
-#![forbid(unsafe_code)]
-
 mod config;
 mod error;
 mod protocol;

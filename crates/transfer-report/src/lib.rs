@@ -18,8 +18,6 @@
 //! # Ok(()) }
 //! ```
 
-#![forbid(unsafe_code)]
-
 mod analysis;
 mod figures;
 mod markdown;

@@ -14,8 +14,8 @@ use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use super::kernels::{self, Geometry, Saved, Weights};
 use crate::Backbone;
+use transfer_kernels::{self as kernels, Geometry, Saved, Weights};
 
 /// The backbone's layers as one operation: conv1 -> ReLU -> conv2 -> ReLU -> 2x2 max-pool,
 /// both convolutions stride 1 with "same" padding.

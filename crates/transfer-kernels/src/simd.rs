@@ -91,7 +91,7 @@ const PREFERENCES: [Option<Isa>; 3] = [None, Some(Isa::Avx2), Some(Isa::Avx512)]
 /// an implementation must create values only through its `unsafe` constructors (no safe
 /// constructor, no `Default`, no public field).
 #[cfg(target_arch = "x86_64")]
-pub(super) unsafe trait Lanes: Copy {
+pub(crate) unsafe trait Lanes: Copy {
     /// The instruction set.
     const ISA: Isa;
     /// Whether a register holds all sixteen lanes (AVX-512): the kernels pick wider register
@@ -152,7 +152,7 @@ pub(super) unsafe trait Lanes: Copy {
 /// One AVX-512 register.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
-pub(super) struct Avx512(__m512);
+pub(crate) struct Avx512(__m512);
 
 #[cfg(target_arch = "x86_64")]
 // SAFETY: `Avx512` values come only from the unsafe constructors below.
@@ -233,7 +233,7 @@ unsafe impl Lanes for Avx512 {
 /// Two AVX2 registers: lanes 0..8 and 8..16.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
-pub(super) struct Avx2(__m256, __m256);
+pub(crate) struct Avx2(__m256, __m256);
 
 #[cfg(target_arch = "x86_64")]
 // SAFETY: `Avx2` values come only from the unsafe constructors below.
@@ -461,7 +461,7 @@ fn transpose8(rows: [__m256; 8]) -> [__m256; 8] {
 /// The CPU must have `V`'s instruction set.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(super) unsafe fn pool_window<V: Lanes>(candidates: [V; 4], bias: V) -> (V, V) {
+pub(crate) unsafe fn pool_window<V: Lanes>(candidates: [V; 4], bias: V) -> (V, V) {
     // SAFETY: the caller guarantees the instruction set.
     let zero = unsafe { V::zero() };
     let mut best = candidates[0].add(bias).max(zero);
@@ -483,7 +483,7 @@ pub(super) unsafe fn pool_window<V: Lanes>(candidates: [V; 4], bias: V) -> (V, V
 /// `out` must hold the `N` rows.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(super) unsafe fn add_rows<V: Lanes, const H: usize, const N: usize>(
+pub(crate) unsafe fn add_rows<V: Lanes, const H: usize, const N: usize>(
     acc: &[[V; H]; N],
     out: *mut f32,
     stride: usize,
@@ -511,7 +511,7 @@ macro_rules! dispatch {
         $(#[$generic_meta])*
         #[allow(clippy::too_many_arguments)]
         #[inline(always)]
-        unsafe fn $generic<$lanes: $crate::fused::simd::Lanes>($($arg: $ty),*) $body
+        unsafe fn $generic<$lanes: $crate::simd::Lanes>($($arg: $ty),*) $body
 
         $(#[$meta])*
         ///
@@ -519,30 +519,30 @@ macro_rules! dispatch {
         ///
         /// The CPU must have `isa`, and the operands must be as the generic function needs.
         #[allow(clippy::too_many_arguments)]
-        $vis unsafe fn $name(isa: $crate::fused::simd::Isa, $($arg: $ty),*) {
+        $vis unsafe fn $name(isa: $crate::simd::Isa, $($arg: $ty),*) {
             #[target_feature(enable = "avx512f")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx512($($arg: $ty),*) {
                 // SAFETY: passed on from the caller.
-                unsafe { $generic::<$crate::fused::simd::Avx512>($($arg),*) }
+                unsafe { $generic::<$crate::simd::Avx512>($($arg),*) }
             }
             #[target_feature(enable = "avx2,fma")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx2($($arg: $ty),*) {
                 // SAFETY: passed on from the caller.
-                unsafe { $generic::<$crate::fused::simd::Avx2>($($arg),*) }
+                unsafe { $generic::<$crate::simd::Avx2>($($arg),*) }
             }
             // SAFETY: the caller guarantees the instruction set.
             unsafe {
                 match isa {
-                    $crate::fused::simd::Isa::Avx512 => avx512($($arg),*),
-                    $crate::fused::simd::Isa::Avx2 => avx2($($arg),*),
+                    $crate::simd::Isa::Avx512 => avx512($($arg),*),
+                    $crate::simd::Isa::Avx2 => avx2($($arg),*),
                 }
             }
         }
     };
 }
-pub(super) use dispatch;
+pub(crate) use dispatch;
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
@@ -602,15 +602,5 @@ mod tests {
         if Isa::Avx512.available() {
             check::<Avx512>();
         }
-    }
-
-    #[test]
-    fn a_preferred_instruction_set_is_used_where_available() {
-        for isa in Isa::all() {
-            Isa::prefer(Some(isa));
-            assert_eq!(Isa::chosen(), Some(isa));
-        }
-        Isa::prefer(None);
-        assert_eq!(Isa::chosen(), Isa::best());
     }
 }

@@ -12,9 +12,9 @@
 //! ([`Isa`]) and the output channel counts are multiples of 32 ([`available`]); the caller
 //! falls back to im2col and `gemm` elsewhere.
 
-use super::simd::Isa;
+use crate::simd::Isa;
 #[cfg(target_arch = "x86_64")]
-use super::simd::{Lanes, add_rows, dispatch, pool_window};
+use crate::simd::{Lanes, add_rows, dispatch, pool_window};
 
 /// What the output channel count must be a multiple of: one block with AVX-512, two with AVX2.
 pub const BLOCK_CHANNELS: usize = 32;
@@ -425,7 +425,7 @@ unsafe fn block<V: Lanes, const C: usize, const H: usize>(
     let BlockAt { y, x, channel, .. } = at;
     let (cin, cout, k) = (shape.cin, shape.cout, shape.kernel);
     let row = shape.padded_width() * cin;
-    // SAFETY (this block): the caller checked the shapes (`Shape::check`), so the block's
+    // SAFETY: the caller checked the shapes (`Shape::check`), so the block's
     // receptive field, `C + k - 1` columns of `k + 1` rows from `(y, x)`, lies in `padded`, and
     // every weight row read lies in `weights`.
     unsafe {
@@ -628,7 +628,7 @@ unsafe fn single_channel_weight_grad<V: Lanes, const H: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fused::{test_values as values, with_each_isa};
+    use crate::{test_values as values, with_each_isa};
 
     /// Loop reference of [`conv`] on an unpadded input.
     fn reference(shape: &Shape, input: &[f32], weights: &[f32]) -> Vec<f32> {

@@ -18,9 +18,9 @@
 //! AVX-512F or AVX2 with FMA ([`Isa`]), the kernel is 3x3, the map's sides are multiples of 4,
 //! the input channels a multiple of 16 and the output channels of 32 ([`available`]).
 
-use super::simd::Isa;
+use crate::simd::Isa;
 #[cfg(target_arch = "x86_64")]
-use super::simd::{Lanes, add_rows, dispatch, pool_window};
+use crate::simd::{Lanes, add_rows, dispatch, pool_window};
 
 /// What the output channel count must be a multiple of: one block of products with AVX-512
 /// (two registers), two with AVX2 (two pairs).
@@ -879,9 +879,9 @@ unsafe fn pool_strip<V: Lanes>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::direct;
     use super::*;
-    use crate::fused::{assert_close_to_largest, test_values as values, with_each_isa};
+    use crate::direct;
+    use crate::{assert_close_to_largest, test_values as values, with_each_isa};
 
     /// Shapes covering every block of tiles (AVX-512: 7, 4, 2, 1; AVX2: 6, 4, 3, 2, 1) and
     /// input channels (12, 8, 4; 6, 4), and two blocks of output channels.
@@ -945,7 +945,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn one_dimensional_transforms_match_their_matrices() {
-        use crate::fused::simd::{Avx2, Avx512};
+        use crate::simd::{Avx2, Avx512};
 
         fn check<V: Lanes, T: Transform<C, R>, const R: usize, const C: usize>(m: &[[f32; C]; R]) {
             let x: [f32; C] = std::array::from_fn(|i| (1u32 << (3 * i)) as f32 * 0.5);
