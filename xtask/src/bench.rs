@@ -10,12 +10,12 @@ use transfer_records::Protocol;
 
 use crate::StackArgs;
 use crate::backend::Backend;
+use crate::dataset::load_dataset;
 use crate::error::{Result, XtaskError};
-use crate::plan::{Preset, plan};
-use crate::runner::load_dataset;
-use crate::timing::{
+use transfer_study::cost::{
     Costs, Sizes, seconds_per_eval_image, seconds_per_step, stand_in_backbone, study_seconds,
 };
+use transfer_study::{Preset, plan};
 
 /// Arguments of `cargo xtask bench`.
 #[derive(Args)]

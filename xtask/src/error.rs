@@ -1,7 +1,5 @@
 //! The command line's error: every failure as one line of plain words.
 
-use std::path::PathBuf;
-
 /// Anything that stops a command.
 #[derive(Debug, thiserror::Error)]
 pub enum XtaskError {
@@ -23,42 +21,18 @@ pub enum XtaskError {
     /// A network could not be exported.
     #[error(transparent)]
     Export(#[from] transfer_model::SafetensorsError),
+    /// The study could not run.
+    #[error(transparent)]
+    Study(#[from] transfer_study::StudyError),
     /// The report could not be written.
     #[error(transparent)]
     Report(#[from] transfer_report::ReportError),
-    /// A configuration file is wrong.
-    #[error("{path}: {what}")]
-    ConfigFile {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        what: String,
-    },
-    /// A file could not be written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
     /// A backend cannot be used.
     #[error("{0}")]
     Backend(String),
     /// Arguments that do not make sense together.
     #[error("{0}")]
     Usage(String),
-}
-
-impl XtaskError {
-    /// An I/O error on `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        XtaskError::Io {
-            path: path.into(),
-            source,
-        }
-    }
 }
 
 /// The command line's result type.

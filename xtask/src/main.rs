@@ -1,18 +1,16 @@
 //! `cargo xtask`: the command line of the MNIST transfer-learning study.
 //!
-//! It composes the crates: it parses arguments, picks the backend, runs the plan with
-//! progress, and asks the report crate for the outputs. It decides nothing about training
-//! or statistics.
+//! It composes the crates: it parses arguments, picks the backend, shows the study
+//! library's progress, and asks the report crate for the outputs. It decides nothing about
+//! training, the plan or statistics.
 
 mod backend;
 mod bench;
+mod dataset;
 mod error;
 mod hardware;
-mod plan;
 mod progress;
-mod runner;
 mod study;
-mod timing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,10 +21,13 @@ use transfer_model::StackedConv;
 use transfer_protocols::DEFAULT_MAX_BUFFER_BYTES;
 use transfer_records::{DatasetIdentity, Protocol, TrainingSettings};
 
+use transfer_study::{
+    Compute, ConfigFile, Execution, Overrides, Preset, Shard, Workspace, build_config,
+};
+
 use crate::backend::Backend;
+use crate::dataset::{load_dataset, read_manifest};
 use crate::error::{Result, XtaskError};
-use crate::plan::{ConfigFile, Overrides, Preset, Shard, build_config};
-use crate::runner::{Compute, Workspace, load_dataset, read_manifest};
 
 #[derive(Parser)]
 #[command(
@@ -166,7 +167,7 @@ struct TrainArgs {
 #[derive(Args)]
 struct StudyArgs {
     /// Starting configuration (default: paper, or the config file's).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = preset_parser())]
     preset: Option<Preset>,
     /// A TOML configuration file (see docs/study.md); flags override it.
     #[arg(long)]
@@ -237,6 +238,13 @@ struct ReportArgs {
     /// The results directory.
     #[arg(long)]
     out: PathBuf,
+}
+
+/// `--preset`'s values: the study library's presets by name.
+fn preset_parser() -> impl clap::builder::TypedValueParser<Value = Preset> {
+    use clap::builder::TypedValueParser;
+    let names = Preset::ALL.map(Preset::name);
+    clap::builder::PossibleValuesParser::new(names).try_map(|name| name.parse::<Preset>())
 }
 
 /// The command line as typed after the program's name: `study --preset quick`.
@@ -374,7 +382,15 @@ fn train(args: TrainArgs) -> Result<()> {
         &[args.proportion],
     )?;
     ws.save_models = args.save_models;
-    ws.set_aside_untrusted(|line| println!("{line}"))?;
+    ws.provenance.command = command_line();
+    for moved in ws.set_aside_untrusted()? {
+        println!(
+            "{}: not trusted ({}); moved to {} and run again",
+            moved.from.display(),
+            moved.why,
+            moved.to.display()
+        );
+    }
     let progress = progress::Progress::new(1, args.quiet, "runs");
     let pretrained = if protocol.needs_pretraining() {
         let mut observer = progress.run(
@@ -450,35 +466,7 @@ fn study(args: StudyArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("results").join(&config.preset));
-    println!(
-        "effective configuration (stored in {}/study.json):",
-        out.display()
-    );
-    println!(
-        "  preset {}, {} repetitions x {} protocols ({}) x {} proportions ({:?})",
-        config.preset,
-        config.repetitions,
-        config.protocols.len(),
-        config
-            .protocols
-            .iter()
-            .map(|p| p.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        config.proportions.len(),
-        config.proportions
-    );
-    let t = &config.training;
-    println!(
-        "  {} iterations (eval every {}), pretraining {} iterations, batch {}, subset {}, seed {}, backend {}",
-        t.iterations,
-        t.eval_every,
-        t.pretrain_iterations,
-        t.batch_size,
-        t.subset,
-        t.seed,
-        t.backend
-    );
+    study::print_configuration(&config, &out);
     let (device, info) = args.backend.device()?;
     let dataset = load_dataset(&args.data.dir, &manifest)?;
     let mut ws = Workspace::new(
@@ -492,15 +480,16 @@ fn study(args: StudyArgs) -> Result<()> {
     let (stack, compute) = args.stacking.compute();
     ws.compute = compute;
     ws.save_models = args.save_models;
-    let exec = study::Execution {
+    ws.provenance.command = command_line();
+    let exec = Execution {
         jobs: args.jobs,
         stack,
         shard,
-        quiet: args.quiet,
-        no_estimate: args.no_estimate,
+        estimate: !args.no_estimate,
+        hardware: hardware::describe(),
         command: command_line(),
     };
-    study::run_study(&ws, &config, &exec)
+    study::run(&ws, &config, &exec, args.quiet)
 }
 
 fn export(args: ExportArgs) -> Result<()> {
@@ -546,7 +535,7 @@ fn export(args: ExportArgs) -> Result<()> {
 fn report(args: ReportArgs) -> Result<()> {
     let results = transfer_report::StudyResults::read(&args.out)?;
     let ctx = match &results.config {
-        Some(config) => study::report_context(config, "", None),
+        Some(config) => transfer_study::report_context(config, &hardware::describe(), "", None),
         None => transfer_report::ReportContext {
             hardware: hardware::describe(),
             ..Default::default()

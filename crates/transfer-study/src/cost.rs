@@ -1,5 +1,6 @@
-//! Measuring the building blocks: seconds per training step of a protocol and per image
-//! of evaluation. Used by `bench` and by the study's up-front time estimate.
+//! The cost model: seconds per training step of a protocol and per image of evaluation,
+//! measured on the device, and the seconds a study needs from them. The study's up-front
+//! estimate and the command line's benchmark use it.
 
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use transfer_protocols::{EvalSet, LoopSettings, RunInput, Silent, run_protocol_s
 use transfer_records::{Protocol, TrainingSettings};
 
 use crate::error::Result;
-use crate::runner::{Compute, pretrain_loop, run_loop};
+use crate::workspace::{Compute, pretrain_loop, run_loop};
 
 /// Seconds per training step (batch 100) of one run of `protocol`, trained in stacks of
 /// `stack` runs (1: alone) computed as `compute` says, from the difference between runs of `warmup` and

@@ -1,11 +1,11 @@
-//! Records the git commit the binary is built from (when built from a checkout), for the
+//! Records the git commit the library is built from (when built from a checkout), for the
 //! provenance every run record carries.
 
 use std::path::Path;
 use std::process::Command;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let git = root.join(".git");
     // Rebuild when HEAD moves: HEAD itself, and the branch file or packed refs it points to.
     for path in ["HEAD", "packed-refs"] {

@@ -4,36 +4,18 @@
 use std::path::Path;
 
 use burn::prelude::*;
-use transfer_data::{Dataset, Manifest, Task, select_subset, subset_size};
+use transfer_data::{Dataset, Task, select_subset, subset_size};
 use transfer_model::{Backbone, CnnConfig, StackedConv};
 use transfer_protocols::{
     DEFAULT_MAX_BUFFER_BYTES, LoopSettings, Observer, RunInput, network_config, pretrain_stack,
     run_protocol_stack,
 };
 use transfer_records::{
-    BackendInfo, PretrainRecord, Protocol, Provenance, ResultsDir, RunRecord, SavedModel,
+    BackendInfo, PretrainRecord, Protocol, Provenance, ResultsDir, RunRecord, SavedModel, SetAside,
     TrainingSettings, pretrain_seed, run_seed, split_at_divergence, utc_timestamp,
 };
 
-use crate::error::{Result, XtaskError};
-use crate::progress::DownloadBar;
-
-/// The manifest of a dataset: the file's, or canonical MNIST's.
-pub fn read_manifest(manifest: Option<&Path>) -> Result<Manifest> {
-    Ok(match manifest {
-        Some(path) => Manifest::from_json_file(path)?,
-        None => Manifest::mnist(),
-    })
-}
-
-/// Loads (downloading if needed) and verifies the dataset of `manifest` from `dir`.
-pub fn load_dataset(dir: &Path, manifest: &Manifest) -> Result<Dataset> {
-    Ok(transfer_data::ensure_dataset(
-        dir,
-        manifest,
-        &DownloadBar::new(),
-    )?)
-}
+use crate::error::{Result, StudyError};
 
 /// Loop settings of a pretraining: evaluated on the source test set at most five times,
 /// and never more often than the target runs are.
@@ -65,7 +47,8 @@ pub struct Workspace {
     pub store: ResultsDir,
     /// How runs are computed.
     pub compute: Compute,
-    /// What every record written here says produced it (its date set when written).
+    /// What every record written here says produced it (its date set when written; the
+    /// command is the caller's to fill).
     pub provenance: Provenance,
     /// Keep each target run's trained network beside its record (`models/`).
     pub save_models: bool,
@@ -125,7 +108,7 @@ impl Workspace {
         let (source, target) =
             dataset.transfer_tasks(&settings.source_classes, &settings.target_classes)?;
         let refuse = |what: String| {
-            XtaskError::Usage(format!(
+            StudyError::Infeasible(format!(
                 "dataset {} ({}): {what}",
                 dataset.name, dataset.files[0]
             ))
@@ -142,7 +125,7 @@ impl Workspace {
         for &proportion in proportions {
             subset_size(settings.subset, target.train.len(), proportion, settings.batch_size)
                 .map_err(|e| {
-                    XtaskError::Usage(format!(
+                    StudyError::Infeasible(format!(
                         "the target task (classes {:?}) cannot be trained at proportion {proportion}: {e}",
                         settings.target_classes
                     ))
@@ -154,7 +137,7 @@ impl Workspace {
             commit: env!("TRANSFER_GIT_COMMIT").to_owned(),
             dataset: settings.dataset.clone(),
             date: String::new(),
-            command: crate::command_line(),
+            command: String::new(),
         };
         Ok(Workspace {
             device,
@@ -184,18 +167,10 @@ impl Workspace {
         self.store.settings()
     }
 
-    /// Moves records that fail verification out of the way (to `rejected/`), saying so in a
-    /// line each, so that their runs are trained again.
-    pub fn set_aside_untrusted(&self, say: impl Fn(&str)) -> Result<()> {
-        for moved in self.store.set_aside_untrusted()? {
-            say(&format!(
-                "{}: not trusted ({}); moved to {} and run again",
-                moved.from.display(),
-                moved.why,
-                moved.to.display()
-            ));
-        }
-        Ok(())
+    /// Moves records that fail verification out of the way (to `rejected/`), so that their
+    /// runs are trained again, and says what moved.
+    pub fn set_aside_untrusted(&self) -> Result<Vec<SetAside>> {
+        Ok(self.store.set_aside_untrusted()?)
     }
 
     /// The pretrained backbone of `repetition`: loaded if already in the results directory,
@@ -207,7 +182,7 @@ impl Workspace {
     ) -> Result<(Backbone, Finished<PretrainRecord>)> {
         let mut one = self.pretrained_stack(&[repetition], observer)?;
         one.pop()
-            .ok_or_else(|| crate::error::XtaskError::Usage("no pretraining was run".into()))
+            .ok_or(StudyError::Internal("a stack of one pretraining gave none"))
     }
 
     /// The pretrained backbones of `repetitions`, in order. When any is missing, all are
@@ -338,11 +313,10 @@ impl Workspace {
             return Ok(None);
         };
         if record.protocol != *protocol {
-            return Err(crate::error::XtaskError::Usage(format!(
-                "{}: made with another definition of protocol '{}'; choose another --out or rename the protocol",
-                path.display(),
-                protocol.name
-            )));
+            return Err(StudyError::ProtocolChanged {
+                path,
+                protocol: protocol.name.clone(),
+            });
         }
         Ok(Some(record))
     }
@@ -360,7 +334,7 @@ impl Workspace {
         let mut one =
             self.run_stack(protocol, proportion, &[(repetition, pretrained)], observer)?;
         one.pop()
-            .ok_or_else(|| crate::error::XtaskError::Usage("no run was run".into()))
+            .ok_or(StudyError::Internal("a stack of one run gave none"))
     }
 
     /// Runs `protocol` at `proportion` for several repetitions, each with its pretrained

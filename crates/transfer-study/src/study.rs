@@ -1,0 +1,378 @@
+//! A whole study: every run of the configuration into one results directory, resumable,
+//! sharded, in parallel, then the report. Progress goes to [`StudyEvents`]; nothing prints.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use transfer_model::Backbone;
+use transfer_protocols::{Observer, Silent};
+use transfer_records::{BackboneStart, PretrainRecord, Protocol, RunRecord, SetAside, StudyConfig};
+use transfer_report::{ReportContext, StudyResults, write_report};
+
+use crate::cost::{
+    Costs, Sizes, seconds_per_eval_image, seconds_per_step, stand_in_backbone, study_seconds,
+};
+use crate::error::{Result, StudyError};
+use crate::plan::{PlannedRun, Shard, plan, stack_label, stacks};
+use crate::workspace::Workspace;
+
+/// How to execute a study.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// Stacks trained at once, each on its own thread.
+    pub jobs: usize,
+    /// Runs of one protocol and proportion trained together as one computation (1: alone).
+    pub stack: usize,
+    /// The slice of the plan this process runs (`None`: all of it).
+    pub shard: Option<Shard>,
+    /// Measure a few steps and estimate the study's time before training.
+    pub estimate: bool,
+    /// The machine, in words, for the report.
+    pub hardware: String,
+    /// The command that runs the study, for the report.
+    pub command: String,
+}
+
+impl Default for Execution {
+    fn default() -> Execution {
+        Execution {
+            jobs: 1,
+            stack: 1,
+            shard: None,
+            estimate: false,
+            hardware: String::new(),
+            command: String::new(),
+        }
+    }
+}
+
+/// What this process will do, decided before anything trains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSummary {
+    /// Runs in this process's part of the plan (all of it without a shard).
+    pub runs: usize,
+    /// Of those, runs already finished in the results directory.
+    pub finished: usize,
+    /// Pretrained backbones to train.
+    pub pretrainings: usize,
+    /// Runs trained together at most.
+    pub stack: usize,
+    /// The slice of the plan, if any.
+    pub shard: Option<Shard>,
+}
+
+impl PlanSummary {
+    /// Runs still to train.
+    pub fn to_run(&self) -> usize {
+        self.runs - self.finished
+    }
+}
+
+/// The study's expected time for one job, from steps measured on the device.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    /// Seconds for everything still to train.
+    pub seconds: f64,
+    /// Seconds per training step of the whole network.
+    pub step: f64,
+    /// Seconds per training step of a frozen backbone's classifier.
+    pub frozen_step: f64,
+    /// Test images scored per second.
+    pub eval_images_per_s: f64,
+}
+
+/// How a study ended in this process.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Every run of the plan is stored, and the report was written: these files.
+    Complete(Vec<PathBuf>),
+    /// This shard's runs are stored; others' are still missing, so there is no report yet.
+    ShardDone,
+}
+
+/// What a study reports as it goes. Every method has a default that ignores the event, so an
+/// implementation names only what it shows. Methods are called from the worker threads.
+pub trait StudyEvents: Sync {
+    /// A record failed verification and was moved aside; its run is trained again.
+    fn set_aside(&self, _moved: &SetAside) {}
+    /// What this process will do.
+    fn planned(&self, _plan: &PlanSummary) {}
+    /// The expected time (only when [`Execution::estimate`] is set and there is work).
+    fn estimated(&self, _estimate: &Estimate) {}
+    /// A pretraining or a stack of runs (`label`, e.g. `frozen p=0.01 reps 0-3`) starts
+    /// `iterations` iterations: the observer of its steps and evaluations.
+    fn started(&self, _label: &str, _iterations: u32) -> Box<dyn Observer + '_> {
+        Box::new(Silent)
+    }
+    /// A repetition's backbone was pretrained and stored.
+    fn pretrained(&self, _record: &PretrainRecord) {}
+    /// A run was trained and stored: the `done`-th of `total` to train in this process.
+    fn finished(&self, _run: &PlannedRun, _record: &RunRecord, _done: usize, _total: usize) {}
+    /// Every run of this process is trained and stored.
+    fn trained(&self) {}
+}
+
+/// [`StudyEvents`] that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Quiet;
+
+impl StudyEvents for Quiet {}
+
+/// Runs the study into the workspace's results directory: records that fail verification
+/// are set aside, finished runs are kept, the rest is trained and stored as each finishes,
+/// and the report is written once the whole plan is stored.
+pub fn run_study(
+    ws: &Workspace,
+    config: &StudyConfig,
+    exec: &Execution,
+    events: &dyn StudyEvents,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    for moved in ws.set_aside_untrusted()? {
+        events.set_aside(&moved);
+    }
+    ws.store.write_study(config)?;
+    let all = plan(config);
+    let every_stack = stacks(&all, exec.stack);
+    let mine = match exec.shard {
+        Some(shard) => shard.select(&every_stack),
+        None => every_stack,
+    };
+    let (todo, todo_runs) = unfinished(ws, &mine)?;
+    let pretrain_stacks = pretrain_stacks(&todo, exec.stack, config.repetitions);
+    let pretrainings = pretrain_stacks
+        .iter()
+        .flatten()
+        .filter(|&&r| ws.store.finished_pretrain(r).ok().flatten().is_none())
+        .count();
+    let runs: usize = mine.iter().map(Vec::len).sum();
+    events.planned(&PlanSummary {
+        runs,
+        finished: runs - todo_runs,
+        pretrainings,
+        stack: exec.stack,
+        shard: exec.shard,
+    });
+    if !todo.is_empty() && exec.estimate {
+        let todo: Vec<&PlannedRun> = todo.iter().flatten().collect();
+        events.estimated(&estimate(ws, &todo, pretrainings, exec.stack)?);
+    }
+
+    let backbones = pretrain(ws, &pretrain_stacks, exec.jobs, events)?;
+    let done = AtomicUsize::new(0);
+    parallel(&todo, exec.jobs, |stack: &Vec<PlannedRun>| {
+        let Some(first) = stack.first() else {
+            return Ok(());
+        };
+        let members: Vec<_> = stack
+            .iter()
+            .map(|run| {
+                let pretrained = match run.protocol.backbone {
+                    BackboneStart::Pretrained => backbones
+                        .iter()
+                        .find(|(rep, _, _)| *rep == run.repetition)
+                        .map(|(_, b, seed)| (b, *seed)),
+                    BackboneStart::Fresh => None,
+                };
+                (run.repetition, pretrained)
+            })
+            .collect();
+        let mut observer = events.started(&stack_label(stack), ws.settings().iterations);
+        let records = ws.run_stack(&first.protocol, first.proportion, &members, &mut *observer)?;
+        drop(observer);
+        for (run, finished) in stack.iter().zip(records) {
+            if !finished.reused {
+                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                events.finished(run, &finished.record, n, todo_runs);
+            }
+        }
+        Ok(())
+    })?;
+    events.trained();
+
+    // Every run of this process is stored by now (a failure returned above); a shard's
+    // study is complete only once the other shards' runs are stored too.
+    let complete = exec.shard.is_none()
+        || all.iter().all(|r| {
+            matches!(
+                ws.finished_run(&r.protocol, r.proportion, r.repetition),
+                Ok(Some(_))
+            )
+        });
+    if !complete {
+        return Ok(Outcome::ShardDone);
+    }
+    let results = StudyResults::read(ws.store.root())?;
+    let wall = Some(started.elapsed().as_secs_f64());
+    let ctx = report_context(config, &exec.hardware, &exec.command, wall);
+    Ok(Outcome::Complete(write_report(
+        ws.store.root(),
+        &results,
+        &ctx,
+    )?))
+}
+
+/// The report's context for a configuration run on `hardware` by `command`.
+pub fn report_context(
+    config: &StudyConfig,
+    hardware: &str,
+    command: &str,
+    wall_seconds: Option<f64>,
+) -> ReportContext {
+    ReportContext {
+        label: format!(
+            "Preset `{}`, backend `{}`, on {hardware}.",
+            config.preset, config.training.backend
+        ),
+        hardware: hardware.to_owned(),
+        command: command.to_owned(),
+        wall_seconds,
+    }
+}
+
+/// The stacks with an unfinished run, and how many runs are unfinished.
+fn unfinished(ws: &Workspace, stacks: &[Vec<PlannedRun>]) -> Result<(Vec<Vec<PlannedRun>>, usize)> {
+    let mut todo = Vec::new();
+    let mut runs = 0;
+    for stack in stacks {
+        let mut missing = 0;
+        for run in stack {
+            if ws
+                .finished_run(&run.protocol, run.proportion, run.repetition)?
+                .is_none()
+            {
+                missing += 1;
+            }
+        }
+        if missing > 0 {
+            todo.push(stack.clone());
+            runs += missing;
+        }
+    }
+    Ok((todo, runs))
+}
+
+/// The pretrainings the unfinished stacks need, stacked like runs: repetitions in blocks of
+/// `stack`, whole blocks.
+fn pretrain_stacks(todo: &[Vec<PlannedRun>], stack: usize, repetitions: u32) -> Vec<Vec<u32>> {
+    let block = stack.max(1) as u32;
+    let mut blocks: Vec<u32> = todo
+        .iter()
+        .flatten()
+        .filter(|r| r.protocol.needs_pretraining())
+        .map(|r| r.repetition / block)
+        .collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    blocks
+        .iter()
+        .map(|b| (b * block..((b + 1) * block).min(repetitions)).collect())
+        .collect()
+}
+
+/// The pretrained backbones of `stacks`, with their repetitions and seeds: loaded, or trained
+/// in parallel across `jobs` threads.
+fn pretrain(
+    ws: &Workspace,
+    stacks: &[Vec<u32>],
+    jobs: usize,
+    events: &dyn StudyEvents,
+) -> Result<Vec<(u32, Backbone, u64)>> {
+    let backbones: Mutex<Vec<(u32, Backbone, u64)>> = Mutex::new(Vec::new());
+    parallel(stacks, jobs, |reps: &Vec<u32>| {
+        let label = match reps.as_slice() {
+            [rep] => format!("pretrain rep {rep}"),
+            [first, .., last] => format!("pretrain reps {first}-{last}"),
+            [] => return Ok(()),
+        };
+        let mut observer = events.started(&label, ws.settings().pretrain_iterations);
+        let pretrained = ws.pretrained_stack(reps, &mut *observer)?;
+        drop(observer);
+        for (rep, (backbone, finished)) in reps.iter().zip(pretrained) {
+            if !finished.reused {
+                events.pretrained(&finished.record);
+            }
+            backbones
+                .lock()
+                .map_err(|_| StudyError::WorkerFailed)?
+                .push((*rep, backbone, finished.record.seed));
+        }
+        Ok(())
+    })?;
+    backbones.into_inner().map_err(|_| StudyError::WorkerFailed)
+}
+
+/// Runs `work` over `items` on `jobs` threads, stopping at the first error (runs already
+/// in flight finish and are stored; nothing computed is lost).
+fn parallel<T: Sync>(
+    items: &[T],
+    jobs: usize,
+    work: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<StudyError>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = items.get(i) else { return };
+                    if let Err(e) = work(item)
+                        && let Ok(mut slot) = failure.lock()
+                    {
+                        slot.get_or_insert(e);
+                    }
+                }
+            });
+        }
+    });
+    match failure.into_inner() {
+        Ok(Some(e)) => Err(e),
+        Ok(None) => Ok(()),
+        Err(_) => Err(StudyError::WorkerFailed),
+    }
+}
+
+/// Measures a few steps on the workspace's device and estimates the time one job needs for
+/// `todo` and `pretrainings`.
+fn estimate(
+    ws: &Workspace,
+    todo: &[&PlannedRun],
+    pretrainings: usize,
+    stack: usize,
+) -> Result<Estimate> {
+    let stand_in = stand_in_backbone(&ws.device);
+    let step = |name: &str| -> Result<f64> {
+        let protocol = Protocol::resolve(name, &[])?;
+        seconds_per_step(
+            &ws.device, &ws.target, &protocol, &stand_in, 3, stack, ws.compute,
+        )
+    };
+    let (full, frozen) = (step("raw")?, step("frozen")?);
+    let eval_image = seconds_per_eval_image(&ws.device, &ws.target, 100, 1, stack, ws.compute)?;
+    let costs = Costs {
+        step: full,
+        frozen_step: frozen,
+        eval_image,
+        frozen_reuses_features: true,
+    };
+    let seconds = study_seconds(
+        costs,
+        Sizes::of(&ws.source, &ws.target),
+        ws.settings(),
+        pretrainings,
+        todo.iter()
+            .map(|r| (r.protocol.freeze_backbone, r.proportion)),
+    );
+    Ok(Estimate {
+        seconds,
+        step: full,
+        frozen_step: frozen,
+        eval_images_per_s: 1.0 / eval_image,
+    })
+}
