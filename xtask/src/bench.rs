@@ -193,8 +193,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         Ok(1.0 / seconds)
     };
     // One untimed pass first, so that the first protocol timed does not pay for the process's
-    // first page faults and cold caches (before `transfer_protocols::keep_freed_memory` it ran
-    // 25-30% slower).
+    // first page faults and cold caches.
     seconds_per_step(
         &device,
         &target,

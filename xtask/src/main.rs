@@ -202,8 +202,8 @@ struct StudyArgs {
     /// Results directory (default results/PRESET).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Runs at once (default: 2 where there are 2 or more cores; on a 2-core CPU, where each
-    /// run already spreads its batch over both cores, measured 1.2x the throughput of one).
+    /// Runs at once (default: 2 where there are 2 or more cores; each run already spreads its
+    /// batch over the cores, so more jobs gain little).
     #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
     #[command(flatten)]

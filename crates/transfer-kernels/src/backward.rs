@@ -10,7 +10,6 @@ use crate::layout::{channels_last, flipped_weight_rows, tap_in_out_to_burn, tap_
 use crate::pool::unpool_padded;
 use crate::pool::{add, column_sums, keep_if, unpool_planar};
 use crate::scratch::{FastBackward, Im2colBackward, Scratch, with_scratch};
-#[cfg(target_arch = "x86_64")]
 use crate::simd::dispatch;
 use crate::{
     GRAD_GROUP, Geometry, Grads, Isa, Method, Saved, Weights, act1_len, conv1_shape, conv2_shape,
@@ -273,7 +272,6 @@ pub(crate) fn im2col_backward_image(
     );
 }
 
-#[cfg(target_arch = "x86_64")]
 dispatch! {
     /// [`fast_backward_body`] compiled compiled for `isa`, the small loops included.
     pub(crate) fn fast_backward_image =>

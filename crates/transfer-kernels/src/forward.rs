@@ -8,7 +8,6 @@ use crate::layout::channels_first_f32;
 use crate::layout::tap_in_out;
 use crate::pool::{bias_relu, max_pool};
 use crate::scratch::{FastForward, Scratch, with_scratch};
-#[cfg(target_arch = "x86_64")]
 use crate::simd::dispatch;
 use crate::{
     Geometry, Isa, Method, Saved, Weights, act1_len, conv1_shape, conv2_shape, direct, winograd,
@@ -153,7 +152,6 @@ pub(crate) fn fast_isa(method: Method, isa: Option<Isa>) -> Option<Isa> {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
 dispatch! {
     /// [`fast_forward_body`] compiled compiled for `isa`, the small loops included.
     pub(crate) fn fast_forward_image =>

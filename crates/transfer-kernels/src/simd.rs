@@ -502,6 +502,7 @@ pub(crate) unsafe fn add_rows<V: Lanes, const H: usize, const N: usize>(
 /// Defines the generic `unsafe fn $generic<V: Lanes>(args...)`, made `#[inline(always)]`, and
 /// `unsafe fn $name(isa: Isa, args...)`, which runs it compiled for `isa`'s target features
 /// (`V` being [`Avx512`] or [`Avx2`]). The caller of `$name` must make sure the CPU has `isa`.
+#[cfg(target_arch = "x86_64")]
 macro_rules! dispatch {
     (
         $(#[$meta:meta])* $vis:vis fn $name:ident =>
@@ -539,6 +540,28 @@ macro_rules! dispatch {
                     $crate::simd::Isa::Avx2 => avx2($($arg),*),
                 }
             }
+        }
+    };
+}
+/// Elsewhere than on x86-64 no instruction set of these kernels exists ([`Isa::available`] is
+/// false, so no fast method is ever chosen): the entry point keeps its signature for the
+/// callers and is never called.
+#[cfg(not(target_arch = "x86_64"))]
+macro_rules! dispatch {
+    (
+        $(#[$meta:meta])* $vis:vis fn $name:ident =>
+        $(#[$generic_meta:meta])*
+        unsafe fn $generic:ident<$lanes:ident: Lanes>($($arg:ident: $ty:ty),* $(,)?) $body:block
+    ) => {
+        $(#[$meta])*
+        ///
+        /// # Safety
+        ///
+        /// Never to be called: no instruction set of these kernels exists on this architecture.
+        #[allow(clippy::too_many_arguments)]
+        $vis unsafe fn $name(isa: $crate::simd::Isa, $($arg: $ty),*) {
+            let _ = ($($arg),*);
+            unreachable!("{isa:?} kernels exist only on x86-64")
         }
     };
 }

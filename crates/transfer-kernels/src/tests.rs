@@ -1,5 +1,6 @@
 use crate::layout::*;
 use crate::pool::*;
+#[cfg(target_arch = "x86_64")]
 use crate::simd::{Avx2, Avx512};
 use crate::{Geometry, Grads, Isa, Method, Saved, Weights, act1_len, backward_with, forward_with};
 use crate::{assert_close_to_largest, test_values as values, with_each_isa};
@@ -383,6 +384,7 @@ fn instruction_sets_give_the_same_bits() {
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn fast_channels_first_matches_the_plain_one() {
     for (isa, (positions, channels)) in with_each_isa(&[(196, 32), (20, 16), (5, 3)]) {
         let map = values(positions * channels, 62);
@@ -400,6 +402,7 @@ fn fast_channels_first_matches_the_plain_one() {
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn positive_gradient_goes_channels_last() {
     // 196 positions: twelve 16-wide blocks and a remainder; 32 and 16 channels.
     for (isa, (positions, channels)) in with_each_isa(&[(196, 32), (20, 16), (5, 3)]) {

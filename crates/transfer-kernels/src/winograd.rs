@@ -14,7 +14,7 @@
 //!
 //! The results equal a direct convolution's to float rounding; the transforms scale a tile's
 //! values by up to 100 and 1/576, so the rounding follows the tile's largest values (tests hold
-//! the results to 1e-5 of the largest output; measured up to 5e-6). Used where the CPU has
+//! the results to 1e-5 of the largest output). Used where the CPU has
 //! AVX-512F or AVX2 with FMA ([`Isa`]), the kernel is 3x3, the map's sides are multiples of 4,
 //! the input channels a multiple of 16 and the output channels of 32 ([`available`]).
 

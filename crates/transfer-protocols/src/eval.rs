@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 use transfer_data::{Batch, ImageSet};
-use transfer_model::Cnn;
+use transfer_model::{Cnn, CnnStack};
 
 use crate::error::TrainError;
 
@@ -82,6 +82,24 @@ impl EvalSet {
             tally.add(logits, labels.clone());
         }
         Ok(tally.accuracies(self.len)?.first().copied().unwrap_or(0.0))
+    }
+
+    /// Each member's fraction of images classified correctly, in member order. Every chunk
+    /// is scored in parts small enough for [`EvalSet::max_buffer_bytes`].
+    pub fn accuracies(&self, stack: &CnnStack) -> Result<Vec<f64>, TrainError> {
+        let mut tally = Tally::new(stack.members());
+        for (images, labels) in self.chunks() {
+            let [n, _, height, width] = images.dims();
+            let per_image = stack.backbone.activation_bytes(1, height, width);
+            let rows = (self.max_buffer_bytes() / per_image.max(1)).max(1);
+            for start in (0..n).step_by(rows) {
+                let len = rows.min(n - start);
+                let images = images.clone().narrow(0, start, len);
+                let logits = stack.forward(images.repeat_dim(1, stack.members()));
+                tally.add(logits, labels.clone().narrow(0, start, len));
+            }
+        }
+        tally.accuracies(self.len())
     }
 }
 

@@ -4,13 +4,14 @@
 use burn::module::Module;
 use burn::prelude::*;
 use transfer_data::{ImageSet, SeededRng};
-use transfer_model::{Backbone, Classifier};
+use transfer_model::{Backbone, Classifier, ClassifierStack};
 use transfer_records::{CurvePoint, LossPoint};
 
 use crate::error::TrainError;
 use crate::eval::{EvalSet, Tally};
 use crate::masks::classify;
-use crate::train::{LoopSettings, Observer, Optimised, optimise};
+use crate::optimise::{Member, One, optimise};
+use crate::settings::{LoopSettings, Observer, Optimisation};
 
 /// Backbone features of a set of images (`[N, 6272]`) with their labels, on one device. The
 /// features are kept in blocks of rows, none over the size limit given to
@@ -127,41 +128,78 @@ impl FeatureSet {
     }
 }
 
-/// Trains `classifier` on precomputed features with the shared loop (same batches, same
-/// dropout masks and same Adam as the full network would see).
-#[allow(clippy::too_many_arguments)]
+/// Each member's accuracy on its own features of one test set (`tests[r]` for member `r` of
+/// `stack`, the same labels and blocks), scored in parts under `max_bytes`.
+pub(crate) fn stack_accuracies(
+    stack: &ClassifierStack,
+    tests: &[FeatureSet],
+    max_bytes: usize,
+) -> Result<Vec<f64>, TrainError> {
+    let members = tests.len();
+    let Some(first) = tests.first() else {
+        return Ok(Vec::new());
+    };
+    let mut tally = Tally::new(members);
+    let mut member_blocks: Vec<_> = tests.iter().map(FeatureSet::blocks).collect();
+    for (start, block) in first.blocks() {
+        let [rows, width] = block.dims();
+        let blocks: Vec<&Tensor<2>> = member_blocks
+            .iter_mut()
+            .filter_map(|b| b.next().map(|(_, block)| block))
+            .collect();
+        let part = (max_bytes / (members * width * 4).max(1)).max(1);
+        for offset in (0..rows).step_by(part) {
+            let len = part.min(rows - offset);
+            let features = blocks.iter().map(|b| (*b).clone().narrow(0, offset, len));
+            let logits = stack.forward(Tensor::stack::<3>(features.collect(), 0));
+            tally.add(logits, first.labels.clone().narrow(0, start + offset, len));
+        }
+    }
+    tally.accuracies(first.len())
+}
+
+/// Trains `classifier` on the first of `(train, test)` precomputed features, scoring on the
+/// second, with the shared loop (the same batches, dropout masks and Adam as the full network
+/// would see).
 pub fn train_classifier_on_features(
     device: &Device,
     classifier: Classifier,
-    train: &FeatureSet,
-    test: &FeatureSet,
+    (train, test): (&FeatureSet, &FeatureSet),
     settings: &LoopSettings,
-    learning_rate: f64,
-    dropout: f64,
+    optimisation: Optimisation,
     seed: u64,
     observer: &mut dyn Observer,
 ) -> Result<(Classifier, Vec<CurvePoint>, Vec<LossPoint>), TrainError> {
     let ad = device.clone().autodiff();
     let classifier = classifier.fork(&ad).train();
-    let (classifier, curve, loss_curve): Optimised<Classifier> = optimise(
-        classifier,
+    let mut objective = One::new(
         &ad,
-        settings,
-        learning_rate,
-        train.len(),
-        seed,
-        observer,
         |classifier: &Classifier, positions: &[usize], masks_rng: &mut SeededRng| {
             let index: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
             let index =
                 Tensor::<1, Int>::from_data(TensorData::new(index, [positions.len()]), device);
             let features = train.rows(positions, device).autodiff();
             let labels = train.labels.clone().select(0, index).autodiff();
+            let dropout = optimisation.dropout;
             let logits = classify(classifier, features, dropout, masks_rng, &ad);
             (logits, labels)
         },
         |classifier: &Classifier| test.accuracy(&classifier.valid()),
+    );
+    let member = Member {
+        images: train.len(),
+        seed,
+    };
+    let learning_rate = optimisation.learning_rate;
+    let (classifier, mut curves) = optimise(
+        classifier,
+        &[member],
+        settings,
+        learning_rate,
+        &mut objective,
+        observer,
     )?;
+    let (curve, loss_curve) = (curves.accuracy.remove(0), curves.loss.remove(0));
     Ok((classifier.valid(), curve, loss_curve))
 }
 

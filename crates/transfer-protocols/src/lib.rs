@@ -38,6 +38,8 @@ mod eval;
 mod features;
 mod masks;
 mod memory;
+mod optimise;
+mod settings;
 mod stack;
 mod train;
 
@@ -46,11 +48,12 @@ pub use error::TrainError;
 pub use eval::{DEFAULT_MAX_BUFFER_BYTES, EvalSet, batch_tensors};
 pub use features::{FeatureSet, train_classifier_on_features};
 pub use memory::keep_freed_memory;
-pub use stack::{pretrain_stack, run_protocol_stack};
-pub use train::{
-    DEFAULT_EVAL_CHUNK, LoopSettings, Observer, RunInput, Silent, TrainOutcome, network_config,
-    pretrain, run_protocol, train_model,
+pub use settings::{
+    DEFAULT_EVAL_CHUNK, LoopSettings, Observer, Optimisation, RunInput, Silent, TrainOutcome,
+    network_config,
 };
+pub use stack::{pretrain_stack, run_protocol_stack};
+pub use train::{pretrain, run_protocol, train_model};
 
 pub use transfer_model::StackedConv;
 pub use transfer_records::Protocol;

@@ -1,11 +1,9 @@
 //! The allocator setting that training steps need on glibc.
 
 /// Keeps large freed blocks in the process. glibc's malloc maps each block above an adaptive
-/// threshold afresh and unmaps it when freed, so every training step's buffers (the saved
-/// activations, the fused kernels' outputs, burn's tensors: tens of MB) were page-faulted in
-/// again: 10 raw steps took 165-172 ms against 101-112 ms with this setting (criterion,
-/// `cargo bench -p transfer-protocols -- train/raw`), and until the threshold adapted the first
-/// minutes of a run were slower than the rest.
+/// threshold afresh and unmaps it when freed, so without this every training step's buffers
+/// (the saved activations, the fused kernels' outputs, burn's tensors: tens of MB) are
+/// page-faulted in again (docs/performance.md has the cost).
 ///
 /// Call it first thing in `main`, before other threads start; it changes nothing elsewhere
 /// than on Linux with glibc. The environment equivalent is

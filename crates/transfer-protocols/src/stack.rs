@@ -12,22 +12,20 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
-use transfer_data::{BatchSampler, ImageSet, SeededRng, Task};
+use transfer_data::{ImageSet, SeededRng, Task};
 use transfer_model::{Classifier, ClassifierStack, Cnn, CnnStack, DropoutMaskStack};
-use transfer_records::{BackboneStart, CurvePoint, LossPoint};
+use transfer_records::{BackboneStart, CurvePoint};
 
-use crate::OnePassAdam;
 use crate::error::TrainError;
-use crate::eval::{EvalSet, Tally, read_floats};
-use crate::features::FeatureSet;
+use crate::eval::EvalSet;
+use crate::features::{FeatureSet, stack_accuracies};
 use crate::masks::draw_keep;
-use crate::train::network_config;
-use crate::train::{
-    DROPOUT_STREAM, LoopSettings, Observer, RunInput, TrainOutcome, pretrain, run_protocol,
+use crate::optimise::{Curves, Member, Stacked, optimise};
+use crate::settings::{
+    LoopSettings, Observer, Optimisation, RunInput, TrainOutcome, check_sets, network_config,
 };
+use crate::train::{pretrain, run_protocol};
 
 /// Pretrains one network per seed on the source task, as one stack; outcomes in seed order.
 /// A single seed is [`pretrain`]'s run (a stack of one would only be slower on a CPU).
@@ -52,7 +50,7 @@ pub fn pretrain_stack(
     if seeds.is_empty() {
         return Ok(Vec::new());
     }
-    crate::train::check_sets(&source.train, &source.test)?;
+    check_sets(&source.train, &source.test)?;
     let config = network_config(source.num_classes(), &source.train)?;
     let job = StackJob {
         networks: seeds
@@ -63,8 +61,7 @@ pub fn pretrain_stack(
         seeds: seeds.to_vec(),
         test: &source.test,
         settings,
-        learning_rate,
-        dropout: 0.0,
+        optimisation: Optimisation::without_dropout(learning_rate),
         freeze_backbone: false,
     };
     job.train(device, observer)
@@ -108,7 +105,7 @@ pub fn run_protocol_stack(
     let config = network_config(first.num_classes, first.train)?;
     let mut networks = Vec::with_capacity(runs.len());
     for run in runs {
-        crate::train::check_sets(run.train, run.test)?;
+        check_sets(run.train, run.test)?;
         let backbone = match protocol.backbone {
             BackboneStart::Fresh => config.init_backbone(device, run.seed),
             BackboneStart::Pretrained => run
@@ -128,8 +125,7 @@ pub fn run_protocol_stack(
         seeds: runs.iter().map(|run| run.seed).collect(),
         test: first.test,
         settings: first.settings,
-        learning_rate: protocol.learning_rate,
-        dropout: protocol.dropout,
+        optimisation: Optimisation::of(protocol),
         freeze_backbone: protocol.freeze_backbone,
     };
     job.train(device, observer)
@@ -143,8 +139,7 @@ struct StackJob<'a> {
     seeds: Vec<u64>,
     test: &'a ImageSet,
     settings: &'a LoopSettings,
-    learning_rate: f64,
-    dropout: f64,
+    optimisation: Optimisation,
     /// Train only the classifiers, on cached features of the (unchanged) backbones.
     freeze_backbone: bool,
 }
@@ -170,6 +165,36 @@ impl StackJob<'_> {
         self.networks.len()
     }
 
+    /// Each member's training-set size and seed.
+    fn loop_members(&self) -> Vec<Member> {
+        let sizes = self.trains.iter().map(|t| t.len());
+        sizes
+            .zip(&self.seeds)
+            .map(|(images, &seed)| Member { images, seed })
+            .collect()
+    }
+
+    /// Trains `model` (the stack) with the shared loop.
+    fn optimise<M: Module>(
+        &self,
+        model: M,
+        forward: impl FnMut(&M, &[&[usize]], &mut [SeededRng]) -> (Tensor<3>, Tensor<2, Int>),
+        evaluate: impl FnMut(&M) -> Result<Vec<f64>, TrainError>,
+        observer: &mut dyn Observer,
+    ) -> Result<(M, Curves), TrainError> {
+        let mut objective = Stacked::new(self.members(), forward, evaluate);
+        let members = self.loop_members();
+        let learning_rate = self.optimisation.learning_rate;
+        optimise(
+            model,
+            &members,
+            self.settings,
+            learning_rate,
+            &mut objective,
+            observer,
+        )
+    }
+
     /// Every member's logits for its features `[R, B, F]`, through fresh dropout masks when
     /// the protocol drops (each member's drawn from its own stream, in the order a separate
     /// run draws them): [`crate::masks::classify`] for a stack.
@@ -180,7 +205,8 @@ impl StackJob<'_> {
         rngs: &mut [SeededRng],
         device: &Device,
     ) -> Tensor<3> {
-        if self.dropout <= 0.0 {
+        let dropout = self.optimisation.dropout;
+        if dropout <= 0.0 {
             return classifier.forward(features);
         }
         let [members, batch, width] = features.dims();
@@ -188,14 +214,14 @@ impl StackJob<'_> {
         let (mut keep_features, mut keep_hidden) = (Vec::new(), Vec::new());
         for rng in rngs {
             let keep = [&mut keep_features, &mut keep_hidden];
-            draw_keep(rng, batch, [width, hidden], self.dropout, keep);
+            draw_keep(rng, batch, [width, hidden], dropout, keep);
         }
         let masks = DropoutMaskStack::from_keep(
             &keep_features,
             &keep_hidden,
             members,
             batch,
-            self.dropout,
+            dropout,
             device,
         );
         classifier.forward_masked(features, &masks)
@@ -234,16 +260,15 @@ fn train_networks(
         .train();
     let eval = EvalSet::new(job.test, device, job.settings.eval_chunk)
         .with_max_buffer_bytes(job.settings.max_buffer_bytes);
-    let (stack, curves) = optimise_stack(
+    let (stack, curves) = job.optimise(
         stack,
-        job,
-        observer,
         |stack: &CnnStack, positions: &[&[usize]], rngs: &mut [SeededRng]| {
             let (images, labels) = stacked_batch(&job.trains, positions, &ad);
             let features = stack.backbone.forward(images);
             (job.classify(&stack.classifier, features, rngs, &ad), labels)
         },
         |stack: &CnnStack| eval.accuracies(&stack.valid()),
+        observer,
     )?;
     Ok((stack.valid().unstack(), curves))
 }
@@ -270,10 +295,8 @@ fn train_classifiers_on_features(
     }
     let classifiers: Vec<&Classifier> = job.networks.iter().map(|n| &n.classifier).collect();
     let stack = ClassifierStack::stack(&classifiers)?.fork(&ad).train();
-    let (stack, curves) = optimise_stack(
+    let (stack, curves) = job.optimise(
         stack,
-        job,
-        observer,
         |stack: &ClassifierStack, positions: &[&[usize]], rngs: &mut [SeededRng]| {
             let batch = positions[0].len();
             let mut rows = Vec::with_capacity(trains.len());
@@ -287,7 +310,8 @@ fn train_classifiers_on_features(
             let labels = Tensor::from_data(TensorData::new(labels, [members, batch]), &ad);
             (job.classify(stack, features_batch, rngs, &ad), labels)
         },
-        |stack: &ClassifierStack| feature_accuracies(&stack.valid(), &tests, max_bytes),
+        |stack: &ClassifierStack| stack_accuracies(&stack.valid(), &tests, max_bytes),
+        observer,
     )?;
     let stack = stack.valid();
     let models = backbones
@@ -299,80 +323,6 @@ fn train_classifiers_on_features(
         })
         .collect();
     Ok((models, curves))
-}
-
-/// Every member's accuracy and loss curves.
-struct Curves {
-    accuracy: Vec<Vec<CurvePoint>>,
-    loss: Vec<Vec<LossPoint>>,
-}
-
-/// The loop shared by both kinds of stack: every member's next batch, forward, the sum of
-/// the members' cross-entropies, backward, Adam, and every member scored every `eval_every`
-/// iterations and after the last (the observer sees the members' mean accuracy).
-fn optimise_stack<M: Module>(
-    mut stack: M,
-    job: &StackJob<'_>,
-    observer: &mut dyn Observer,
-    mut forward: impl FnMut(&M, &[&[usize]], &mut [SeededRng]) -> (Tensor<3>, Tensor<2, Int>),
-    mut evaluate: impl FnMut(&M) -> Result<Vec<f64>, TrainError>,
-) -> Result<(M, Curves), TrainError> {
-    let settings = job.settings;
-    let members = job.members();
-    let mut samplers = job
-        .trains
-        .iter()
-        .zip(&job.seeds)
-        .map(|(train, &seed)| BatchSampler::new(train.len(), settings.batch_size, seed))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut rngs: Vec<SeededRng> = job
-        .seeds
-        .iter()
-        .map(|&seed| SeededRng::stream(seed, DROPOUT_STREAM))
-        .collect();
-    let mut optimizer = ModuleOptimizer::from(OnePassAdam::new(0.9, 0.999, 1e-8));
-    let mut curves = Curves {
-        accuracy: vec![Vec::new(); members],
-        loss: vec![Vec::new(); members],
-    };
-    let mut pending_losses: Vec<Tensor<1>> = Vec::new();
-    for iteration in 1..=settings.iterations {
-        let positions: Vec<&[usize]> = samplers.iter_mut().map(|s| s.next_batch()).collect();
-        let (logits, labels) = forward(&stack, &positions, &mut rngs);
-        let losses = cross_entropy_per_member(logits, labels);
-        pending_losses.push(losses.clone().detach().without_autodiff());
-        let grads = GradientsParams::from_grads(losses.sum().backward(), &stack);
-        stack = optimizer.step(job.learning_rate, stack, grads);
-        observer.on_step(iteration);
-        if iteration % settings.eval_every == 0 || iteration == settings.iterations {
-            let steps = pending_losses.len() as f64;
-            let sums = Tensor::stack::<2>(std::mem::take(&mut pending_losses), 0).sum_dim(0);
-            let sums = read_floats(sums.reshape([members]))?;
-            let accuracies = evaluate(&stack)?;
-            for r in 0..members {
-                curves.loss[r].push(LossPoint {
-                    iteration,
-                    loss: sums.get(r).copied().unwrap_or(f64::NAN) / steps,
-                });
-                curves.accuracy[r].push(CurvePoint {
-                    iteration,
-                    accuracy: accuracies.get(r).copied().unwrap_or(0.0),
-                });
-            }
-            observer.on_eval(&CurvePoint {
-                iteration,
-                accuracy: accuracies.iter().sum::<f64>() / members as f64,
-            });
-        }
-    }
-    Ok((stack, curves))
-}
-
-/// Each member's mean softmax cross-entropy: logits `[R, B, K]`, labels `[R, B]` -> `[R]`.
-fn cross_entropy_per_member(logits: Tensor<3>, labels: Tensor<2, Int>) -> Tensor<1> {
-    let [members, batch, _] = logits.dims();
-    let picked = log_softmax(logits, 2).gather(2, labels.unsqueeze_dim(2));
-    picked.sum_dim(1).reshape([members]).neg() / batch as f32
 }
 
 /// Member `r`'s images at `positions[r]` of `trains[r]` as one upload, images `[B, R, rows,
@@ -403,54 +353,4 @@ fn stacked_batch(
         Tensor::from_data(images, device),
         Tensor::from_data(labels, device),
     )
-}
-
-/// Each member's accuracy on its own features of one test set (`tests[r]` for member `r`,
-/// the same labels and blocks), scored in parts under `max_bytes`.
-fn feature_accuracies(
-    stack: &ClassifierStack,
-    tests: &[FeatureSet],
-    max_bytes: usize,
-) -> Result<Vec<f64>, TrainError> {
-    let members = tests.len();
-    let Some(first) = tests.first() else {
-        return Ok(Vec::new());
-    };
-    let mut tally = Tally::new(members);
-    let mut member_blocks: Vec<_> = tests.iter().map(FeatureSet::blocks).collect();
-    for (start, block) in first.blocks() {
-        let [rows, width] = block.dims();
-        let blocks: Vec<&Tensor<2>> = member_blocks
-            .iter_mut()
-            .filter_map(|b| b.next().map(|(_, block)| block))
-            .collect();
-        let part = (max_bytes / (members * width * 4).max(1)).max(1);
-        for offset in (0..rows).step_by(part) {
-            let len = part.min(rows - offset);
-            let features = blocks.iter().map(|b| (*b).clone().narrow(0, offset, len));
-            let logits = stack.forward(Tensor::stack::<3>(features.collect(), 0));
-            tally.add(logits, first.labels.clone().narrow(0, start + offset, len));
-        }
-    }
-    tally.accuracies(first.len())
-}
-
-impl EvalSet {
-    /// Each member's fraction of images classified correctly, in member order. Every chunk
-    /// is scored in parts small enough for [`EvalSet::max_buffer_bytes`].
-    pub fn accuracies(&self, stack: &CnnStack) -> Result<Vec<f64>, TrainError> {
-        let mut tally = Tally::new(stack.members());
-        for (images, labels) in self.chunks() {
-            let [n, _, height, width] = images.dims();
-            let per_image = stack.backbone.activation_bytes(1, height, width);
-            let rows = (self.max_buffer_bytes() / per_image.max(1)).max(1);
-            for start in (0..n).step_by(rows) {
-                let len = rows.min(n - start);
-                let images = images.clone().narrow(0, start, len);
-                let logits = stack.forward(images.repeat_dim(1, stack.members()));
-                tally.add(logits, labels.clone().narrow(0, start, len));
-            }
-        }
-        tally.accuracies(self.len())
-    }
 }

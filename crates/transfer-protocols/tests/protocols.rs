@@ -11,8 +11,8 @@ use burn::prelude::*;
 use transfer_data::{Dataset, ImageSet, Manifest, Task};
 use transfer_model::{Cnn, CnnConfig};
 use transfer_protocols::{
-    EvalSet, LoopSettings, RunInput, Silent, StackedConv, TrainOutcome, batch_tensors, pretrain,
-    pretrain_stack, run_protocol, run_protocol_stack, train_model,
+    EvalSet, LoopSettings, Optimisation, RunInput, Silent, StackedConv, TrainOutcome,
+    batch_tensors, pretrain, pretrain_stack, run_protocol, run_protocol_stack, train_model,
 };
 use transfer_records::Protocol;
 
@@ -132,14 +132,14 @@ fn frozen_backbone_is_bit_identical_after_training_on_both_paths() {
         backbone: start.backbone.no_grad(),
         classifier: start.classifier,
     };
+    let optimisation = Optimisation::without_dropout(1e-3);
+    let sets = (&train, &test);
     let full = train_model(
         &device,
         start,
-        &train,
-        &test,
+        sets,
         &settings,
-        1e-3,
-        0.0,
+        optimisation,
         3,
         &mut Silent,
     )
