@@ -79,6 +79,14 @@ impl TrainingSettings {
         }
     }
 
+    /// Whether these settings pose the published study's task (canonical MNIST, pretrained on
+    /// digits 0-5, transferred to 6-9), so that its results compare with the published table.
+    pub fn is_published_task(&self) -> bool {
+        self.dataset == DatasetIdentity::of(&Manifest::mnist())
+            && self.source_classes == transfer_data::SOURCE_CLASSES
+            && self.target_classes == transfer_data::TARGET_CLASSES
+    }
+
     /// Hex SHA-256 of the settings' canonical JSON.
     pub fn hash(&self) -> String {
         let json = serde_json::to_string(self).unwrap_or_default();

@@ -193,6 +193,8 @@ pub struct Analysis {
     pub pretrained: Vec<String>,
     /// Whether every run at one proportion trains on the same subset (the prefix rule).
     pub shared_subsets: bool,
+    /// Whether the runs pose the published study's task (and cells carry its values).
+    pub published: bool,
     /// The report's claims, checked.
     pub claims: Vec<Claim>,
 }
@@ -209,12 +211,20 @@ impl Analysis {
 /// Analyses the records. `protocol_order` puts those protocols first (the configuration's
 /// order); others follow alphabetically. `shared_subsets` says whether all runs at one
 /// proportion train on the same images (the prefix rule): they are then compared as pairs.
+/// `published` says whether the runs pose the published study's task, so that cells and gains
+/// carry the published values.
 pub fn analyse(
     runs: &[RunRecord],
     pretrains: &[PretrainRecord],
     protocol_order: &[String],
     shared_subsets: bool,
+    published: bool,
 ) -> Analysis {
+    let report_value = |protocol: &str, proportion: f64| {
+        published
+            .then(|| report_value(protocol, proportion))
+            .flatten()
+    };
     let mut groups: BTreeMap<(String, u64), Vec<&RunRecord>> = BTreeMap::new();
     for run in runs {
         groups
@@ -303,6 +313,7 @@ pub fn analyse(
         gains: Vec::new(),
         pretrained,
         shared_subsets,
+        published,
         claims: Vec::new(),
     };
     analysis.gains = gains(&analysis);
@@ -329,8 +340,9 @@ fn gains(analysis: &Analysis) -> Vec<Gain> {
                 paired: test.is_some() && paired_by_design(analysis, a, b),
                 ci95_low: test.map(|t| t.ci95_low),
                 ci95_high: test.map(|t| t.ci95_high),
-                published: report_value(protocol, p)
-                    .zip(report_value("raw", p))
+                published: (analysis.published)
+                    .then(|| report_value(protocol, p).zip(report_value("raw", p)))
+                    .flatten()
                     .map(|(x, raw)| x - raw),
             });
         }

@@ -14,7 +14,7 @@ use plotters::style::{FontStyle, register_font};
 use transfer_records::write_atomic;
 
 use crate::ReportError;
-use crate::analysis::{Analysis, MeanCurve, report_value};
+use crate::analysis::{Analysis, MeanCurve};
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
@@ -113,9 +113,10 @@ pub fn write_figures(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Re
                         })
                         .collect(),
                     published: analysis
-                        .proportions
+                        .cells
                         .iter()
-                        .filter_map(|&p| report_value(protocol, p).map(|v| (p, v)))
+                        .filter(|c| &c.protocol == protocol)
+                        .filter_map(|c| c.report_value.map(|v| (c.proportion, v)))
                         .collect(),
                 })
                 .collect(),

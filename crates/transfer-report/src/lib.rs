@@ -159,7 +159,14 @@ pub fn write_report(
             .collect(),
     };
     let shared_subsets = results.settings.subset == transfer_records::SubsetRule::Prefix;
-    let analysis = analyse(&results.runs, &results.pretrains, &order, shared_subsets);
+    let published = results.settings.is_published_task();
+    let analysis = analyse(
+        &results.runs,
+        &results.pretrains,
+        &order,
+        shared_subsets,
+        published,
+    );
     let mut written = Vec::new();
     let mut put = |name: &str, text: String| -> Result<(), ReportError> {
         let path = dir.join(name);

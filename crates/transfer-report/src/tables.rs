@@ -93,8 +93,13 @@ pub fn table_md(analysis: &Analysis) -> String {
         _ if min == max => format!("{min} repetitions"),
         _ => format!("{min} to {max} repetitions"),
     };
+    let published = if analysis.published {
+        "; the published value in brackets"
+    } else {
+        ""
+    };
     out.push_str(&format!(
-        "\nMean final test accuracy on the target test set over {reps}, ± the half-width of its 95% confidence interval (Student's t); the published value in brackets.\n"
+        "\nMean final test accuracy on the target test set over {reps}, ± the half-width of its 95% confidence interval (Student's t){published}.\n"
     ));
     let diverged: usize = analysis.cells.iter().map(|c| c.diverged).sum();
     if diverged > 0 {

@@ -203,7 +203,7 @@ fn claims_are_judged_from_the_numbers() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let analysis = analyse(&runs, &[], &order, true);
+    let analysis = analyse(&runs, &[], &order, true, true);
     // The synthetic data is built so that every claim holds in direction; with the tiny
     // spread between repetitions every comparison is significant.
     for claim in &analysis.claims {
@@ -219,7 +219,7 @@ fn claims_are_judged_from_the_numbers() {
             r
         })
         .collect();
-    let analysis = analyse(&flipped, &[], &order, true);
+    let analysis = analyse(&flipped, &[], &order, true, true);
     assert_eq!(analysis.claims[2].verdict, Verdict::DoesNotHold);
 }
 
@@ -238,7 +238,7 @@ fn diverged_runs_are_left_out_and_shown() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let analysis = analyse(&runs, &[], &order, true);
+    let analysis = analyse(&runs, &[], &order, true, true);
     let raw = analysis.cell("raw", 1.0).unwrap();
     assert_eq!((raw.summary.n, raw.diverged, raw.finals.len()), (2, 1, 2));
     let csv = transfer_report::table_csv(&analysis);
@@ -254,4 +254,38 @@ fn diverged_runs_are_left_out_and_shown() {
     // The claim about dropout at p = 0.1 has nothing to compare there.
     let dropout = &analysis.claims[2];
     assert_eq!(dropout.comparisons.len(), 3, "{dropout:?}");
+}
+
+#[test]
+fn another_task_is_never_set_against_the_published_table() {
+    let dir = std::env::temp_dir().join(format!("transfer-report-other-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut settings = settings();
+    assert!(settings.is_published_task());
+    (settings.source_classes, settings.target_classes) = (vec![6, 7, 8, 9], vec![0, 1, 2, 3]);
+    assert!(!settings.is_published_task());
+    let store = ResultsDir::create(&dir, &settings).unwrap();
+    for run in records(&settings, 3) {
+        store.write_run(&run).unwrap();
+    }
+    let results = StudyResults::read(&dir).unwrap();
+    write_report(&dir, &results, &ReportContext::default()).unwrap();
+    let csv = std::fs::read_to_string(dir.join("table.csv")).unwrap();
+    for line in csv.lines().skip(1) {
+        assert!(
+            line.ends_with(",,"),
+            "a published value or delta in: {line}"
+        );
+    }
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(!report.contains("published value inside"), "{report}");
+    assert!(!report.contains("(report 0."), "{report}");
+    assert!(
+        report.contains("no published value is set against it"),
+        "{report}"
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    let compact: String = summary.split_whitespace().collect();
+    assert!(!compact.contains("\"report_value\":0."), "{summary}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
