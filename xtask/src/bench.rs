@@ -146,6 +146,37 @@ pub struct PytorchFigures {
 
 /// Runs the benchmark.
 pub fn bench(args: BenchArgs) -> Result<()> {
+    choose_kernels(&args)?;
+    let (device, info) = args.backend.device()?;
+    let dataset = load_dataset(&args.dir, &transfer_data::Manifest::mnist())?;
+    let (source, target) = dataset.transfer_tasks(
+        &transfer_data::SOURCE_CLASSES,
+        &transfer_data::TARGET_CLASSES,
+    )?;
+    let sizes = Sizes::of(&source, &target);
+    let mut figures = measure(&args, &device, &info, &target, sizes)?;
+    print_figures(&figures, &args, &info, target.test.len());
+    if args.compare {
+        let mut torch = run_pytorch(&args)?;
+        let costs = Costs {
+            step: 1.0 / torch.train_steps_per_s,
+            frozen_step: 1.0 / torch.frozen_steps_per_s,
+            eval_image: 1.0 / torch.eval_images_per_s,
+            frozen_reuses_features: false,
+        };
+        torch.paper_estimate_s = paper_seconds(costs, &info.backend, sizes);
+        print_comparison(&figures, &torch);
+        figures.pytorch = Some(torch);
+    }
+    if let Some(path) = &args.json {
+        transfer_records::write_json(path, &figures)?;
+        println!("figures written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Makes the fused backbone use the method and instruction set the arguments name, if any.
+fn choose_kernels(args: &BenchArgs) -> Result<()> {
     #[cfg(feature = "flex")]
     if let Some(kernels) = args.kernels {
         use transfer_kernels::Method;
@@ -176,62 +207,47 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         }
         Isa::prefer(Some(isa));
     }
-    let (device, info) = args.backend.device()?;
-    let dataset = load_dataset(&args.dir, &transfer_data::Manifest::mnist())?;
-    let (source, target) = dataset.transfer_tasks(
-        &transfer_data::SOURCE_CLASSES,
-        &transfer_data::TARGET_CLASSES,
-    )?;
-    let stand_in = stand_in_backbone(&device);
+    #[cfg(not(feature = "flex"))]
+    let _ = args;
+    Ok(())
+}
+
+/// Times every protocol's training steps and an evaluation pass on the target task.
+fn measure(
+    args: &BenchArgs,
+    device: &burn::prelude::Device,
+    info: &transfer_records::BackendInfo,
+    target: &transfer_data::Task,
+    sizes: Sizes,
+) -> Result<BenchFigures> {
+    let stand_in = stand_in_backbone(device);
     let (stack, compute) = args.stacking.compute();
     let rate = |name: &str| -> Result<f64> {
         let protocol = Protocol::resolve(name, &[])?;
         let seconds = seconds_per_step(
-            &device, &target, &protocol, &stand_in, args.steps, stack, compute,
+            device, target, &protocol, &stand_in, args.steps, stack, compute,
         )?;
-        println!("  {name:<9} {:8.2} steps/s", 1.0 / seconds);
         Ok(1.0 / seconds)
     };
     // One untimed pass first, so that the first protocol timed does not pay for the process's
     // first page faults and cold caches.
-    seconds_per_step(
-        &device,
-        &target,
-        &Protocol::resolve("raw", &[])?,
-        &stand_in,
-        args.steps,
-        stack,
-        compute,
-    )?;
-    println!(
-        "training, batch 100, {} timed steps each ({}; {}; {}){}:",
-        args.steps,
-        info.backend,
-        info.device,
-        info.driver,
-        if stack > 1 {
-            format!(
-                ", {stack} networks at once, {} convolutions (steps/s of each counted)",
-                compute.stacked_conv
-            )
-        } else {
-            String::new()
-        }
+    rate("raw")?;
+    let (raw, frozen, finetune, dropout) = (
+        rate("raw")?,
+        rate("frozen")?,
+        rate("finetune")?,
+        rate("dropout")?,
     );
-    let raw = rate("raw")?;
-    let frozen = rate("frozen")?;
-    let finetune = rate("finetune")?;
-    let dropout = rate("dropout")?;
-    let eval_image = seconds_per_eval_image(
-        &device,
-        &target,
-        args.eval_chunk,
-        args.eval_passes,
-        stack,
-        compute,
-    )?;
+    let (chunk, passes) = (args.eval_chunk, args.eval_passes);
+    let eval_image = seconds_per_eval_image(device, target, chunk, passes, stack, compute)?;
     let flops = forward_flops_per_image(&CnnConfig::new(4), 4);
-    let figures = BenchFigures {
+    let costs = Costs {
+        step: 1.0 / raw,
+        frozen_step: 1.0 / frozen,
+        eval_image,
+        frozen_reuses_features: true,
+    };
+    Ok(BenchFigures {
         backend: info.backend.clone(),
         device: info.device.clone(),
         hardware: crate::hardware::describe(),
@@ -252,30 +268,47 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             0.0
         },
         peak_rss_mb: crate::hardware::peak_rss_mib().unwrap_or(0.0),
-        paper_estimate_s: paper_seconds(
-            Costs {
-                step: 1.0 / raw,
-                frozen_step: 1.0 / frozen,
-                eval_image,
-                frozen_reuses_features: true,
-            },
-            &info.backend,
-            Sizes::of(&source, &target),
-        ),
+        paper_estimate_s: paper_seconds(costs, &info.backend, sizes),
         pytorch: None,
+    })
+}
+
+/// Prints the figures of [`measure`].
+fn print_figures(
+    figures: &BenchFigures,
+    args: &BenchArgs,
+    info: &transfer_records::BackendInfo,
+    test_images: usize,
+) {
+    let stacked = if figures.stack > 1 {
+        format!(
+            ", {} networks at once, {} convolutions (steps/s of each counted)",
+            figures.stack, figures.stacked_conv
+        )
+    } else {
+        String::new()
     };
     println!(
-        "evaluation: {:.0} images/s over the {} test images (chunks of {}, tensors under {} MiB)",
-        figures.eval_images_per_s,
-        target.test.len(),
-        args.eval_chunk,
-        figures.max_buffer_mib
+        "training, batch 100, {} timed steps each ({}; {}; {}){stacked}:",
+        args.steps, info.backend, info.device, info.driver
+    );
+    for (name, rate) in [
+        ("raw", figures.train_steps_per_s),
+        ("frozen", figures.frozen_steps_per_s),
+        ("finetune", figures.finetune_steps_per_s),
+        ("dropout", figures.dropout_steps_per_s),
+    ] {
+        println!("  {name:<9} {rate:8.2} steps/s");
+    }
+    println!(
+        "evaluation: {:.0} images/s over the {test_images} test images (chunks of {}, tensors under {} MiB)",
+        figures.eval_images_per_s, args.eval_chunk, figures.max_buffer_mib
     );
     println!(
         "effective: {:.1} GFLOP/s training, {:.1} GFLOP/s evaluation ({:.2} MFLOP forward per image as direct convolutions; Winograd needs fewer)",
         figures.gflops,
         figures.eval_gflops,
-        flops as f64 / 1e6
+        figures.forward_flops_per_image as f64 / 1e6
     );
     if figures.peak_gflops > 0.0 {
         println!(
@@ -290,27 +323,6 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         "paper preset (160 runs + 10 pretrainings, 1000 iterations, evaluation every 10): about {:.1} h with one job",
         figures.paper_estimate_s / 3600.0
     );
-    let mut figures = figures;
-    if args.compare {
-        let mut torch = run_pytorch(&args)?;
-        torch.paper_estimate_s = paper_seconds(
-            Costs {
-                step: 1.0 / torch.train_steps_per_s,
-                frozen_step: 1.0 / torch.frozen_steps_per_s,
-                eval_image: 1.0 / torch.eval_images_per_s,
-                frozen_reuses_features: false,
-            },
-            &info.backend,
-            Sizes::of(&source, &target),
-        );
-        print_comparison(&figures, &torch);
-        figures.pytorch = Some(torch);
-    }
-    if let Some(path) = &args.json {
-        transfer_records::write_json(path, &figures)?;
-        println!("figures written to {}", path.display());
-    }
-    Ok(())
 }
 
 /// The paper preset's seconds with one job under `costs`.
@@ -346,7 +358,7 @@ fn run_pytorch(args: &BenchArgs) -> Result<PytorchFigures> {
         .args(["--eval-passes", &args.eval_passes.to_string()])
         .output()
         .map_err(|e| {
-            XtaskError::Usage(format!(
+            XtaskError::Pytorch(format!(
                 "--compare could not run {}: {e}; pass --python with an interpreter that has PyTorch",
                 args.python.display()
             ))
@@ -354,7 +366,7 @@ fn run_pytorch(args: &BenchArgs) -> Result<PytorchFigures> {
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last = stderr.lines().last().unwrap_or("no message");
-        return Err(XtaskError::Usage(format!(
+        return Err(XtaskError::Pytorch(format!(
             "the PyTorch benchmark failed ({last}); is PyTorch installed (pip install torch) for {}?",
             args.python.display()
         )));
@@ -362,7 +374,7 @@ fn run_pytorch(args: &BenchArgs) -> Result<PytorchFigures> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().last().unwrap_or("");
     serde_json::from_str(line).map_err(|e| {
-        XtaskError::Usage(format!(
+        XtaskError::Pytorch(format!(
             "the PyTorch benchmark printed something other than its figures ({e}): {line}"
         ))
     })

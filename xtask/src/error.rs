@@ -30,6 +30,9 @@ pub enum XtaskError {
     /// A backend cannot be used.
     #[error("{0}")]
     Backend(String),
+    /// The PyTorch side of `bench --compare` could not be run or read.
+    #[error("{0}")]
+    Pytorch(String),
     /// Arguments that do not make sense together.
     #[error("{0}")]
     Usage(String),

@@ -354,16 +354,18 @@ fn data(args: DataArgs) -> Result<()> {
     Ok(())
 }
 
-fn train(args: TrainArgs) -> Result<()> {
-    let protocol = Protocol::resolve(&args.protocol, &[])?;
+/// The training settings of `train`'s arguments, checked.
+fn train_settings(
+    args: &TrainArgs,
+    manifest: &transfer_data::Manifest,
+) -> Result<TrainingSettings> {
     let mut settings = TrainingSettings::paper(args.backend.name());
     settings.iterations = args.iters;
     settings.eval_every = args.eval_every;
     settings.pretrain_iterations = args.pretrain_iters;
     settings.seed = args.seed;
     settings.subset = args.subset;
-    let manifest = read_manifest(args.data.manifest.as_deref())?;
-    settings.dataset = DatasetIdentity::of(&manifest);
+    settings.dataset = DatasetIdentity::of(manifest);
     settings.validate()?;
     if !(args.proportion > 0.0 && args.proportion <= 1.0) {
         return Err(XtaskError::Usage(format!(
@@ -371,6 +373,13 @@ fn train(args: TrainArgs) -> Result<()> {
             args.proportion
         )));
     }
+    Ok(settings)
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let protocol = Protocol::resolve(&args.protocol, &[])?;
+    let manifest = read_manifest(args.data.manifest.as_deref())?;
+    let settings = train_settings(&args, &manifest)?;
     let (device, info) = args.backend.device()?;
     let dataset = load_dataset(&args.data.dir, &manifest)?;
     let mut ws = Workspace::new(
@@ -384,12 +393,7 @@ fn train(args: TrainArgs) -> Result<()> {
     ws.save_models = args.save_models;
     ws.provenance.command = command_line();
     for moved in ws.set_aside_untrusted()? {
-        println!(
-            "{}: not trusted ({}); moved to {} and run again",
-            moved.from.display(),
-            moved.why,
-            moved.to.display()
-        );
+        println!("{}", study::set_aside_line(&moved));
     }
     let progress = progress::Progress::new(1, args.quiet, "runs");
     let pretrained = if protocol.needs_pretraining() {

@@ -43,6 +43,16 @@ pub fn run(ws: &Workspace, config: &StudyConfig, exec: &Execution, quiet: bool) 
     Ok(())
 }
 
+/// The line that says a record was not trusted and moved aside.
+pub fn set_aside_line(moved: &SetAside) -> String {
+    format!(
+        "{}: not trusted ({}); moved to {} and run again",
+        moved.from.display(),
+        moved.why,
+        moved.to.display()
+    )
+}
+
 /// Prints the effective configuration before a study starts.
 pub fn print_configuration(config: &StudyConfig, out: &Path) {
     println!(
@@ -99,12 +109,7 @@ impl Printer<'_> {
 
 impl StudyEvents for Printer<'_> {
     fn set_aside(&self, moved: &SetAside) {
-        self.line(&format!(
-            "{}: not trusted ({}); moved to {} and run again",
-            moved.from.display(),
-            moved.why,
-            moved.to.display()
-        ));
+        self.line(&set_aside_line(moved));
     }
 
     fn planned(&self, plan: &PlanSummary) {
