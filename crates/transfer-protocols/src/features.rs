@@ -10,7 +10,7 @@ use transfer_records::{CurvePoint, LossPoint};
 use crate::error::TrainError;
 use crate::eval::{EvalSet, Tally};
 use crate::masks::classify;
-use crate::optimise::{Member, One, optimise};
+use crate::optimise::{Member, One, optimise_one};
 use crate::settings::{LoopSettings, Observer, Optimisation};
 
 /// Backbone features of a set of images (`[N, 6272]`) with their labels, on one device. The
@@ -191,15 +191,14 @@ pub fn train_classifier_on_features(
         seed,
     };
     let learning_rate = optimisation.learning_rate;
-    let (classifier, mut curves) = optimise(
+    let (classifier, curve, loss_curve) = optimise_one(
         classifier,
-        &[member],
+        member,
         settings,
         learning_rate,
         &mut objective,
         observer,
     )?;
-    let (curve, loss_curve) = (curves.accuracy.remove(0), curves.loss.remove(0));
     Ok((classifier.valid(), curve, loss_curve))
 }
 

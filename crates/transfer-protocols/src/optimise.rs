@@ -101,6 +101,31 @@ pub(crate) fn optimise<M: Module>(
     Ok((model, curves))
 }
 
+/// A module trained alone, with its test-accuracy and loss curves.
+pub(crate) type Trained<M> = (M, Vec<CurvePoint>, Vec<LossPoint>);
+
+/// [`optimise`] for one module trained on `images` images with `seed` (batches and dropout).
+pub(crate) fn optimise_one<M: Module>(
+    model: M,
+    member: Member,
+    settings: &LoopSettings,
+    learning_rate: f64,
+    objective: &mut impl Objective<M>,
+    observer: &mut dyn Observer,
+) -> Result<Trained<M>, TrainError> {
+    let members = [member];
+    let (model, mut curves) = optimise(
+        model,
+        &members,
+        settings,
+        learning_rate,
+        objective,
+        observer,
+    )?;
+    let (curve, loss_curve) = (curves.accuracy.remove(0), curves.loss.remove(0));
+    Ok((model, curve, loss_curve))
+}
+
 /// One network (or classifier): `forward` gives the logits `[B, K]` and labels of a batch,
 /// `evaluate` the test accuracy; the loss is the batch's mean cross-entropy.
 pub(crate) struct One<F, E> {

@@ -13,7 +13,7 @@ use crate::error::TrainError;
 use crate::eval::{EvalSet, batch_tensors};
 use crate::features::{FeatureSet, train_classifier_on_features};
 use crate::masks::classify;
-use crate::optimise::{Member, One, optimise};
+use crate::optimise::{Member, One, optimise_one};
 use crate::settings::{
     LoopSettings, Observer, Optimisation, RunInput, TrainOutcome, check_sets, network_config,
 };
@@ -144,15 +144,14 @@ pub fn train_model(
         seed,
     };
     let learning_rate = optimisation.learning_rate;
-    let (model, mut curves) = optimise(
+    let (model, curve, loss_curve) = optimise_one(
         model,
-        &[member],
+        member,
         settings,
         learning_rate,
         &mut objective,
         observer,
     )?;
-    let (curve, loss_curve) = (curves.accuracy.remove(0), curves.loss.remove(0));
     let final_accuracy = curve.last().map_or(0.0, |p| p.accuracy);
     Ok(TrainOutcome {
         model: model.valid(),
