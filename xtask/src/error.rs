@@ -6,9 +6,6 @@ pub enum XtaskError {
     /// The dataset could not be had.
     #[error(transparent)]
     Data(#[from] transfer_data::DataError),
-    /// A training run failed.
-    #[error(transparent)]
-    Train(#[from] transfer_protocols::TrainError),
     /// A model could not be saved or loaded.
     #[error(transparent)]
     Model(#[from] transfer_model::ModelError),
