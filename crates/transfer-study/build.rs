@@ -1,5 +1,6 @@
 //! Records the git commit the library is built from (when built from a checkout), for the
-//! provenance every run record carries.
+//! provenance every run record carries: `-dirty` follows it when the sources that compute
+//! (the crates, `xtask`, the manifests) differ from that commit.
 
 use std::path::Path;
 use std::process::Command;
@@ -16,13 +17,27 @@ fn main() {
     {
         println!("cargo:rerun-if-changed={}", git.join(branch).display());
     }
-    let commit = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(&root)
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let sources = ["crates", "xtask", "Cargo.toml", "Cargo.lock"];
+    for path in sources {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(&root)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let mut commit = git(&["rev-parse", "HEAD"]).unwrap_or_default();
+    let status = [
+        &["status", "--porcelain", "--untracked-files=no", "--"][..],
+        &sources,
+    ]
+    .concat();
+    if !commit.is_empty() && git(&status).is_some_and(|changes| !changes.is_empty()) {
+        commit.push_str("-dirty");
+    }
     println!("cargo:rustc-env=TRANSFER_GIT_COMMIT={commit}");
 }

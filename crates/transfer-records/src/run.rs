@@ -12,7 +12,8 @@ use crate::protocol::Protocol;
 pub struct Provenance {
     /// The program and its version, e.g. `mnist-transfer 0.1.0`.
     pub program: String,
-    /// The git commit the program was built from; empty when not built from a checkout.
+    /// The git commit the program was built from, `-dirty` after it when its sources differed
+    /// from that commit; empty when not built from a checkout.
     pub commit: String,
     /// The dataset: its manifest's name and its files' SHA-256.
     pub dataset: DatasetIdentity,
