@@ -491,7 +491,6 @@ fn study(args: StudyArgs) -> Result<()> {
         shard,
         estimate: !args.no_estimate,
         hardware: hardware::describe(),
-        command: command_line(),
     };
     study::run(&ws, &config, &exec, args.quiet)
 }

@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod atomic;
 #[cfg(feature = "download")]
 mod download;
 mod error;
@@ -33,6 +34,7 @@ mod sampler;
 mod split;
 mod subset;
 
+pub use atomic::{write_atomic, write_new_atomic};
 #[cfg(feature = "download")]
 pub use download::{
     DownloadOptions, DownloadProgress, Silent, download_missing, ensure_dataset, part_path,

@@ -2,7 +2,6 @@
 //! `torch.nn.Module.load_state_dict(safetensors.torch.load_file(path))` accepts the weights
 //! of an equivalent PyTorch model (`conv1`, `conv2`, `fc1`, `head`).
 
-use std::io::Write;
 use std::path::Path;
 
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
@@ -28,31 +27,13 @@ pub fn safetensors_bytes(model: &Cnn) -> Result<Vec<u8>, String> {
     store.get_bytes().map_err(|e| e.to_string())
 }
 
-/// Writes [`safetensors_bytes`] to `path`: a new temporary file beside it, flushed, then
-/// renamed into place (a link at `path` is replaced, never followed).
+/// Writes [`safetensors_bytes`] to `path` atomically (`transfer_data::write_atomic`: a link
+/// at `path` is replaced, never followed).
 pub fn to_safetensors(model: &Cnn, path: &Path) -> Result<(), SafetensorsError> {
     let error = |what: String| SafetensorsError {
         path: path.display().to_string(),
         what,
     };
     let bytes = safetensors_bytes(model).map_err(error)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut file| {
-            file.write_all(&bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(error(e.to_string()));
-    }
-    Ok(())
+    transfer_data::write_atomic(path, &bytes).map_err(|e| error(e.to_string()))
 }

@@ -333,27 +333,14 @@ impl Cnn {
     }
 }
 
-/// Writes a module to a temporary file beside `path`, syncs it and renames it into place,
-/// so a reader (another shard of a study, say) never sees a partial file.
+/// Writes a module's burnpack bytes atomically (`transfer_data::write_atomic`), so a reader
+/// (another shard of a study, say) never sees a partial file.
 fn save_atomic<M: Module>(module: M, path: &Path) -> Result<(), ModelError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let result = module
-        .save_file(&tmp)
-        .map_err(|e| weights_error(path, e))
-        .and_then(|()| {
-            std::fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .and_then(|()| std::fs::rename(&tmp, path))
-                .map_err(|e| weights_error(path, e))
-        });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let bytes = module
+        .into_record()
+        .into_bytes()
+        .map_err(|e| weights_error(path, e))?;
+    transfer_data::write_atomic(path, &bytes).map_err(|e| weights_error(path, e))
 }
 
 fn weights_error(path: &Path, e: impl std::fmt::Display) -> ModelError {

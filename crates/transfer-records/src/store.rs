@@ -9,12 +9,12 @@
 //! ```
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+pub use transfer_data::{write_atomic, write_new_atomic};
 
 use crate::config::{StudyConfig, TrainingSettings};
 use crate::run::{PretrainRecord, RunRecord};
@@ -84,77 +84,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_owned(),
         source,
-    }
-}
-
-/// A temporary file beside `path`, named uniquely for this process and call, created (never
-/// opened through an existing name or link) and filled with `bytes`, flushed to disk.
-fn write_temporary(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(
-        ".{name}.{}.{nanos}.{count}.tmp",
-        std::process::id()
-    ));
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        });
-    match written {
-        Ok(()) => Ok(tmp),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
-}
-
-fn sync_dir(path: &Path) {
-    if let Ok(d) = File::open(path.parent().unwrap_or(Path::new("."))) {
-        let _ = d.sync_all();
-    }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync,
-/// rename, fsync of the directory. Readers see the old file or the new one, never a part; a
-/// symbolic link at `path` is replaced, never followed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = write_temporary(path, bytes)?;
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_dir(path);
-    Ok(())
-}
-
-/// Writes `bytes` to `path` atomically unless something exists there already: `Ok(false)`
-/// then, with nothing changed. Of several processes creating one file at once, exactly one
-/// succeeds.
-pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
-    let tmp = write_temporary(path, bytes)?;
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
-            sync_dir(path);
-            Ok(true)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
     }
 }
 
@@ -302,17 +231,29 @@ impl ResultsDir {
             .join(weights_file_name(repetition))
     }
 
-    /// Where the trained network of a run is kept (`models/NAME.bpk` beside `runs/NAME.json`),
-    /// its directory created.
-    pub fn model_path(&self, protocol: &str, proportion: f64, repetition: u32) -> Result<PathBuf> {
-        let dir = self.root.join("models");
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        Ok(dir.join(run_file_name(protocol, proportion, repetition).replace(".json", ".bpk")))
+    /// Where the trained network of a run is kept: `models/NAME.bpk` for `runs/NAME.json`.
+    pub fn model_path(&self, protocol: &str, proportion: f64, repetition: u32) -> PathBuf {
+        let name = run_file_name(protocol, proportion, repetition).replace(".json", ".bpk");
+        self.root.join("models").join(name)
+    }
+
+    /// [`ResultsDir::model_path`], its directory created, for a network about to be saved.
+    pub fn new_model_path(
+        &self,
+        protocol: &str,
+        proportion: f64,
+        repetition: u32,
+    ) -> Result<PathBuf> {
+        let path = self.model_path(protocol, proportion, repetition);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        Ok(path)
     }
 
     /// The model file a verified run record names, checked against the SHA-256 it recorded.
     pub fn saved_model(&self, record: &RunRecord) -> Result<PathBuf> {
-        let path = self.model_path(&record.protocol.name, record.proportion, record.repetition)?;
+        let path = self.model_path(&record.protocol.name, record.proportion, record.repetition);
         let invalid = |what: String| StoreError::Invalid {
             path: path.clone(),
             what,
@@ -407,8 +348,7 @@ impl ResultsDir {
         let path = self.run_path(&record.protocol.name, record.proportion, record.repetition);
         let mut record = record.clone();
         if let Some(model) = &mut record.model {
-            let file =
-                self.model_path(&record.protocol.name, record.proportion, record.repetition)?;
+            let file = self.model_path(&record.protocol.name, record.proportion, record.repetition);
             model.sha256 = file_sha256(&file)?;
         }
         let (sealed, bytes) = record.sealed();

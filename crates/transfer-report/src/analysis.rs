@@ -340,10 +340,7 @@ fn gains(analysis: &Analysis) -> Vec<Gain> {
                 paired: test.is_some() && paired_by_design(analysis, a, b),
                 ci95_low: test.map(|t| t.ci95_low),
                 ci95_high: test.map(|t| t.ci95_high),
-                published: (analysis.published)
-                    .then(|| report_value(protocol, p).zip(report_value("raw", p)))
-                    .flatten()
-                    .map(|(x, raw)| x - raw),
+                published: a.report_value.zip(b.report_value).map(|(x, raw)| x - raw),
             });
         }
     }

@@ -31,8 +31,6 @@ pub struct Execution {
     pub estimate: bool,
     /// The machine, in words, for the report.
     pub hardware: String,
-    /// The command that runs the study, for the report.
-    pub command: String,
 }
 
 impl Default for Execution {
@@ -43,7 +41,6 @@ impl Default for Execution {
             shard: None,
             estimate: false,
             hardware: String::new(),
-            command: String::new(),
         }
     }
 }
@@ -206,7 +203,8 @@ pub fn run_study(
     }
     let results = StudyResults::read(ws.store.root())?;
     let wall = Some(started.elapsed().as_secs_f64());
-    let ctx = report_context(config, &exec.hardware, &exec.command, wall);
+    let command = &ws.provenance.command;
+    let ctx = report_context(config, &exec.hardware, command, wall);
     Ok(Outcome::Complete(write_report(
         ws.store.root(),
         &results,

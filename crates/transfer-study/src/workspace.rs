@@ -413,7 +413,7 @@ impl Workspace {
             let model = if self.save_models {
                 let path = self
                     .store
-                    .model_path(&protocol.name, proportion, repetition)?;
+                    .new_model_path(&protocol.name, proportion, repetition)?;
                 outcome.model.save(&path)?;
                 Some(SavedModel {
                     file: path
