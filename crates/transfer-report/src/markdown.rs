@@ -191,7 +191,7 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
     let _ = writeln!(out, "\n## The report's claims, checked\n");
     let _ = writeln!(
         out,
-        "Each comparison gives the difference in final accuracy with its 95% confidence interval, the one-sided t-test's p-value for the claimed direction and the same p-value after Holm's correction over the claim's comparisons (which the verdict uses), and the standardised effect size. Runs that are paired by design (sharing a repetition's pretrained backbone, or its training subset under the prefix rule) are compared repetition by repetition (paired t-test, Cohen's d_z); others with Welch's unequal-variance test (Cohen's d).\n"
+        "Each comparison gives the difference in final accuracy with its 95% confidence interval, the one-sided t-test's p-value for the claimed direction and the same p-value after Holm's correction over the claim's comparisons (which the verdict uses), and the standardised effect size with its approximate 95% interval (the normal approximation of its sampling variance). Runs that are paired by design (sharing a repetition's pretrained backbone, or its training subset under the prefix rule) are compared repetition by repetition (paired t-test, Cohen's d_z); others with Welch's unequal-variance test (Cohen's d).\n"
     );
     for claim in &analysis.claims {
         let _ = writeln!(out, "### {}\n", claim.statement);
@@ -201,7 +201,7 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
                 (Some(t), Some(holm)) => {
                     let _ = writeln!(
                         out,
-                        "- {}: {:+.4} [{:+.4}, {:+.4}] ({}, {}, Holm {}, effect size {:.2})",
+                        "- {}: {:+.4} [{:+.4}, {:+.4}] ({}, {}, Holm {}, effect size {:.2} [{:.2}, {:.2}])",
                         c.label,
                         t.difference,
                         t.ci95_low,
@@ -209,7 +209,9 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
                         if c.paired { "paired" } else { "Welch" },
                         p_value(t.p_greater),
                         p_value(holm),
-                        t.effect_size
+                        t.effect_size,
+                        t.effect_ci95_low,
+                        t.effect_ci95_high
                     );
                 }
                 _ => {

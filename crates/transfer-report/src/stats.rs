@@ -1,4 +1,7 @@
-//! Summary statistics, Student's t quantiles and Welch's t-test, self-contained.
+//! Summary statistics, Welch's and the paired t-test, effect sizes with intervals and Holm's
+//! adjustment; the distributions are `statrs`'.
+
+use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 
 /// Mean, spread and 95% confidence interval of a sample.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -102,6 +105,12 @@ pub struct Difference {
     /// (paired, Cohen's d_z) or over the pooled standard deviation (unpaired, Cohen's d);
     /// infinite where that deviation is zero.
     pub effect_size: f64,
+    /// Lower end of the effect size's approximate 95% interval (normal approximation of its
+    /// sampling variance: `1/n + d²/(2n)` for `n` pairs, `(na + nb)/(na·nb) + d²/(2(na + nb))`
+    /// for two samples).
+    pub effect_ci95_low: f64,
+    /// Upper end of that interval.
+    pub effect_ci95_high: f64,
     /// The t statistic.
     pub t: f64,
     /// Degrees of freedom (paired: pairs - 1; unpaired: Welch-Satterthwaite).
@@ -120,11 +129,15 @@ pub fn paired(a: &[f64], b: &[f64]) -> Option<Difference> {
     let n = d.len() as f64;
     let df = n - 1.0;
     let (t, p_greater) = one_sided(s.mean, s.std / n.sqrt(), df);
+    let effect_size = s.mean / s.std;
+    let (effect_ci95_low, effect_ci95_high) = effect_interval(effect_size, 1.0 / n, n);
     Some(Difference {
         difference: s.mean,
         ci95_low: s.ci95_low,
         ci95_high: s.ci95_high,
-        effect_size: s.mean / s.std,
+        effect_size,
+        effect_ci95_low,
+        effect_ci95_high,
         t,
         df,
         p_greater,
@@ -144,11 +157,16 @@ pub fn unpaired(a: &[f64], b: &[f64]) -> Option<Difference> {
     let (na, nb) = (a.len() as f64, b.len() as f64);
     let pooled =
         (((na - 1.0) * sa.std.powi(2) + (nb - 1.0) * sb.std.powi(2)) / (na + nb - 2.0)).sqrt();
+    let effect_size = w.difference / pooled;
+    let (effect_ci95_low, effect_ci95_high) =
+        effect_interval(effect_size, (na + nb) / (na * nb), na + nb);
     Some(Difference {
         difference: w.difference,
         ci95_low: w.difference - half,
         ci95_high: w.difference + half,
-        effect_size: w.difference / pooled,
+        effect_size,
+        effect_ci95_low,
+        effect_ci95_high,
         t: w.t,
         df: w.df,
         p_greater: w.p_greater,
@@ -182,100 +200,37 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
     adjusted
 }
 
-/// `P(T > t)` for Student's t with `df` degrees of freedom, `t >= 0`.
+/// `P(T > t)` for Student's t with `df` degrees of freedom, `t >= 0`; NaN when `df` is not
+/// positive.
 pub fn student_t_tail(t: f64, df: f64) -> f64 {
-    0.5 * incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
+    StudentsT::new(0.0, 1.0, df).map_or(f64::NAN, |dist| dist.sf(t))
 }
 
-/// The `p`-quantile of Student's t with `df` degrees of freedom (`p` in (0.5, 1)).
+/// The `p`-quantile of Student's t with `df` degrees of freedom (`p` in (0.5, 1)); NaN when
+/// `df` is not positive or `p` is outside [0, 1].
 pub fn t_quantile(p: f64, df: f64) -> f64 {
-    let (mut lo, mut hi) = (0.0, 1e3);
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if 1.0 - student_t_tail(mid, df) < p {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    0.5 * (lo + hi)
-}
-
-/// The regularised incomplete beta function `I_x(a, b)` (continued fraction, Lentz).
-pub fn incomplete_beta(a: f64, b: f64, x: f64) -> f64 {
-    if x <= 0.0 {
-        return 0.0;
-    }
-    if x >= 1.0 {
-        return 1.0;
-    }
-    let ln_front = ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln();
-    if x < (a + 1.0) / (a + b + 2.0) {
-        ln_front.exp() * beta_fraction(a, b, x) / a
-    } else {
-        1.0 - ln_front.exp() * beta_fraction(b, a, 1.0 - x) / b
+    match StudentsT::new(0.0, 1.0, df) {
+        Ok(dist) if (0.0..=1.0).contains(&p) => dist.inverse_cdf(p),
+        _ => f64::NAN,
     }
 }
 
-fn beta_fraction(a: f64, b: f64, x: f64) -> f64 {
-    const TINY: f64 = 1e-300;
-    let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
-    let mut c = 1.0;
-    let mut d = 1.0 - qab * x / qap;
-    if d.abs() < TINY {
-        d = TINY;
-    }
-    d = 1.0 / d;
-    let mut h = d;
-    for m in 1..300 {
-        let m = f64::from(m);
-        let m2 = 2.0 * m;
-        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-        d = 1.0 + aa * d;
-        d = if d.abs() < TINY { TINY } else { d };
-        c = 1.0 + aa / c;
-        c = if c.abs() < TINY { TINY } else { c };
-        d = 1.0 / d;
-        h *= d * c;
-        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-        d = 1.0 + aa * d;
-        d = if d.abs() < TINY { TINY } else { d };
-        c = 1.0 + aa / c;
-        c = if c.abs() < TINY { TINY } else { c };
-        d = 1.0 / d;
-        let delta = d * c;
-        h *= delta;
-        if (delta - 1.0).abs() < 1e-15 {
-            break;
-        }
-    }
-    h
+/// The standard normal distribution's 97.5% quantile, the half-width of a 95% interval in
+/// standard errors.
+fn z_975() -> f64 {
+    Normal::standard().inverse_cdf(0.975)
 }
 
-/// `ln Γ(x)` for `x > 0` (Lanczos, g = 7, n = 9).
-pub fn ln_gamma(x: f64) -> f64 {
-    const G: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if x < 0.5 {
-        let pi = std::f64::consts::PI;
-        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
+/// The approximate 95% interval of a standardised effect `d` whose sampling variance is
+/// `inverse_n + d² / (2 · n)`: `(inverse_n, n)` is `(1/n, n)` for Cohen's d_z of `n` pairs
+/// and `((na + nb)/(na·nb), na + nb)` for Cohen's d of two samples (the large-sample normal
+/// approximation). An infinite effect has no finite interval and keeps itself at both ends.
+fn effect_interval(d: f64, inverse_n: f64, n: f64) -> (f64, f64) {
+    if !d.is_finite() {
+        return (d, d);
     }
-    let x = x - 1.0;
-    let mut sum = G[0];
-    for (i, g) in G.iter().enumerate().skip(1) {
-        sum += g / (x + i as f64);
-    }
-    let t = x + 7.5;
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+    let half = z_975() * (inverse_n + d * d / (2.0 * n)).sqrt();
+    (d - half, d + half)
 }
 
 #[cfg(test)]
@@ -346,8 +301,41 @@ mod tests {
     }
 
     #[test]
-    fn ln_gamma_of_integers_is_log_factorial() {
-        assert!((ln_gamma(5.0) - 24f64.ln()).abs() < 1e-12);
-        assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-12);
+    fn effect_intervals_follow_the_normal_approximation() {
+        // Paired: d_z = 1 from 4 pairs has variance 1/4 + 1/8; unpaired: d = 1 from 4 and 4
+        // values has variance 8/16 + 1/16. Half-widths are 1.959964 standard errors.
+        let d = paired(&[2.0, 3.0, 4.0, 5.0], &[1.0, 1.0, 2.0, 4.0]).unwrap();
+        let d_z = d.effect_size;
+        let se = (0.25 + d_z * d_z / 8.0).sqrt();
+        assert!(
+            (d.effect_ci95_low - (d_z - 1.959_964 * se)).abs() < 1e-6,
+            "{d:?}"
+        );
+        assert!(
+            (d.effect_ci95_high - (d_z + 1.959_964 * se)).abs() < 1e-6,
+            "{d:?}"
+        );
+        let u = unpaired(&[1.0, 2.0, 3.0, 4.0], &[0.0, 1.0, 2.0, 3.0]).unwrap();
+        let d = u.effect_size;
+        assert!((d - 1.0 / 1.290_994_448_735_805_6).abs() < 1e-12, "{u:?}");
+        let se = (0.5 + d * d / 16.0).sqrt();
+        assert!((u.effect_ci95_high - u.effect_ci95_low - 2.0 * 1.959_964 * se).abs() < 1e-5);
+        assert!(u.effect_ci95_low < d && d < u.effect_ci95_high);
+    }
+
+    #[test]
+    fn identical_differences_give_an_infinite_effect_and_no_nan() {
+        let d = paired(&[3.0, 2.0, 1.0], &[2.0, 1.0, 0.0]).unwrap();
+        assert!(d.effect_size.is_infinite() && d.effect_size > 0.0, "{d:?}");
+        assert_eq!(d.effect_ci95_low, d.effect_size);
+        assert_eq!(d.effect_ci95_high, d.effect_size);
+        assert_eq!(d.p_greater, 0.0);
+    }
+
+    #[test]
+    fn distributions_outside_their_domain_give_nan() {
+        assert!(t_quantile(0.975, 0.0).is_nan());
+        assert!(t_quantile(f64::NAN, 3.0).is_nan());
+        assert!(student_t_tail(1.0, f64::NAN).is_nan());
     }
 }
