@@ -108,5 +108,27 @@ fn an_exported_network_predicts_in_python_what_it_predicted_in_the_study() {
         net.to_str().unwrap(),
     ]);
     assert!(err.contains("SHA-256 differs"), "{err}");
+
+    // A path that does not name a run says what it expects; a missing run says so.
+    let stray = dir.join("stray.bpk");
+    std::fs::write(&stray, b"not a model").unwrap();
+    for (path, expected) in [
+        (
+            stray,
+            "not a run of a results directory (DIR/runs/NAME.json or DIR/models/NAME.bpk)",
+        ),
+        (dir.join("runs/raw-p0.01-rep-00.json"), "no such file"),
+    ] {
+        let err = run_err(&[
+            "export",
+            path.to_str().unwrap(),
+            "--out",
+            net.to_str().unwrap(),
+        ]);
+        assert!(
+            err.contains(path.to_str().unwrap()) && err.contains(expected),
+            "{err}"
+        );
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -502,6 +502,25 @@ fn export(args: ExportArgs) -> Result<()> {
             args.run.display()
         ))
     };
+    // A run is named by its record, DIR/runs/NAME.json, or its model, DIR/models/NAME.bpk.
+    let folder = args.run.parent().and_then(|p| p.file_name());
+    let extension = args.run.extension();
+    let named_like_a_run = matches!(
+        (
+            folder.and_then(|f| f.to_str()),
+            extension.and_then(|e| e.to_str())
+        ),
+        (Some("runs"), Some("json")) | (Some("models"), Some("bpk"))
+    );
+    if !named_like_a_run {
+        return Err(not_a_run());
+    }
+    if !args.run.is_file() {
+        return Err(XtaskError::Usage(format!(
+            "{}: no such file",
+            args.run.display()
+        )));
+    }
     let stem = args.run.file_stem().ok_or_else(not_a_run)?;
     let dir = args
         .run
