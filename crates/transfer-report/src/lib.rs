@@ -1,8 +1,9 @@
 //! The report of the MNIST transfer-learning study, from run records alone: statistics
 //! (mean, standard deviation, 95% confidence intervals, paired or Welch t-tests with Holm's
-//! correction), the table against
-//! the published one (`table.csv`, `table.md`), figures (SVG and PNG), `summary.json`, and
-//! `report.md` with each of the published claims checked.
+//! correction, effect sizes with intervals), the table against the published one (`table.csv`,
+//! `table.md`), figures (SVG and PNG), `summary.json`, and `report.md` with each of the
+//! published claims checked. [`StudyResults::analysis`] gives the same numbers without
+//! writing anything.
 //!
 //! It depends on the record types only, never on the training stack, so results can be
 //! reported on a machine without burn.
@@ -109,6 +110,31 @@ impl StudyResults {
             pretrains: store.pretrains()?,
         })
     }
+
+    /// The statistics of these results, as the report states them: cells, mean curves, gains
+    /// over raw and the published claims checked. Protocols keep the study's order; runs are
+    /// paired by subset under the prefix rule; published values appear only for the published
+    /// task.
+    pub fn analysis(&self) -> Analysis {
+        analyse(
+            &self.runs,
+            &self.pretrains,
+            &self.protocol_order(),
+            self.settings.subset == transfer_records::SubsetRule::Prefix,
+            self.settings.is_published_task(),
+        )
+    }
+
+    /// The protocols in the study's order (the configuration's, else the presets').
+    fn protocol_order(&self) -> Vec<String> {
+        match &self.config {
+            Some(c) => c.protocols.iter().map(|p| p.name.clone()).collect(),
+            None => transfer_records::Protocol::PRESET_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
 }
 
 /// What the records cannot know: where and how the study ran.
@@ -151,22 +177,8 @@ pub fn write_report(
     if results.runs.is_empty() {
         return Err(ReportError::Empty(dir.to_owned()));
     }
-    let order: Vec<String> = match &results.config {
-        Some(c) => c.protocols.iter().map(|p| p.name.clone()).collect(),
-        None => transfer_records::Protocol::PRESET_NAMES
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-    };
-    let shared_subsets = results.settings.subset == transfer_records::SubsetRule::Prefix;
-    let published = results.settings.is_published_task();
-    let analysis = analyse(
-        &results.runs,
-        &results.pretrains,
-        &order,
-        shared_subsets,
-        published,
-    );
+    let analysis = results.analysis();
+    let order = &results.protocol_order();
     let mut written = Vec::new();
     let mut put = |name: &str, text: String| -> Result<(), ReportError> {
         let path = dir.join(name);
@@ -176,8 +188,8 @@ pub fn write_report(
     };
     put("table.csv", table_csv(&analysis))?;
     put("table.md", table_md(&analysis))?;
-    put("runs.csv", runs_csv(&results.runs, &order))?;
-    put("curves.csv", curves_csv(&results.runs, &order))?;
+    put("runs.csv", runs_csv(&results.runs, order))?;
+    put("curves.csv", curves_csv(&results.runs, order))?;
     let summary = Summary {
         config: &results.config,
         settings: &results.settings,
