@@ -45,8 +45,8 @@ const LEGEND_WIDTH: u32 = 250;
 /// What a figure plots.
 enum Plot<'a> {
     /// Mean test accuracy with 95% bands (left) and mean training loss (right) against
-    /// iterations, a line per curve.
-    Curves(Vec<(String, &'a MeanCurve)>),
+    /// iterations, a line per curve: its label, colour and curve.
+    Curves(Vec<(String, RGBColor, &'a MeanCurve)>),
     /// A value against the proportion of training data, a line per series with 95% intervals,
     /// published values marked.
     ByProportion {
@@ -63,6 +63,7 @@ type ProportionPoint = (f64, f64, Option<(f64, f64)>);
 /// One line of a by-proportion figure.
 struct Series {
     label: String,
+    colour: RGBColor,
     points: Vec<ProportionPoint>,
     /// (proportion, published value).
     published: Vec<(f64, f64)>,
@@ -73,6 +74,34 @@ struct Figure<'a> {
     title: String,
     stem: String,
     plot: Plot<'a>,
+}
+
+/// The colour of the `i`-th of a figure's protocols or proportions. A protocol keeps its colour
+/// in every figure, and so does a proportion, whatever else the figure leaves out.
+fn colour(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// The colour of a protocol: its place in the study's order.
+fn protocol_colour(analysis: &Analysis, protocol: &str) -> RGBColor {
+    colour(
+        analysis
+            .protocols
+            .iter()
+            .position(|p| p == protocol)
+            .unwrap_or(0),
+    )
+}
+
+/// The colour of a proportion: its place among the study's proportions.
+fn proportion_colour(analysis: &Analysis, proportion: f64) -> RGBColor {
+    colour(
+        analysis
+            .proportions
+            .iter()
+            .position(|&p| p == proportion)
+            .unwrap_or(0),
+    )
 }
 
 /// A label with the number of diverged runs of its cell, where there are any.
@@ -93,6 +122,25 @@ fn with_diverged(analysis: &Analysis, curve: &MeanCurve, label: String) -> Strin
 pub fn write_figures(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     register_embedded_font();
     std::fs::create_dir_all(dir).map_err(|e| ReportError::io(dir, e))?;
+    let mut written = Vec::new();
+    for figure in &figures(analysis) {
+        let svg = dir.join(format!("{}.svg", figure.stem));
+        let mut text = String::new();
+        draw(
+            &SVGBackend::with_string(&mut text, figure.size()).into_drawing_area(),
+            figure,
+        )
+        .map_err(|e| ReportError::figure(&svg, e))?;
+        write_atomic(&svg, text.as_bytes()).map_err(|e| ReportError::io(&svg, e))?;
+        let png = dir.join(format!("{}.png", figure.stem));
+        write_png(&png, figure)?;
+        written.extend([svg, png]);
+    }
+    Ok(written)
+}
+
+/// The study's figures, in the order they are written.
+fn figures(analysis: &Analysis) -> Vec<Figure<'_>> {
     let mut figures: Vec<Figure<'_>> = vec![Figure {
         title: "Final test accuracy by proportion of target training data (95% intervals)".into(),
         stem: "accuracy-vs-proportion".into(),
@@ -102,6 +150,7 @@ pub fn write_figures(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Re
                 .iter()
                 .map(|protocol| Series {
                     label: protocol.clone(),
+                    colour: protocol_colour(analysis, protocol),
                     points: analysis
                         .cells
                         .iter()
@@ -130,6 +179,7 @@ pub fn write_figures(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Re
             if series.last().is_none_or(|s| s.label != gain.protocol) {
                 series.push(Series {
                     label: gain.protocol.clone(),
+                    colour: protocol_colour(analysis, &gain.protocol),
                     points: Vec::new(),
                     published: Vec::new(),
                 });
@@ -163,6 +213,7 @@ pub fn write_figures(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Re
                     .map(|c| {
                         (
                             with_diverged(analysis, c, format!("p = {}", c.proportion)),
+                            proportion_colour(analysis, c.proportion),
                             c,
                         )
                     })
@@ -179,7 +230,13 @@ pub fn write_figures(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Re
                     .curves
                     .iter()
                     .filter(|c| c.proportion == p)
-                    .map(|c| (with_diverged(analysis, c, c.protocol.clone()), c))
+                    .map(|c| {
+                        (
+                            with_diverged(analysis, c, c.protocol.clone()),
+                            protocol_colour(analysis, &c.protocol),
+                            c,
+                        )
+                    })
                     .collect(),
             ),
         });
@@ -189,24 +246,10 @@ pub fn write_figures(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Re
             title: "Pretraining on the source digits: source test accuracy and training loss"
                 .into(),
             stem: "pretraining".into(),
-            plot: Plot::Curves(vec![("mean of the pretrainings".into(), curve)]),
+            plot: Plot::Curves(vec![("mean of the pretrainings".into(), colour(0), curve)]),
         });
     }
-    let mut written = Vec::new();
-    for figure in &figures {
-        let svg = dir.join(format!("{}.svg", figure.stem));
-        let mut text = String::new();
-        draw(
-            &SVGBackend::with_string(&mut text, figure.size()).into_drawing_area(),
-            figure,
-        )
-        .map_err(|e| ReportError::figure(&svg, e))?;
-        write_atomic(&svg, text.as_bytes()).map_err(|e| ReportError::io(&svg, e))?;
-        let png = dir.join(format!("{}.png", figure.stem));
-        write_png(&png, figure)?;
-        written.extend([svg, png]);
-    }
-    Ok(written)
+    figures
 }
 
 impl Figure<'_> {
@@ -351,8 +394,7 @@ where
             draw_loss_curves(&right, lines)?;
             lines
                 .iter()
-                .enumerate()
-                .map(|(i, (label, _))| (label.clone(), PALETTE[i % PALETTE.len()], false))
+                .map(|(label, colour, _)| (label.clone(), *colour, false))
                 .collect()
         }
         Plot::ByProportion {
@@ -363,8 +405,7 @@ where
             draw_by_proportion(&plots, series, y_label, *zero_line)?;
             let mut entries: Vec<(String, RGBColor, bool)> = series
                 .iter()
-                .enumerate()
-                .map(|(i, s)| (s.label.clone(), PALETTE[i % PALETTE.len()], false))
+                .map(|s| (s.label.clone(), s.colour, false))
                 .collect();
             if series.iter().any(|s| !s.published.is_empty()) {
                 entries.push(("published (2016 report)".into(), RGBColor(90, 90, 90), true));
@@ -435,8 +476,10 @@ where
 
 /// The x range of iteration curves: every evaluation point, on a log axis (early training,
 /// where protocols differ most, gets as much room as late training).
-fn iteration_range(lines: &[(String, &MeanCurve)]) -> (f64, f64) {
-    let its = lines.iter().flat_map(|(_, c)| c.iterations.iter().copied());
+fn iteration_range(lines: &[(String, RGBColor, &MeanCurve)]) -> (f64, f64) {
+    let its = lines
+        .iter()
+        .flat_map(|(_, _, c)| c.iterations.iter().copied());
     let (first, last) = its.fold((u32::MAX, 1), |(lo, hi), it| (lo.min(it), hi.max(it)));
     let first = f64::from(first.min(last).max(1));
     (first / 1.2, f64::from(last) * 1.2)
@@ -444,7 +487,7 @@ fn iteration_range(lines: &[(String, &MeanCurve)]) -> (f64, f64) {
 
 fn draw_accuracy_curves<DB: DrawingBackend>(
     area: &Area<DB>,
-    lines: &[(String, &MeanCurve)],
+    lines: &[(String, RGBColor, &MeanCurve)],
 ) -> Result<(), String>
 where
     DB::ErrorType: 'static,
@@ -453,7 +496,7 @@ where
     // Every mean is shown; bands are clipped at the top (1) and bottom.
     let lowest = lines
         .iter()
-        .flat_map(|(_, c)| c.mean.iter().copied())
+        .flat_map(|(_, _, c)| c.mean.iter().copied())
         .filter(|v| v.is_finite())
         .fold(1.0f64, f64::min);
     let (y0, y1) = (((lowest - 0.02) * 20.0).floor().max(0.0) / 20.0, 1.0);
@@ -468,8 +511,7 @@ where
         "training iteration (log scale)",
         "test accuracy",
     )?;
-    for (i, (_, curve)) in lines.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
+    for &(_, colour, curve) in lines {
         let xs: Vec<f64> = curve
             .iterations
             .iter()
@@ -517,7 +559,7 @@ where
 
 fn draw_loss_curves<DB: DrawingBackend>(
     area: &Area<DB>,
-    lines: &[(String, &MeanCurve)],
+    lines: &[(String, RGBColor, &MeanCurve)],
 ) -> Result<(), String>
 where
     DB::ErrorType: 'static,
@@ -525,7 +567,7 @@ where
     let (x0, x1) = iteration_range(lines);
     let losses = lines
         .iter()
-        .flat_map(|(_, c)| c.loss.iter().copied())
+        .flat_map(|(_, _, c)| c.loss.iter().copied())
         .filter(|v| v.is_finite() && *v > 0.0);
     let (low, high) = losses.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
@@ -546,8 +588,7 @@ where
         "training iteration (log scale)",
         "mean training loss (log scale)",
     )?;
-    for (i, (_, curve)) in lines.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
+    for &(_, colour, curve) in lines {
         let points: Vec<(f64, f64)> = curve
             .iterations
             .iter()
@@ -635,7 +676,7 @@ where
     }
     let n = series.len() as f64;
     for (i, s) in series.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
+        let colour = s.colour;
         // Series side by side around each proportion, so intervals do not overlap.
         let shift = ((i as f64 - (n - 1.0) / 2.0) * 0.045).exp();
         let line: Vec<(f64, f64)> = s
@@ -687,6 +728,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Gain;
 
     #[test]
     fn lines_are_cut_where_they_leave_the_band_not_moved_onto_it() {
@@ -720,5 +762,79 @@ mod tests {
             "{clipped:?}"
         );
         assert_eq!(clipped.len(), 4, "{clipped:?}");
+    }
+
+    fn curve(protocol: &str, proportion: f64) -> MeanCurve {
+        MeanCurve {
+            protocol: protocol.into(),
+            proportion,
+            iterations: vec![10, 20],
+            mean: vec![0.8, 0.9],
+            ci95_low: vec![0.7, 0.8],
+            ci95_high: vec![0.9, 1.0],
+            loss: vec![0.5, 0.2],
+        }
+    }
+
+    #[test]
+    fn a_protocol_and_a_proportion_keep_their_colour_in_every_figure() {
+        let protocols = ["raw", "frozen", "finetune", "dropout"];
+        let proportions = [0.01, 1.0];
+        // Raw has no gain over itself, and frozen has no curve at p = 1 (every run diverged):
+        // neither may shift the others' colours.
+        let curves: Vec<MeanCurve> = protocols
+            .iter()
+            .flat_map(|&protocol| proportions.iter().map(move |&p| curve(protocol, p)))
+            .filter(|c| !(c.protocol == "frozen" && c.proportion == 1.0))
+            .collect();
+        let gains = protocols[1..]
+            .iter()
+            .flat_map(|&protocol| {
+                proportions.iter().map(move |&proportion| Gain {
+                    protocol: protocol.into(),
+                    proportion,
+                    difference: 0.01,
+                    paired: true,
+                    ci95_low: Some(0.0),
+                    ci95_high: Some(0.02),
+                    published: None,
+                })
+            })
+            .collect();
+        let analysis = Analysis {
+            protocols: protocols.iter().map(|p| p.to_string()).collect(),
+            proportions: proportions.to_vec(),
+            cells: Vec::new(),
+            curves,
+            pretraining: None,
+            pretraining_curve: None,
+            gains,
+            pretrained: vec!["frozen".into(), "finetune".into()],
+            shared_subsets: true,
+            published: false,
+            claims: Vec::new(),
+        };
+        let mut checked = 0;
+        for figure in figures(&analysis) {
+            let lines: Vec<(String, RGBColor)> = match &figure.plot {
+                Plot::Curves(lines) => lines.iter().map(|(l, c, _)| (l.clone(), *c)).collect(),
+                Plot::ByProportion { series, .. } => {
+                    series.iter().map(|s| (s.label.clone(), s.colour)).collect()
+                }
+            };
+            for (label, colour) in lines {
+                let expected = match protocols.iter().position(|&p| p == label) {
+                    Some(i) => PALETTE[i],
+                    None => {
+                        let p: f64 = label.trim_start_matches("p = ").parse().unwrap();
+                        PALETTE[proportions.iter().position(|&q| q == p).unwrap()]
+                    }
+                };
+                assert_eq!(colour, expected, "{label} in {}", figure.stem);
+                checked += 1;
+            }
+        }
+        // 4 + 3 series by proportion, 7 lines per protocol, 7 per proportion.
+        assert_eq!(checked, 4 + 3 + 7 + 7);
     }
 }
