@@ -76,32 +76,11 @@ struct Figure<'a> {
     plot: Plot<'a>,
 }
 
-/// The colour of the `i`-th of a figure's protocols or proportions. A protocol keeps its colour
-/// in every figure, and so does a proportion, whatever else the figure leaves out.
-fn colour(i: usize) -> RGBColor {
-    PALETTE[i % PALETTE.len()]
-}
-
-/// The colour of a protocol: its place in the study's order.
-fn protocol_colour(analysis: &Analysis, protocol: &str) -> RGBColor {
-    colour(
-        analysis
-            .protocols
-            .iter()
-            .position(|p| p == protocol)
-            .unwrap_or(0),
-    )
-}
-
-/// The colour of a proportion: its place among the study's proportions.
-fn proportion_colour(analysis: &Analysis, proportion: f64) -> RGBColor {
-    colour(
-        analysis
-            .proportions
-            .iter()
-            .position(|&p| p == proportion)
-            .unwrap_or(0),
-    )
+/// The colour of `item` by its place in `items` (the study's protocols, or its proportions):
+/// the same in every figure, whatever else a figure leaves out.
+fn colour_of<T: PartialEq>(items: &[T], item: &T) -> RGBColor {
+    let place = items.iter().position(|x| x == item).unwrap_or(0);
+    PALETTE[place % PALETTE.len()]
 }
 
 /// A label with the number of diverged runs of its cell, where there are any.
@@ -150,7 +129,7 @@ fn figures(analysis: &Analysis) -> Vec<Figure<'_>> {
                 .iter()
                 .map(|protocol| Series {
                     label: protocol.clone(),
-                    colour: protocol_colour(analysis, protocol),
+                    colour: colour_of(&analysis.protocols, protocol),
                     points: analysis
                         .cells
                         .iter()
@@ -179,7 +158,7 @@ fn figures(analysis: &Analysis) -> Vec<Figure<'_>> {
             if series.last().is_none_or(|s| s.label != gain.protocol) {
                 series.push(Series {
                     label: gain.protocol.clone(),
-                    colour: protocol_colour(analysis, &gain.protocol),
+                    colour: colour_of(&analysis.protocols, &gain.protocol),
                     points: Vec::new(),
                     published: Vec::new(),
                 });
@@ -213,7 +192,7 @@ fn figures(analysis: &Analysis) -> Vec<Figure<'_>> {
                     .map(|c| {
                         (
                             with_diverged(analysis, c, format!("p = {}", c.proportion)),
-                            proportion_colour(analysis, c.proportion),
+                            colour_of(&analysis.proportions, &c.proportion),
                             c,
                         )
                     })
@@ -233,7 +212,7 @@ fn figures(analysis: &Analysis) -> Vec<Figure<'_>> {
                     .map(|c| {
                         (
                             with_diverged(analysis, c, c.protocol.clone()),
-                            protocol_colour(analysis, &c.protocol),
+                            colour_of(&analysis.protocols, &c.protocol),
                             c,
                         )
                     })
@@ -246,7 +225,7 @@ fn figures(analysis: &Analysis) -> Vec<Figure<'_>> {
             title: "Pretraining on the source digits: source test accuracy and training loss"
                 .into(),
             stem: "pretraining".into(),
-            plot: Plot::Curves(vec![("mean of the pretrainings".into(), colour(0), curve)]),
+            plot: Plot::Curves(vec![("mean of the pretrainings".into(), PALETTE[0], curve)]),
         });
     }
     figures

@@ -116,24 +116,20 @@ impl StudyResults {
     /// paired by subset under the prefix rule; published values appear only for the published
     /// task.
     pub fn analysis(&self) -> Analysis {
-        analyse(
-            &self.runs,
-            &self.pretrains,
-            &self.protocol_order(),
-            self.settings.subset == transfer_records::SubsetRule::Prefix,
-            self.settings.is_published_task(),
-        )
-    }
-
-    /// The protocols in the study's order (the configuration's, else the presets').
-    fn protocol_order(&self) -> Vec<String> {
-        match &self.config {
+        let order: Vec<String> = match &self.config {
             Some(c) => c.protocols.iter().map(|p| p.name.clone()).collect(),
             None => transfer_records::Protocol::PRESET_NAMES
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
-        }
+        };
+        analyse(
+            &self.runs,
+            &self.pretrains,
+            &order,
+            self.settings.subset == transfer_records::SubsetRule::Prefix,
+            self.settings.is_published_task(),
+        )
     }
 }
 
@@ -178,7 +174,8 @@ pub fn write_report(
         return Err(ReportError::Empty(dir.to_owned()));
     }
     let analysis = results.analysis();
-    let order = &results.protocol_order();
+    // The analysis's protocols: the study's order, then any others by name, as the table's.
+    let order = &analysis.protocols;
     let mut written = Vec::new();
     let mut put = |name: &str, text: String| -> Result<(), ReportError> {
         let path = dir.join(name);

@@ -130,7 +130,8 @@ pub fn paired(a: &[f64], b: &[f64]) -> Option<Difference> {
     let df = n - 1.0;
     let (t, p_greater) = one_sided(s.mean, s.std / n.sqrt(), df);
     let effect_size = s.mean / s.std;
-    let (effect_ci95_low, effect_ci95_high) = effect_interval(effect_size, 1.0 / n, n);
+    let (effect_ci95_low, effect_ci95_high) =
+        effect_interval(effect_size, 1.0 / n + effect_size * effect_size / (2.0 * n));
     Some(Difference {
         difference: s.mean,
         ci95_low: s.ci95_low,
@@ -158,8 +159,10 @@ pub fn unpaired(a: &[f64], b: &[f64]) -> Option<Difference> {
     let pooled =
         (((na - 1.0) * sa.std.powi(2) + (nb - 1.0) * sb.std.powi(2)) / (na + nb - 2.0)).sqrt();
     let effect_size = w.difference / pooled;
-    let (effect_ci95_low, effect_ci95_high) =
-        effect_interval(effect_size, (na + nb) / (na * nb), na + nb);
+    let (effect_ci95_low, effect_ci95_high) = effect_interval(
+        effect_size,
+        (na + nb) / (na * nb) + effect_size * effect_size / (2.0 * (na + nb)),
+    );
     Some(Difference {
         difference: w.difference,
         ci95_low: w.difference - half,
@@ -221,15 +224,14 @@ fn z_975() -> f64 {
     Normal::standard().inverse_cdf(0.975)
 }
 
-/// The approximate 95% interval of a standardised effect `d` whose sampling variance is
-/// `inverse_n + d² / (2 · n)`: `(inverse_n, n)` is `(1/n, n)` for Cohen's d_z of `n` pairs
-/// and `((na + nb)/(na·nb), na + nb)` for Cohen's d of two samples (the large-sample normal
-/// approximation). An infinite effect has no finite interval and keeps itself at both ends.
-fn effect_interval(d: f64, inverse_n: f64, n: f64) -> (f64, f64) {
+/// The approximate 95% interval of a standardised effect `d` with sampling variance
+/// `variance` (the large-sample normal approximation). An infinite effect has no finite
+/// interval and keeps itself at both ends.
+fn effect_interval(d: f64, variance: f64) -> (f64, f64) {
     if !d.is_finite() {
         return (d, d);
     }
-    let half = z_975() * (inverse_n + d * d / (2.0 * n)).sqrt();
+    let half = z_975() * variance.sqrt();
     (d - half, d + half)
 }
 
