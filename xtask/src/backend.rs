@@ -9,6 +9,7 @@ use std::process::Command;
 use burn::prelude::*;
 use clap::ValueEnum;
 use transfer_records::BackendInfo;
+use transfer_study::BackendDevice;
 
 use crate::error::{Result, XtaskError};
 
@@ -75,8 +76,8 @@ impl Backend {
             .collect()
     }
 
-    /// The device, checked to work by running one small operation on it.
-    pub fn device(self) -> Result<(Device, BackendInfo)> {
+    /// The device, checked to work by running one small operation on it, and its description.
+    pub fn device(self) -> Result<BackendDevice> {
         if !self.compiled() {
             return Err(XtaskError::Backend(format!(
                 "this binary was built without the '{}' backend; run it through `cargo xtask`, or build with `--features {}`",
@@ -125,7 +126,7 @@ impl Backend {
             driver,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        Ok((device, info))
+        Ok(BackendDevice::new(device, info))
     }
 
     /// The one-line error for a backend whose device did not start, with what to do.

@@ -147,15 +147,16 @@ pub struct PytorchFigures {
 /// Runs the benchmark.
 pub fn bench(args: BenchArgs) -> Result<()> {
     choose_kernels(&args)?;
-    let (device, info) = args.backend.device()?;
+    let backend = args.backend.device()?;
+    let (device, info) = (backend.device(), backend.info());
     let dataset = load_dataset(&args.dir, &transfer_data::Manifest::mnist())?;
     let (source, target) = dataset.transfer_tasks(
         &transfer_data::SOURCE_CLASSES,
         &transfer_data::TARGET_CLASSES,
     )?;
     let sizes = Sizes::of(&source, &target);
-    let mut figures = measure(&args, &device, &info, &target, sizes)?;
-    print_figures(&figures, &args, &info, target.test.len());
+    let mut figures = measure(&args, device, info, &target, sizes)?;
+    print_figures(&figures, &args, info, target.test.len());
     if args.compare {
         let mut torch = run_pytorch(&args)?;
         let costs = Costs {
@@ -164,7 +165,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             eval_image: 1.0 / torch.eval_images_per_s,
             frozen_reuses_features: false,
         };
-        torch.paper_estimate_s = paper_seconds(costs, &info.backend, sizes);
+        torch.paper_estimate_s = paper_seconds(costs, sizes);
         print_comparison(&figures, &torch);
         figures.pytorch = Some(torch);
     }
@@ -268,7 +269,7 @@ fn measure(
             0.0
         },
         peak_rss_mb: crate::hardware::peak_rss_mib().unwrap_or(0.0),
-        paper_estimate_s: paper_seconds(costs, &info.backend, sizes),
+        paper_estimate_s: paper_seconds(costs, sizes),
         pytorch: None,
     })
 }
@@ -326,8 +327,8 @@ fn print_figures(
 }
 
 /// The paper preset's seconds with one job under `costs`.
-fn paper_seconds(costs: Costs, backend: &str, sizes: Sizes) -> f64 {
-    let paper = Preset::Paper.config(backend);
+fn paper_seconds(costs: Costs, sizes: Sizes) -> f64 {
+    let paper = Preset::Paper.config();
     study_seconds(
         costs,
         sizes,

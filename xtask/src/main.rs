@@ -19,10 +19,11 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use transfer_data::{SubsetRule, subset_size};
 use transfer_model::StackedConv;
 use transfer_protocols::DEFAULT_MAX_BUFFER_BYTES;
-use transfer_records::{DatasetIdentity, Protocol, TrainingSettings};
+use transfer_records::{Protocol, TrainingSettings};
 
 use transfer_study::{
-    Compute, ConfigFile, Execution, Overrides, Preset, Shard, Workspace, build_config,
+    Compute, ConfigFile, Execution, Overrides, Preset, Shard, Workspace, bind_settings,
+    build_config,
 };
 
 use crate::backend::Backend;
@@ -148,9 +149,10 @@ struct TrainArgs {
     /// Backend.
     #[arg(long, value_enum, default_value_t = Backend::default_compiled())]
     backend: Backend,
-    /// Results directory (pretrained models are kept and reused there).
-    #[arg(long, default_value = "results/train")]
-    out: PathBuf,
+    /// Results directory (pretrained models are kept and reused there; default
+    /// results/train/settings-HASH, one directory per set of training settings).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Also write the run record to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -319,7 +321,7 @@ fn data(args: DataArgs) -> Result<()> {
     )?;
     println!(
         "{} in {}: verified (SHA-256 of every file) and loaded in {:.2} s",
-        dataset.name,
+        dataset.name(),
         args.data.dir.display(),
         start.elapsed().as_secs_f64()
     );
@@ -330,8 +332,8 @@ fn data(args: DataArgs) -> Result<()> {
     println!("\n| split | digits | train | test |\n| --- | --- | --- | --- |");
     println!(
         "| all | 0-9 | {} | {} |",
-        dataset.train.len(),
-        dataset.test.len()
+        dataset.train().len(),
+        dataset.test().len()
     );
     println!(
         "| source | 0-5 | {} | {} |",
@@ -354,18 +356,15 @@ fn data(args: DataArgs) -> Result<()> {
     Ok(())
 }
 
-/// The training settings of `train`'s arguments, checked.
-fn train_settings(
-    args: &TrainArgs,
-    manifest: &transfer_data::Manifest,
-) -> Result<TrainingSettings> {
-    let mut settings = TrainingSettings::paper(args.backend.name());
+/// The training settings of `train`'s arguments, checked (their dataset and backend are the
+/// workspace's to bind).
+fn train_settings(args: &TrainArgs) -> Result<TrainingSettings> {
+    let mut settings = Preset::Paper.config().training;
     settings.iterations = args.iters;
     settings.eval_every = args.eval_every;
     settings.pretrain_iterations = args.pretrain_iters;
     settings.seed = args.seed;
     settings.subset = args.subset;
-    settings.dataset = DatasetIdentity::of(manifest);
     settings.validate()?;
     if !(args.proportion > 0.0 && args.proportion <= 1.0) {
         return Err(XtaskError::Usage(format!(
@@ -376,20 +375,24 @@ fn train_settings(
     Ok(settings)
 }
 
+/// `train`'s default results directory: one per set of training settings, so one-off runs
+/// with different settings never refuse each other, and runs with the same ones share their
+/// pretrained models.
+fn default_train_dir(settings: &TrainingSettings) -> PathBuf {
+    PathBuf::from("results/train").join(format!("settings-{}", &settings.hash()[..12]))
+}
+
 fn train(args: TrainArgs) -> Result<()> {
     let protocol = Protocol::resolve(&args.protocol, &[])?;
     let manifest = read_manifest(args.data.manifest.as_deref())?;
-    let settings = train_settings(&args, &manifest)?;
-    let (device, info) = args.backend.device()?;
+    let settings = train_settings(&args)?;
+    let backend = args.backend.device()?;
     let dataset = load_dataset(&args.data.dir, &manifest)?;
-    let mut ws = Workspace::new(
-        &dataset,
-        device,
-        info,
-        &args.out,
-        &settings,
-        &[args.proportion],
-    )?;
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => default_train_dir(&bind_settings(&settings, &dataset, &backend)),
+    };
+    let mut ws = Workspace::new(&dataset, backend, &out, &settings, &[args.proportion])?;
     ws.save_models = args.save_models;
     ws.provenance.command = command_line();
     for moved in ws.set_aside_untrusted()? {
@@ -436,6 +439,7 @@ fn train(args: TrainArgs) -> Result<()> {
         r.wall_seconds,
         if finished.reused { ", reused" } else { "" }
     );
+    println!("record in {}", ws.store.root().join("runs").display());
     if let Some(path) = args.json {
         transfer_records::write_json(&path, r)?;
         println!("run record written to {}", path.display());
@@ -455,9 +459,8 @@ fn study(args: StudyArgs) -> Result<()> {
         subset: args.subset,
         seed: args.seed,
     };
-    let mut config = build_config(args.preset, file.as_ref(), &flags, args.backend.name())?;
+    let config = build_config(args.preset, file.as_ref(), &flags)?;
     let manifest = read_manifest(args.data.manifest.as_deref())?;
-    config.training.dataset = DatasetIdentity::of(&manifest);
     let shard = args
         .shard
         .as_deref()
@@ -470,13 +473,12 @@ fn study(args: StudyArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("results").join(&config.preset));
-    study::print_configuration(&config, &out);
-    let (device, info) = args.backend.device()?;
+    study::print_configuration(&config, args.backend.name(), &out);
+    let backend = args.backend.device()?;
     let dataset = load_dataset(&args.data.dir, &manifest)?;
     let mut ws = Workspace::new(
         &dataset,
-        device,
-        info,
+        backend,
         &out,
         &config.training,
         &config.proportions,
@@ -540,8 +542,8 @@ fn export(args: ExportArgs) -> Result<()> {
     let config =
         transfer_model::CnnConfig::new(saved.num_classes).with_image_size(saved.image_size);
     config.validate()?;
-    let (device, _) = Backend::default_compiled().device()?;
-    let model = config.init(&device, 0).load(&model_path)?;
+    let backend = Backend::default_compiled().device()?;
+    let model = config.init(backend.device(), 0).load(&model_path)?;
     transfer_model::to_safetensors(&model, &args.out)?;
     println!(
         "{} p={} rep {} (final test accuracy {:.4}) written to {} with PyTorch's names and layouts",

@@ -54,7 +54,7 @@ pub fn set_aside_line(moved: &SetAside) -> String {
 }
 
 /// Prints the effective configuration before a study starts.
-pub fn print_configuration(config: &StudyConfig, out: &Path) {
+pub fn print_configuration(config: &StudyConfig, backend: &str, out: &Path) {
     println!(
         "effective configuration (stored in {}/study.json):",
         out.display()
@@ -72,13 +72,7 @@ pub fn print_configuration(config: &StudyConfig, out: &Path) {
     let t = &config.training;
     println!(
         "  {} iterations (eval every {}), pretraining {} iterations, batch {}, subset {}, seed {}, backend {}",
-        t.iterations,
-        t.eval_every,
-        t.pretrain_iterations,
-        t.batch_size,
-        t.subset,
-        t.seed,
-        t.backend
+        t.iterations, t.eval_every, t.pretrain_iterations, t.batch_size, t.subset, t.seed, backend
     );
 }
 

@@ -21,7 +21,6 @@
 //! # Ok(()) }
 //! ```
 
-mod atomic;
 #[cfg(feature = "download")]
 mod download;
 mod error;
@@ -29,12 +28,10 @@ mod idx;
 mod images;
 mod load;
 mod manifest;
-mod rng;
 mod sampler;
 mod split;
 mod subset;
 
-pub use atomic::{write_atomic, write_new_atomic};
 #[cfg(feature = "download")]
 pub use download::{
     DownloadOptions, DownloadProgress, Silent, download_missing, ensure_dataset, part_path,
@@ -42,11 +39,11 @@ pub use download::{
 pub use error::{DataError, Result};
 pub use idx::{IdxArray, parse_idx, write_idx};
 pub use images::{Batch, ImageSet};
-pub use load::{
-    Dataset, locate, missing_files, read_content, read_verified, sha256_hex, verify_content,
-};
+pub use load::{Dataset, locate, missing_files, read_content, read_verified, verify_content};
 pub use manifest::{FileSpec, MNIST_MIRRORS, Manifest, accepted_names, is_plain_name};
-pub use rng::SeededRng;
 pub use sampler::BatchSampler;
 pub use split::{SOURCE_CLASSES, TARGET_CLASSES, Task, check_classes};
-pub use subset::{SubsetRule, select_subset, subset_size};
+pub use subset::{SubsetRule, SubsetSpec, select_subset, subset_size};
+/// The generator behind subsets and batches, and the hash behind every check, from
+/// `transfer-core`.
+pub use transfer_core::{SeededRng, sha256_hex};

@@ -3,27 +3,47 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{DataError, Result};
 use crate::idx::parse_idx;
 use crate::images::ImageSet;
 use crate::manifest::{FileSpec, Manifest, accepted_names};
 
-/// A verified dataset: training and test images with their original labels.
+/// A verified dataset: training and test images with their original labels, and the manifest
+/// whose sizes and SHA-256 its files matched. Only [`Dataset::load`] makes one, so holding a
+/// `Dataset` means holding data that was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dataset {
-    /// The manifest's name (e.g. `MNIST`).
-    pub name: String,
-    /// The manifest's file names: train images, train labels, test images, test labels.
-    pub files: [String; 4],
-    /// The training split.
-    pub train: ImageSet,
-    /// The test split.
-    pub test: ImageSet,
+    pub(crate) manifest: Manifest,
+    pub(crate) train: ImageSet,
+    pub(crate) test: ImageSet,
 }
 
 impl Dataset {
+    /// The manifest's name (e.g. `MNIST`).
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// The manifest the files were verified against: their names, sizes and SHA-256.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The manifest's file names: train images, train labels, test images, test labels.
+    pub fn files(&self) -> [&str; 4] {
+        self.manifest.files().map(|f| f.name.as_str())
+    }
+
+    /// The training split.
+    pub fn train(&self) -> &ImageSet {
+        &self.train
+    }
+
+    /// The test split.
+    pub fn test(&self) -> &ImageSet {
+        &self.test
+    }
+
     /// Loads the four files of `manifest` from `dir`, each gzip-compressed or raw and under
     /// either naming style, and verifies every file's decompressed size and SHA-256 before
     /// parsing it. Nothing unverified is ever returned.
@@ -53,8 +73,7 @@ impl Dataset {
             });
         }
         Ok(Dataset {
-            name: manifest.name.clone(),
-            files: manifest.files().map(|f| f.name.clone()),
+            manifest: manifest.clone(),
             train,
             test,
         })
@@ -178,7 +197,7 @@ pub fn verify_content(path: &Path, content: &[u8], spec: &FileSpec) -> Result<()
             ),
         });
     }
-    let actual = sha256_hex(content);
+    let actual = transfer_core::sha256_hex(content);
     if actual != spec.sha256 {
         return Err(DataError::Checksum {
             path: path.to_owned(),
@@ -187,10 +206,4 @@ pub fn verify_content(path: &Path, content: &[u8], spec: &FileSpec) -> Result<()
         });
     }
     Ok(())
-}
-
-/// Lower-case hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

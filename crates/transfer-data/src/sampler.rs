@@ -2,7 +2,7 @@
 //! at random from the training subset, independently of every other iteration.
 
 use crate::error::{DataError, Result};
-use crate::rng::SeededRng;
+use transfer_core::SeededRng;
 
 /// Draws batches of distinct positions `0..subset_len`, reproducibly for a seed.
 ///

@@ -35,7 +35,8 @@ impl Dataset {
     /// test split (the error names the split's label file).
     pub fn task(&self, classes: &[u8]) -> Result<Task> {
         check_classes(classes, &[])?;
-        for (set, file) in [(&self.train, &self.files[1]), (&self.test, &self.files[3])] {
+        let files = self.files();
+        for (set, file) in [(&self.train, files[1]), (&self.test, files[3])] {
             let present = set.label_counts(256);
             for &c in classes {
                 if present[usize::from(c)] == 0 {
@@ -44,7 +45,7 @@ impl Dataset {
                         .map(|l| l.to_string())
                         .collect();
                     return Err(DataError::UnknownClass {
-                        file: format!("{} ({})", file, self.name),
+                        file: format!("{} ({})", file, self.name()),
                         class: c,
                         present: if listed.is_empty() {
                             "none: the split is empty".to_owned()
@@ -109,9 +110,20 @@ mod tests {
             pixels: vec![10, 11, 12, 13, 14, 15],
             labels: vec![7, 0, 9, 0, 6, 3],
         };
+        let spec = |name: &str| crate::FileSpec {
+            name: name.to_owned(),
+            bytes: 0,
+            sha256: "0".repeat(64),
+        };
         Dataset {
-            name: "tiny".into(),
-            files: ["ti", "tl", "si", "sl"].map(String::from),
+            manifest: crate::Manifest {
+                name: "tiny".into(),
+                train_images: spec("ti"),
+                train_labels: spec("tl"),
+                test_images: spec("si"),
+                test_labels: spec("sl"),
+                mirrors: vec![],
+            },
             train: set.clone(),
             test: set,
         }

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
-use crate::rng::SeededRng;
+use transfer_core::SeededRng;
 
 /// How a proportion `p` of a training set is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -75,22 +75,29 @@ pub fn subset_size(rule: SubsetRule, available: usize, p: f64, batch: usize) -> 
     Ok(size)
 }
 
-/// The indices (ascending, into `labels`) of the training images for proportion `p`.
+/// Which subset of a training set a run trains on: the rule, the proportion, the batch size
+/// (prefix subsets are whole batches) and the seed (stratified subsets are drawn afresh for
+/// every seed).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SubsetSpec {
+    /// How the images are chosen.
+    pub rule: SubsetRule,
+    /// The proportion of the training set, in (0, 1].
+    pub proportion: f64,
+    /// Images per training batch: the subset holds at least one.
+    pub batch: usize,
+    /// The seed of a stratified draw (unused by [`SubsetRule::Prefix`]).
+    pub seed: u64,
+}
+
+/// The indices (ascending, into `labels`) of the training images `spec` selects.
 ///
-/// `labels` are the task's labels `0..num_classes`; `seed` matters only to
-/// [`SubsetRule::Stratified`].
-pub fn select_subset(
-    labels: &[u8],
-    num_classes: usize,
-    p: f64,
-    rule: SubsetRule,
-    batch: usize,
-    seed: u64,
-) -> Result<Vec<usize>> {
-    let size = subset_size(rule, labels.len(), p, batch)?;
-    match rule {
+/// `labels` are the task's labels `0..num_classes`.
+pub fn select_subset(labels: &[u8], num_classes: usize, spec: SubsetSpec) -> Result<Vec<usize>> {
+    let size = subset_size(spec.rule, labels.len(), spec.proportion, spec.batch)?;
+    match spec.rule {
         SubsetRule::Prefix => Ok((0..size).collect()),
-        SubsetRule::Stratified => Ok(stratified(labels, num_classes, size, seed)),
+        SubsetRule::Stratified => Ok(stratified(labels, num_classes, size, spec.seed)),
     }
 }
 

@@ -31,10 +31,15 @@ fn good_files_load_raw_gzip_and_dotted() {
         write_files(dir.path(), &renamed, gz);
         let d = Dataset::load(dir.path(), &manifest).unwrap();
         assert_eq!(
-            (d.train.len(), d.test.len(), d.train.rows, d.train.cols),
+            (
+                d.train().len(),
+                d.test().len(),
+                d.train().rows,
+                d.train().cols
+            ),
             (50, 20, 4, 3)
         );
-        assert_eq!(d.train.labels[13], 3);
+        assert_eq!(d.train().labels[13], 3);
     }
 }
 

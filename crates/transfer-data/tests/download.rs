@@ -129,7 +129,7 @@ fn falls_through_bad_mirrors_to_the_good_one_on_real_mnist() {
     let fetched = download_missing(dest.path(), &manifest, &opts, &Silent).unwrap();
     assert_eq!(fetched.len(), 4);
     let mnist = Dataset::load(dest.path(), &manifest).unwrap();
-    assert_eq!((mnist.train.len(), mnist.test.len()), (60_000, 10_000));
+    assert_eq!((mnist.train().len(), mnist.test().len()), (60_000, 10_000));
     // No temporary file is left behind.
     let names: Vec<String> = std::fs::read_dir(dest.path())
         .unwrap()

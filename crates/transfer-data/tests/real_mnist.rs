@@ -48,8 +48,8 @@ fn agrees_with_the_mnist_crate() {
         .validation_set_length(0)
         .test_set_length(10_000)
         .finalize();
-    assert_eq!(ours.train.pixels, theirs.trn_img);
-    assert_eq!(ours.train.labels, theirs.trn_lbl);
-    assert_eq!(ours.test.pixels, theirs.tst_img);
-    assert_eq!(ours.test.labels, theirs.tst_lbl);
+    assert_eq!(ours.train().pixels, theirs.trn_img);
+    assert_eq!(ours.train().labels, theirs.trn_lbl);
+    assert_eq!(ours.test().pixels, theirs.tst_img);
+    assert_eq!(ours.test().labels, theirs.tst_lbl);
 }

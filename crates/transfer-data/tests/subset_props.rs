@@ -1,7 +1,7 @@
 //! Property tests of subsetting and sampling.
 
 use proptest::prelude::*;
-use transfer_data::{BatchSampler, SubsetRule, select_subset, subset_size};
+use transfer_data::{BatchSampler, SubsetRule, SubsetSpec, select_subset, subset_size};
 
 fn labels_strategy() -> impl Strategy<Value = (Vec<u8>, usize)> {
     (2usize..6).prop_flat_map(|k| (prop::collection::vec(0..k as u8, 50..600), Just(k)))
@@ -18,9 +18,13 @@ proptest! {
     ) {
         let rule = if stratified { SubsetRule::Stratified } else { SubsetRule::Prefix };
         match subset_size(rule, labels.len(), p, batch) {
-            Err(_) => prop_assert!(select_subset(&labels, k, p, rule, batch, seed).is_err()),
+            Err(_) => {
+                let spec = SubsetSpec { rule, proportion: p, batch, seed };
+                prop_assert!(select_subset(&labels, k, spec).is_err());
+            }
             Ok(size) => {
-                let subset = select_subset(&labels, k, p, rule, batch, seed).unwrap();
+                let spec = SubsetSpec { rule, proportion: p, batch, seed };
+                let subset = select_subset(&labels, k, spec).unwrap();
                 prop_assert_eq!(subset.len(), size);
                 prop_assert!(size >= batch);
                 prop_assert!(subset.windows(2).all(|w| w[0] < w[1]));
@@ -39,8 +43,8 @@ proptest! {
         p in 0.1f64..=1.0,
         seed in any::<u64>(),
     ) {
-        let a = select_subset(&labels, k, p, SubsetRule::Stratified, 1, seed).unwrap();
-        let b = select_subset(&labels, k, p, SubsetRule::Stratified, 1, seed).unwrap();
+        let a = select_subset(&labels, k, SubsetSpec { rule: SubsetRule::Stratified, proportion: p, batch: 1, seed }).unwrap();
+        let b = select_subset(&labels, k, SubsetSpec { rule: SubsetRule::Stratified, proportion: p, batch: 1, seed }).unwrap();
         prop_assert_eq!(&a, &b);
         // Each class gets its share of the subset, within one image of rounding.
         for class in 0..k as u8 {
@@ -75,7 +79,27 @@ proptest! {
 #[test]
 fn different_seeds_give_different_stratified_subsets() {
     let labels: Vec<u8> = (0..1000).map(|i| (i % 4) as u8).collect();
-    let a = select_subset(&labels, 4, 0.1, SubsetRule::Stratified, 10, 1).unwrap();
-    let b = select_subset(&labels, 4, 0.1, SubsetRule::Stratified, 10, 2).unwrap();
+    let a = select_subset(
+        &labels,
+        4,
+        SubsetSpec {
+            rule: SubsetRule::Stratified,
+            proportion: 0.1,
+            batch: 10,
+            seed: 1,
+        },
+    )
+    .unwrap();
+    let b = select_subset(
+        &labels,
+        4,
+        SubsetSpec {
+            rule: SubsetRule::Stratified,
+            proportion: 0.1,
+            batch: 10,
+            seed: 2,
+        },
+    )
+    .unwrap();
     assert_ne!(a, b);
 }

@@ -12,8 +12,8 @@ use crate::pool::{add, column_sums, keep_if, unpool_planar};
 use crate::scratch::{FastBackward, Im2colBackward, Scratch, with_scratch};
 use crate::simd::dispatch;
 use crate::{
-    GRAD_GROUP, Geometry, Grads, Isa, Method, Saved, Weights, act1_len, conv1_shape, conv2_shape,
-    direct, winograd, winograd_shape,
+    GRAD_GROUP, Geometry, Grads, Isa, Method, Saved, Weights, act1_len, assert_matches,
+    assert_slice_len, conv1_shape, conv2_shape, direct, winograd, winograd_shape,
 };
 
 /// Gradients of the inputs of [`forward`] given the gradient `grad` of its output, the
@@ -45,9 +45,11 @@ pub fn backward(
 /// [`backward`] by the given method, the direct and Winograd methods with the instruction set
 /// `isa`.
 ///
-/// Panics when `method` is not one of [`Method::all`], needs an instruction set this CPU
-/// lacks, or keeps its winners in another order than the method that saved them (im2col
-/// against the others).
+/// Panics when the geometry is not [`Geometry::supported`], a slice's length (the images, the
+/// weights, `pooled`, `grad`, what `saved` holds) is not the one the geometry gives it,
+/// `method` is not one of [`Method::all`] or needs an instruction set this CPU lacks, or it
+/// keeps its winners in another order than the method that saved them (im2col against the
+/// others).
 #[allow(clippy::too_many_arguments)]
 pub fn backward_with(
     method: Method,
@@ -60,6 +62,13 @@ pub fn backward_with(
     grad: &[f32],
     input_grad: bool,
 ) -> Grads {
+    assert_matches(g, input, &w);
+    let outputs = g.batch * g.pooled_len();
+    assert_slice_len("pooled", pooled.len(), outputs, g);
+    assert_slice_len("grad", grad.len(), outputs, g);
+    assert_slice_len("saved winners", saved.argmax.len(), outputs, g);
+    let act1 = g.batch * act1_len(g, saved.method);
+    assert_slice_len("saved conv1 activation", saved.act1.len(), act1, g);
     assert!(
         Method::all(g).contains(&method),
         "{method:?} is not available for {g:?} on this CPU"

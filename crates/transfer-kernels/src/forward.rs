@@ -10,8 +10,8 @@ use crate::pool::{bias_relu, max_pool};
 use crate::scratch::{FastForward, Scratch, with_scratch};
 use crate::simd::dispatch;
 use crate::{
-    Geometry, Isa, Method, Saved, Weights, act1_len, conv1_shape, conv2_shape, direct, winograd,
-    winograd_shape,
+    Geometry, Isa, Method, Saved, Weights, act1_len, assert_matches, conv1_shape, conv2_shape,
+    direct, winograd, winograd_shape,
 };
 
 /// Pooled features `[batch, c2, height/2, width/2]` of `input` `[batch, c0, height, width]`.
@@ -28,8 +28,9 @@ pub fn forward_saving(g: &Geometry, input: &[f32], w: Weights<'_>) -> (Vec<f32>,
 /// Winograd methods with the instruction set `isa` (the library's own calls pass
 /// [`Isa::chosen`]).
 ///
-/// Panics when `method` is not one of [`Method::all`], or needs an instruction set this CPU
-/// lacks.
+/// Panics when the geometry is not [`Geometry::supported`], a slice's length is not the one
+/// the geometry gives it, or `method` is not one of [`Method::all`] or needs an instruction
+/// set this CPU lacks.
 pub fn forward_with(
     method: Method,
     isa: Option<Isa>,
@@ -38,6 +39,7 @@ pub fn forward_with(
     w: Weights<'_>,
     save: bool,
 ) -> (Vec<f32>, Saved) {
+    assert_matches(g, input, &w);
     assert!(
         Method::all(g).contains(&method),
         "{method:?} is not available for {g:?} on this CPU"

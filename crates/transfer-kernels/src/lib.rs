@@ -100,6 +100,34 @@ impl Geometry {
     }
 }
 
+/// Panics, naming what is wrong, unless `g` is [`Geometry::supported`] and `input` and `w`
+/// have the lengths `g` gives them: the safe entry points never compute on slices that do
+/// not match their geometry.
+pub(crate) fn assert_matches(g: &Geometry, input: &[f32], w: &Weights<'_>) {
+    assert!(
+        g.supported(),
+        "unsupported geometry {g:?}: every size must be positive, the kernel odd and the image's sides even"
+    );
+    let taps = g.taps();
+    for (what, len, expected) in [
+        ("input", input.len(), g.batch * g.c0 * g.pixels()),
+        ("w1", w.w1.len(), g.c1 * g.c0 * taps),
+        ("b1", w.b1.len(), g.c1),
+        ("w2", w.w2.len(), g.c2 * g.c1 * taps),
+        ("b2", w.b2.len(), g.c2),
+    ] {
+        assert_slice_len(what, len, expected, g);
+    }
+}
+
+/// Panics unless a slice the kernels were given has the length its geometry implies.
+pub(crate) fn assert_slice_len(what: &str, len: usize, expected: usize, g: &Geometry) {
+    assert!(
+        len == expected,
+        "{what} holds {len} values but {g:?} needs {expected}"
+    );
+}
+
 /// The weights of both convolutions in burn's layouts: `w1` `[c1, c0, k, k]`, `w2`
 /// `[c2, c1, k, k]`, and their biases.
 #[derive(Debug, Clone, Copy)]

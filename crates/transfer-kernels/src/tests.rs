@@ -438,3 +438,35 @@ fn odd_sizes_are_not_supported() {
     g.kernel = 2;
     assert!(!g.supported());
 }
+
+#[test]
+#[should_panic(expected = "unsupported geometry")]
+fn an_unsupported_geometry_is_refused_not_computed() {
+    let mut case = Case::new(small(3), 80);
+    case.g.height = 5;
+    case.run(Method::Im2col, None, false);
+}
+
+#[test]
+#[should_panic(expected = "input holds")]
+fn a_short_input_is_refused_not_read_past() {
+    let mut case = Case::new(small(3), 81);
+    case.input.pop();
+    case.run(Method::Im2col, None, false);
+}
+
+#[test]
+#[should_panic(expected = "w2 holds")]
+fn a_weight_of_the_wrong_length_is_refused() {
+    let mut case = Case::new(small(3), 82);
+    case.params[2].push(0.0);
+    case.run(Method::Im2col, None, false);
+}
+
+#[test]
+#[should_panic(expected = "grad holds")]
+fn a_gradient_of_the_wrong_length_is_refused() {
+    let mut case = Case::new(small(3), 83);
+    case.probe.truncate(1);
+    case.run(Method::Im2col, None, false);
+}

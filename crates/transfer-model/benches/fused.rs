@@ -7,7 +7,7 @@
 use burn::module::Module;
 use burn::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use transfer_data::SeededRng;
+use transfer_core::SeededRng;
 use transfer_model::CnnConfig;
 
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {

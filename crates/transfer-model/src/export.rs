@@ -27,7 +27,7 @@ pub fn safetensors_bytes(model: &Cnn) -> Result<Vec<u8>, String> {
     store.get_bytes().map_err(|e| e.to_string())
 }
 
-/// Writes [`safetensors_bytes`] to `path` atomically (`transfer_data::write_atomic`: a link
+/// Writes [`safetensors_bytes`] to `path` atomically (`transfer_core::write_atomic`: a link
 /// at `path` is replaced, never followed).
 pub fn to_safetensors(model: &Cnn, path: &Path) -> Result<(), SafetensorsError> {
     let error = |what: String| SafetensorsError {
@@ -35,5 +35,5 @@ pub fn to_safetensors(model: &Cnn, path: &Path) -> Result<(), SafetensorsError> 
         what,
     };
     let bytes = safetensors_bytes(model).map_err(error)?;
-    transfer_data::write_atomic(path, &bytes).map_err(|e| error(e.to_string()))
+    transfer_core::write_atomic(path, &bytes).map_err(|e| error(e.to_string()))
 }

@@ -2,7 +2,7 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use transfer_data::SeededRng;
+use transfer_core::SeededRng;
 
 /// A tensor of `shape` with values uniform in `[-a, a]`, `a = sqrt(6 / (fan_in + fan_out))`
 /// (Glorot and Bengio, 2010).

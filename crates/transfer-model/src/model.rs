@@ -9,7 +9,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use transfer_data::SeededRng;
+use transfer_core::SeededRng;
 
 use crate::init::{xavier_uniform, zeros};
 
@@ -333,14 +333,14 @@ impl Cnn {
     }
 }
 
-/// Writes a module's burnpack bytes atomically (`transfer_data::write_atomic`), so a reader
+/// Writes a module's burnpack bytes atomically (`transfer_core::write_atomic`), so a reader
 /// (another shard of a study, say) never sees a partial file.
 fn save_atomic<M: Module>(module: M, path: &Path) -> Result<(), ModelError> {
     let bytes = module
         .into_record()
         .into_bytes()
         .map_err(|e| weights_error(path, e))?;
-    transfer_data::write_atomic(path, &bytes).map_err(|e| weights_error(path, e))
+    transfer_core::write_atomic(path, &bytes).map_err(|e| weights_error(path, e))
 }
 
 fn weights_error(path: &Path, e: impl std::fmt::Display) -> ModelError {

@@ -452,7 +452,7 @@ mod tests {
     /// through ReLU and max-pooling can jump where rounding flips a near-tie, so random inputs
     /// that change from run to run would make the comparisons below flaky.
     fn uniform<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
-        let mut rng = transfer_data::SeededRng::new(seed);
+        let mut rng = transfer_core::SeededRng::new(seed);
         let count = shape.iter().product();
         let data: Vec<f32> = (0..count).map(|_| crate::init::unit(&mut rng)).collect();
         Tensor::from_data(TensorData::new(data, shape), device)

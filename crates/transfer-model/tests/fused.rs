@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::prelude::*;
-use transfer_data::SeededRng;
+use transfer_core::SeededRng;
 use transfer_model::{Backbone, CnnConfig};
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {

@@ -96,8 +96,13 @@ impl TrainingSettings {
     /// Checks ranges (iterations, batch, evaluation interval, classes).
     pub fn validate(&self) -> Result<(), RecordError> {
         let bad = |what: &str| Err(RecordError::Invalid(what.to_owned()));
-        if self.iterations == 0 || self.pretrain_iterations == 0 {
-            return bad("iterations must be at least 1");
+        if self.iterations == 0 {
+            return bad("iters (training iterations per run) must be at least 1");
+        }
+        if self.pretrain_iterations == 0 {
+            return bad(
+                "pretrain-iters (iterations of each pretraining) must be at least 1; to train without a pretrained backbone, use a protocol that starts fresh, such as raw",
+            );
         }
         if self.eval_every == 0 {
             return bad("eval-every must be at least 1");
@@ -106,7 +111,7 @@ impl TrainingSettings {
             return bad("batch size must be at least 1");
         }
         if !(self.pretrain_learning_rate.is_finite() && self.pretrain_learning_rate > 0.0) {
-            return bad("the pretraining learning rate must be positive");
+            return bad("the pretraining learning rate must be a finite number above 0");
         }
         if self.source_classes.len() < 2 || self.target_classes.len() < 2 {
             return bad("each task needs at least two classes");

@@ -40,9 +40,9 @@ pub use verify::{eval_points, pretrain_file_name, run_file_name, weights_file_na
 
 /// Lower-case hex SHA-256 of a string (configuration hashes).
 pub fn sha256_hex(text: &str) -> String {
-    transfer_data::sha256_hex(text.as_bytes())
+    transfer_core::sha256_hex(text.as_bytes())
 }
 
 fn sha256_hex_bytes(bytes: &[u8]) -> String {
-    transfer_data::sha256_hex(bytes)
+    transfer_core::sha256_hex(bytes)
 }

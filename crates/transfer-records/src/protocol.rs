@@ -105,7 +105,7 @@ impl Protocol {
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return bad(format!(
-                "learning rate {} is not positive",
+                "learning rate {} is not a finite number above 0",
                 self.learning_rate
             ));
         }

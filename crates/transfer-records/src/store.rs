@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use transfer_data::{write_atomic, write_new_atomic};
+pub use transfer_core::{write_atomic, write_new_atomic};
 
 use crate::config::{StudyConfig, TrainingSettings};
 use crate::run::{PretrainRecord, RunRecord};
@@ -124,7 +124,7 @@ fn read_record<T: DeserializeOwned>(path: &Path) -> Result<T> {
 /// Hex SHA-256 of a file's bytes.
 fn file_sha256(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(io(path))?;
-    Ok(transfer_data::sha256_hex(&bytes))
+    Ok(transfer_core::sha256_hex(&bytes))
 }
 
 /// The right to train and store one pretraining, held until dropped

@@ -5,15 +5,14 @@
 
 use std::path::PathBuf;
 
-use burn::prelude::*;
-use transfer_data::{Manifest, Silent};
-use transfer_records::{BackendInfo, DatasetIdentity, Protocol};
-use transfer_study::{Execution, Outcome, Preset, Quiet, Workspace, run_study};
+use transfer_data::{Manifest, Silent, ensure_dataset};
+use transfer_records::Protocol;
+use transfer_study::{BackendDevice, Execution, Outcome, Preset, Quiet, Workspace, run_study};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::var_os("MNIST_DIR").map_or(PathBuf::from("data/mnist"), PathBuf::from);
-    let dataset = transfer_data::ensure_dataset(&dir, &Manifest::mnist(), &Silent)?;
-    let mut config = Preset::Quick.config("flex");
+    let dataset = ensure_dataset(&dir, &Manifest::mnist(), &Silent)?;
+    let mut config = Preset::Quick.config();
     config.preset = "digits-0-4".into();
     (config.repetitions, config.training.iterations) = (3, 200);
     config.proportions = vec![0.01, 0.1];
@@ -23,20 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     config.training.source_classes = vec![5, 6, 7, 8, 9];
     config.training.target_classes = vec![0, 1, 2, 3, 4];
-    config.training.dataset = DatasetIdentity::of(&Manifest::mnist());
     config.validate()?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let backend = BackendInfo {
-        backend: "flex".into(),
-        device: "cpu".into(),
-        driver: "burn-flex".into(),
-        threads,
-    };
     let out = std::env::temp_dir().join("custom-study");
     let ws = Workspace::new(
         &dataset,
-        Device::flex(),
-        backend,
+        BackendDevice::flex(),
         &out,
         &config.training,
         &config.proportions,

@@ -33,9 +33,11 @@ impl Preset {
         }
     }
 
-    /// The preset's configuration for `backend`.
-    pub fn config(self, backend: &str) -> StudyConfig {
-        let mut training = TrainingSettings::paper(backend);
+    /// The preset's configuration. Its training settings name canonical MNIST and no backend
+    /// until [`Workspace::new`](crate::Workspace::new) binds them to the dataset and device
+    /// it is given.
+    pub fn config(self) -> StudyConfig {
+        let mut training = TrainingSettings::paper("");
         let repetitions = match self {
             Preset::Paper => 10,
             Preset::Quick => {
@@ -188,7 +190,6 @@ pub fn build_config(
     preset: Option<Preset>,
     file: Option<&ConfigFile>,
     flags: &Overrides,
-    backend: &str,
 ) -> Result<StudyConfig> {
     let empty = ConfigFile::default();
     let file = file.unwrap_or(&empty);
@@ -197,7 +198,7 @@ pub fn build_config(
         (None, Some(name)) => name.parse()?,
         (None, None) => Preset::Paper,
     };
-    let mut config = preset.config(backend);
+    let mut config = preset.config();
     let t = &mut config.training;
     if let Some(v) = flags.reps.or(file.reps) {
         config.repetitions = v;
@@ -265,7 +266,7 @@ mod tests {
             iters: Some(20),
             ..Overrides::default()
         };
-        let config = build_config(None, Some(&file), &flags, "flex").unwrap();
+        let config = build_config(None, Some(&file), &flags).unwrap();
         assert_eq!(config.preset, "quick");
         assert_eq!(config.repetitions, 7);
         assert_eq!(config.training.iterations, 20);
@@ -282,9 +283,7 @@ mod tests {
             protocols: Some(vec!["nope".into()]),
             ..Overrides::default()
         };
-        let err = build_config(None, None, &flags, "flex")
-            .unwrap_err()
-            .to_string();
+        let err = build_config(None, None, &flags).unwrap_err().to_string();
         assert!(err.contains("nope") && err.contains("raw"), "{err}");
     }
 
@@ -294,7 +293,7 @@ mod tests {
             "protocols = [\"raw\", \"ft-drop\"]\n[[protocol]]\nname = \"ft-drop\"\nbackbone = \"pretrained\"\nfreeze_backbone = false\ndropout = 0.5\nlearning_rate = 0.0003\n",
         )
         .unwrap();
-        let config = build_config(None, Some(&file), &Overrides::default(), "flex").unwrap();
+        let config = build_config(None, Some(&file), &Overrides::default()).unwrap();
         assert_eq!(config.protocols.len(), 2);
         assert!(config.protocols[1].needs_pretraining() && config.protocols[1].dropout == 0.5);
     }
@@ -357,7 +356,7 @@ mod tests {
             fn any_config_text_is_a_valid_study_or_a_refusal(text in config_text()) {
                 match ConfigFile::parse(&text) {
                     Err(e) => prop_assert!(!e.is_empty() && !e.contains('\n'), "{}", e),
-                    Ok(file) => match build_config(None, Some(&file), &Overrides::default(), "flex") {
+                    Ok(file) => match build_config(None, Some(&file), &Overrides::default()) {
                         Ok(config) => prop_assert!(config.validate().is_ok()),
                         Err(e) => prop_assert!(!e.to_string().contains('\n'), "{}", e),
                     },

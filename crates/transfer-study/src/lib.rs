@@ -37,6 +37,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod backend;
 pub mod config;
 pub mod cost;
 mod error;
@@ -44,6 +45,7 @@ pub mod plan;
 mod study;
 mod workspace;
 
+pub use backend::BackendDevice;
 pub use config::{ConfigFile, Overrides, Preset, build_config};
 pub use error::{Result, StudyError};
 pub use plan::{PlannedRun, Shard, plan, stack_label, stacks};
@@ -51,4 +53,4 @@ pub use study::{
     Estimate, Execution, Outcome, PlanSummary, Quiet, StudyEvents, report_context, run_study,
 };
 pub use transfer_records::StudyConfig;
-pub use workspace::{Compute, Finished, Workspace, pretrain_loop, run_loop};
+pub use workspace::{Compute, Finished, Workspace, bind_settings, pretrain_loop, run_loop};

@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn shards_partition_the_plan() {
-        let config = Preset::Paper.config("flex");
+        let config = Preset::Paper.config();
         let runs = plan(&config);
         assert_eq!(runs.len(), 160);
         let mut seen = Vec::new();
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn stacks_hold_blocks_of_repetitions_of_one_protocol_and_proportion() {
-        let config = Preset::Paper.config("flex");
+        let config = Preset::Paper.config();
         let runs = plan(&config);
         let alone = stacks(&runs, 1);
         assert_eq!(alone.len(), 160);

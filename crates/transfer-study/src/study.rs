@@ -120,6 +120,9 @@ impl StudyEvents for Quiet {}
 /// Runs the study into the workspace's results directory: records that fail verification
 /// are set aside, finished runs are kept, the rest is trained and stored as each finishes,
 /// and the report is written once the whole plan is stored.
+///
+/// `config`'s training settings must be the workspace's but for the dataset and backend,
+/// which are the workspace's ([`Workspace::study_config`]).
 pub fn run_study(
     ws: &Workspace,
     config: &StudyConfig,
@@ -127,6 +130,7 @@ pub fn run_study(
     events: &dyn StudyEvents,
 ) -> Result<Outcome> {
     let started = Instant::now();
+    let config = &ws.study_config(config)?;
     for moved in ws.set_aside_untrusted()? {
         events.set_aside(&moved);
     }

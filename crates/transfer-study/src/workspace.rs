@@ -4,17 +4,19 @@
 use std::path::Path;
 
 use burn::prelude::*;
-use transfer_data::{Dataset, Task, select_subset, subset_size};
+use transfer_data::{Dataset, SubsetSpec, Task, select_subset, subset_size};
 use transfer_model::{Backbone, CnnConfig, StackedConv};
 use transfer_protocols::{
     DEFAULT_MAX_BUFFER_BYTES, LoopSettings, Observer, RunInput, network_config, pretrain_stack,
     run_protocol_stack,
 };
 use transfer_records::{
-    BackendInfo, PretrainRecord, Protocol, Provenance, ResultsDir, RunRecord, SavedModel, SetAside,
-    TrainingSettings, pretrain_seed, run_seed, split_at_divergence, utc_timestamp,
+    BackendInfo, DatasetIdentity, PretrainRecord, Protocol, Provenance, ResultsDir, RunRecord,
+    SavedModel, SetAside, StudyConfig, TrainingSettings, pretrain_seed, run_seed,
+    split_at_divergence, utc_timestamp,
 };
 
+use crate::backend::BackendDevice;
 use crate::error::{Result, StudyError};
 
 /// Loop settings of a pretraining: evaluated on the source test set at most five times,
@@ -31,6 +33,20 @@ pub fn run_loop(s: &TrainingSettings) -> LoopSettings {
     let mut settings = LoopSettings::new(s.iterations, s.eval_every);
     settings.batch_size = s.batch_size;
     settings
+}
+
+/// `settings` for runs on `dataset` and `backend`: their dataset identity and backend name
+/// taken from those two, as [`Workspace::new`] binds them.
+pub fn bind_settings(
+    settings: &TrainingSettings,
+    dataset: &Dataset,
+    backend: &BackendDevice,
+) -> TrainingSettings {
+    TrainingSettings {
+        dataset: DatasetIdentity::of(dataset.manifest()),
+        backend: backend.name().to_owned(),
+        ..settings.clone()
+    }
 }
 
 /// One results directory, the data and the device: everything a run needs.
@@ -97,20 +113,25 @@ impl Workspace {
     /// at `proportions` can be trained on this data (the images fit the network, the source
     /// task and every subset hold a batch): an infeasible study stops before it creates or
     /// touches the results directory.
+    ///
+    /// The settings' `dataset` and `backend` are not the caller's to fill: they are taken from
+    /// `dataset` (the manifest it was verified against) and `backend`, whatever `settings`
+    /// held there. [`Workspace::settings`] gives the settings bound.
     pub fn new(
         dataset: &Dataset,
-        device: Device,
-        backend: BackendInfo,
+        backend: BackendDevice,
         out: &Path,
         settings: &TrainingSettings,
         proportions: &[f64],
     ) -> Result<Workspace> {
+        let settings = &bind_settings(settings, dataset, &backend);
         let (source, target) =
             dataset.transfer_tasks(&settings.source_classes, &settings.target_classes)?;
         let refuse = |what: String| {
             StudyError::Infeasible(format!(
                 "dataset {} ({}): {what}",
-                dataset.name, dataset.files[0]
+                dataset.name(),
+                dataset.files()[0]
             ))
         };
         network_config(source.num_classes(), &source.train).map_err(|e| refuse(e.to_string()))?;
@@ -139,9 +160,10 @@ impl Workspace {
             date: String::new(),
             command: String::new(),
         };
+        let BackendDevice { device, info } = backend;
         Ok(Workspace {
             device,
-            backend,
+            backend: info,
             source,
             target,
             store,
@@ -165,6 +187,27 @@ impl Workspace {
     /// The settings every run here uses.
     pub fn settings(&self) -> &TrainingSettings {
         self.store.settings()
+    }
+
+    /// `config` with this workspace's settings, which must be its own but for the dataset and
+    /// the backend (the workspace's): a study never runs a configuration in a directory bound
+    /// to other settings.
+    pub fn study_config(&self, config: &StudyConfig) -> Result<StudyConfig> {
+        let bound = TrainingSettings {
+            dataset: self.settings().dataset.clone(),
+            backend: self.settings().backend.clone(),
+            ..config.training.clone()
+        };
+        if bound != *self.settings() {
+            return Err(StudyError::Config(format!(
+                "the configuration's training settings are not those the workspace at {} was made for",
+                self.store.root().display()
+            )));
+        }
+        Ok(StudyConfig {
+            training: bound,
+            ..config.clone()
+        })
     }
 
     /// Moves records that fail verification out of the way (to `rejected/`), so that their
@@ -368,14 +411,13 @@ impl Workspace {
         let mut trains = Vec::with_capacity(members.len());
         for &(repetition, _) in members {
             let seed = run_seed(s.seed, &protocol.name, proportion, repetition);
-            let subset = select_subset(
-                &self.target.train.labels,
-                self.target.num_classes(),
+            let spec = SubsetSpec {
+                rule: s.subset,
                 proportion,
-                s.subset,
-                s.batch_size,
+                batch: s.batch_size,
                 seed,
-            )?;
+            };
+            let subset = select_subset(&self.target.train.labels, self.target.num_classes(), spec)?;
             seeds.push(seed);
             trains.push(self.target.train.select(&subset));
         }

@@ -5,12 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use burn::prelude::*;
 use transfer_data::{Dataset, Manifest, Silent};
-use transfer_records::{BackendInfo, DatasetIdentity, PretrainRecord, ResultsDir, RunRecord};
+use transfer_records::{PretrainRecord, ResultsDir, RunRecord};
 use transfer_study::{
-    Execution, Outcome, PlanSummary, PlannedRun, Preset, Shard, StudyConfig, StudyEvents,
-    Workspace, run_study,
+    BackendDevice, Execution, Outcome, PlanSummary, PlannedRun, Preset, Shard, StudyConfig,
+    StudyEvents, Workspace, run_study,
 };
 
 fn mnist() -> Dataset {
@@ -24,31 +23,17 @@ fn mnist() -> Dataset {
 
 /// The smoke preset with two protocols (one pretrained) at two proportions.
 fn config() -> StudyConfig {
-    let mut config = Preset::Smoke.config("flex");
+    let mut config = Preset::Smoke.config();
     config
         .protocols
         .retain(|p| p.name == "raw" || p.name == "frozen");
     config.proportions = vec![0.01, 0.1];
-    config.training.dataset = DatasetIdentity::of(&Manifest::mnist());
     config
 }
 
 fn workspace(dataset: &Dataset, config: &StudyConfig, out: &Path) -> Workspace {
-    let backend = BackendInfo {
-        backend: "flex".into(),
-        device: "cpu".into(),
-        driver: "burn-flex".into(),
-        threads: 1,
-    };
-    Workspace::new(
-        dataset,
-        Device::flex(),
-        backend,
-        out,
-        &config.training,
-        &config.proportions,
-    )
-    .unwrap()
+    let backend = BackendDevice::flex();
+    Workspace::new(dataset, backend, out, &config.training, &config.proportions).unwrap()
 }
 
 /// What the events said: the plans, and the runs and pretrainings trained.
