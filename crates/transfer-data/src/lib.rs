@@ -1,25 +1,4 @@
-//! MNIST for a transfer-learning study, without any tensor library.
-//!
-//! The crate gets a dataset in the IDX format onto the machine ([`download_missing`]),
-//! proves it is the expected one ([`Dataset::load`] checks every file's SHA-256 before
-//! parsing), cuts it into class tasks ([`Dataset::task`]), chooses training subsets by
-//! proportion ([`select_subset`]) and draws seeded batches ([`BatchSampler`]) that come out
-//! as flat `f32` NCHW buffers ([`Batch`]) ready for any framework.
-//!
-//! ```no_run
-//! use transfer_data::{BatchSampler, Dataset, Manifest, SubsetRule, select_subset};
-//!
-//! # fn main() -> Result<(), transfer_data::DataError> {
-//! let mnist = Dataset::load("data/mnist".as_ref(), &Manifest::mnist())?;
-//! let (_source, target) = mnist.transfer_tasks(&[0, 1, 2, 3, 4, 5], &[6, 7, 8, 9])?;
-//! let subset = select_subset(&target.train.labels, 4, 0.01, SubsetRule::Prefix, 100, 0)?;
-//! assert_eq!(subset.len(), 200);
-//! let train = target.train.select(&subset);
-//! let mut sampler = BatchSampler::new(train.len(), 100, 42)?;
-//! let batch = train.batch(sampler.next_batch());
-//! assert_eq!(batch.shape(), [100, 1, 28, 28]);
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 
 #[cfg(feature = "download")]
 mod download;

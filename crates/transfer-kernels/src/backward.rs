@@ -16,7 +16,7 @@ use crate::{
     assert_slice_len, conv1_shape, conv2_shape, direct, winograd, winograd_shape,
 };
 
-/// Gradients of the inputs of [`forward`] given the gradient `grad` of its output, the
+/// Gradients of the inputs of [`forward`](crate::forward) given the gradient `grad` of its output, the
 /// output `pooled` itself and what it saved, by the method that saved it. The images' gradient
 /// is computed only when `input_grad` is set.
 pub fn backward(

@@ -19,7 +19,7 @@ pub fn forward(g: &Geometry, input: &[f32], w: Weights<'_>) -> Vec<f32> {
     forward_with(Method::chosen(g), Isa::chosen(), g, input, w, false).0
 }
 
-/// [`forward`], also keeping what [`backward`] needs.
+/// [`forward`], also keeping what [`backward`](crate::backward) needs.
 pub fn forward_saving(g: &Geometry, input: &[f32], w: Weights<'_>) -> (Vec<f32>, Saved) {
     forward_with(Method::chosen(g), Isa::chosen(), g, input, w, true)
 }

@@ -1,32 +1,4 @@
-//! Fused CPU kernels for a small convolutional backbone: conv1 -> ReLU -> conv2 -> ReLU ->
-//! 2x2 max-pool, forward and backward, on plain `f32` slices in burn's (PyTorch's) layouts.
-//! No tensor library: a framework calls [`forward_saving`] and [`backward`] from its own
-//! operation (the `transfer-model` crate does so as a burn backend extension).
-//!
-//! The backbone's CPU kernels on plain slices: conv1 -> ReLU -> conv2 -> ReLU -> 2x2 max-pool,
-//! forward and backward, one image at a time on the rayon pool.
-//!
-//! Three methods ([`Method`]): conv2 by Winograd F(4x4, 3x3) and conv1 direct
-//! ([`Method::Winograd`]); both convolutions direct ([`Method::Direct`]), these two with AVX-512
-//! or AVX2 ([`Isa`]); or each as im2col followed by one matrix product per image
-//! ([`Method::Im2col`], any CPU and shape), so that an image's working set (conv2's 784 x 288
-//! column matrix, under 1 MB) stays in the core's cache. The first activation is kept in
-//! channels-last order throughout. Gradients of the weights are summed per fixed group of
-//! images and the groups are then added in order: the result does not depend on the number of
-//! threads or on scheduling.
-//!
-//! ```
-//! use transfer_kernels::{Geometry, Weights, forward};
-//!
-//! // Two 1x4x4 images through 2 and 3 channels of 3x3 kernels: 3x2x2 pooled values each.
-//! let g = Geometry { batch: 2, c0: 1, c1: 2, c2: 3, height: 4, width: 4, kernel: 3 };
-//! let images = vec![1.0; g.batch * g.pixels()];
-//! let (w1, w2) = (vec![0.1; 2 * 9], vec![0.1; 3 * 2 * 9]);
-//! let weights = Weights { w1: &w1, b1: &[0.0; 2], w2: &w2, b2: &[0.0; 3] };
-//! let pooled = forward(&g, &images, weights);
-//! assert_eq!(pooled.len(), g.batch * g.pooled_len());
-//! ```
-
+#![doc = include_str!("../README.md")]
 // Elsewhere than on x86-64 only the im2col method runs: the direct and Winograd methods' plain
 // code still compiles there, unreachable.
 #![cfg_attr(

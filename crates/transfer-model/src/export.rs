@@ -27,7 +27,7 @@ pub fn safetensors_bytes(model: &Cnn) -> Result<Vec<u8>, String> {
     store.get_bytes().map_err(|e| e.to_string())
 }
 
-/// Writes [`safetensors_bytes`] to `path` atomically (`transfer_core::write_atomic`: a link
+/// Writes the module's safetensors bytes (PyTorch's names and layouts) to `path` atomically (`transfer_core::write_atomic`: a link
 /// at `path` is replaced, never followed).
 pub fn to_safetensors(model: &Cnn, path: &Path) -> Result<(), SafetensorsError> {
     let error = |what: String| SafetensorsError {

@@ -1,34 +1,4 @@
-//! The small CNN of the MNIST transfer-learning study, as a burn module.
-//!
-//! ```text
-//! input 1x28x28 -> conv1 3x3 (32, same, ReLU) -> conv2 3x3 (32, same, ReLU) -> max-pool 2x2
-//!              -> flatten 6272 -> fc1 128 (ReLU) -> head K logits
-//! ```
-//!
-//! A [`Cnn`] is a [`Backbone`] (the two convolutions and the pooling: the transferable
-//! features) and a [`Classifier`] (fc1 and the head). [`Cnn::with_fresh_classifier`] keeps a
-//! pretrained backbone and attaches a new classifier of any width in one call.
-//!
-//! A [`CnnStack`] holds several networks of one shape as one module (grouped convolutions,
-//! batched products), so that one pass trains them all: the way to fill a GPU with a small
-//! network.
-//!
-//! Weights are Xavier-uniform and biases zero, drawn from a seeded generator of this crate
-//! rather than the backend's, so one seed gives the same initial weights on every backend
-//! and in every thread. Dropout is applied through explicit [`DropoutMasks`] for the same
-//! reason: the caller draws them from its own seeded stream.
-//!
-//! ```
-//! use burn::prelude::*;
-//! use transfer_model::CnnConfig;
-//!
-//! let device = Device::flex();
-//! let model = CnnConfig::new(6).init(&device, 42);
-//! let logits = model.forward(Tensor::zeros([2, 1, 28, 28], &device));
-//! assert_eq!(logits.dims(), [2, 6]);
-//! let target = model.with_fresh_classifier(4, 7);
-//! assert_eq!(target.classifier.num_classes(), 4);
-//! ```
+#![doc = include_str!("../README.md")]
 
 mod export;
 pub mod fused;

@@ -1,23 +1,4 @@
-//! The report of the MNIST transfer-learning study, from run records alone: statistics
-//! (mean, standard deviation, 95% confidence intervals, paired or Welch t-tests with Holm's
-//! correction, effect sizes with intervals), the table against the published one (`table.csv`,
-//! `table.md`), figures (SVG and PNG), `summary.json`, and `report.md` with each of the
-//! published claims checked. [`StudyResults::analysis`] gives the same numbers without
-//! writing anything.
-//!
-//! It depends on the record types only, never on the training stack, so results can be
-//! reported on a machine without burn.
-//!
-//! ```no_run
-//! use transfer_report::{ReportContext, StudyResults, write_report};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let dir = std::path::Path::new("results/paper");
-//! let results = StudyResults::read(dir)?;
-//! let files = write_report(dir, &results, &ReportContext::default())?;
-//! println!("wrote {} files", files.len());
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 
 mod analysis;
 mod figures;

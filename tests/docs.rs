@@ -1,0 +1,42 @@
+//! What the documentation shows is what is compiled: the README's program from another project
+//! is `tests/downstream`'s, which CI builds and runs.
+
+use std::path::Path;
+
+fn read(relative: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_readme_shows_the_downstream_study_as_it_is_compiled() {
+    let readme = read("README.md");
+    let program = read("tests/downstream/src/bin/custom_study.rs");
+    assert!(
+        readme.contains(&format!("```rust\n{program}```")),
+        "README.md must show tests/downstream/src/bin/custom_study.rs verbatim"
+    );
+}
+
+#[test]
+fn the_downstream_project_depends_on_the_crates_by_version() {
+    let manifest = read("tests/downstream/Cargo.toml");
+    for name in [
+        "transfer-data",
+        "transfer-model",
+        "transfer-records",
+        "transfer-study",
+    ] {
+        let line = manifest
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} =")))
+            .unwrap_or_else(|| panic!("tests/downstream/Cargo.toml does not depend on {name}"));
+        assert!(line.contains("version = \"0.1.0\""), "{line}");
+    }
+    assert!(
+        manifest.contains("\n[workspace]\n"),
+        "it must be a workspace of its own"
+    );
+}
