@@ -281,7 +281,56 @@ fn train_writes_its_record_and_rejects_bad_arguments() {
         "0",
     ]);
     assert!(err.contains("at least 1"), "{err}");
+    let err = run_err(&[
+        "train",
+        "--protocol",
+        "frozen",
+        "--proportion",
+        "0.1",
+        "--pretrain-iters",
+        "0",
+    ]);
+    assert!(
+        err.contains("pretrain-iters") && err.contains("raw"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn one_off_runs_with_other_settings_do_not_refuse_each_other() {
+    let cwd = temp("train-default-dir");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let train = |iters: &str| {
+        let args = [
+            "train",
+            "--protocol",
+            "raw",
+            "--proportion",
+            "0.005",
+            "--iters",
+            iters,
+            "--eval-every",
+            "2",
+            "--quiet",
+        ];
+        let out = xtask(&args).current_dir(&cwd).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {text}{err}");
+        text
+    };
+    let first = train("2");
+    let second = train("4");
+    let again = train("2");
+    assert!(again.contains("reused"), "{again}");
+    let dirs: Vec<_> = std::fs::read_dir(cwd.join("results/train"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(dirs.len(), 2, "{dirs:?}\n{first}\n{second}");
+    assert!(dirs.iter().all(|d| d.starts_with("settings-")), "{dirs:?}");
+    std::fs::remove_dir_all(&cwd).unwrap();
 }
 
 #[test]

@@ -259,18 +259,34 @@ fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
+/// A panic is a bug, never a user's mistake: it is reported as an internal error with its
+/// message and where it happened, and with a backtrace when `RUST_BACKTRACE` asks for one
+/// (`1` or `full`), as Rust's own hook does.
+fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let message = info
+        .payload()
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    let place = info
+        .location()
+        .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+        .unwrap_or_default();
+    eprintln!(
+        "internal error{place}: {}",
+        message.lines().next().unwrap_or("")
+    );
+    let backtrace = std::backtrace::Backtrace::capture();
+    match backtrace.status() {
+        std::backtrace::BacktraceStatus::Captured => eprintln!("{backtrace}"),
+        _ => eprintln!("(run with RUST_BACKTRACE=1 for a backtrace; please report this)"),
+    }
+}
+
 fn main() -> ExitCode {
     transfer_protocols::keep_freed_memory();
-    // A panic inside a library is a bug; say so in one line rather than a backtrace.
-    std::panic::set_hook(Box::new(|info| {
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        eprintln!("internal error: {}", message.lines().next().unwrap_or(""));
-    }));
+    std::panic::set_hook(Box::new(report_panic));
     // The version names the backends built in, which decide what `--backend` runs without
     // a rebuild (and, for a carried binary, at all). Leaked: clap keeps it for the process.
     let version: &'static str = format!(

@@ -210,7 +210,17 @@ mod tests {
     fn bad_settings_are_refused() {
         let mut s = TrainingSettings::paper("flex");
         s.iterations = 0;
-        assert!(s.validate().is_err());
+        assert!(s.validate().unwrap_err().to_string().contains("iters"));
+        let mut s = TrainingSettings::paper("flex");
+        s.pretrain_iterations = 0;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("pretrain-iters") && err.contains("raw"),
+            "{err}"
+        );
+        let mut s = TrainingSettings::paper("flex");
+        s.pretrain_learning_rate = f64::INFINITY;
+        assert!(s.validate().unwrap_err().to_string().contains("finite"));
         let mut s = TrainingSettings::paper("flex");
         s.target_classes = vec![5, 6];
         assert!(s.validate().unwrap_err().to_string().contains("5"));

@@ -145,5 +145,11 @@ mod tests {
         p.dropout = 0.0;
         p.freeze_backbone = true;
         assert!(p.validate().is_err());
+        p.freeze_backbone = false;
+        for bad in [f64::INFINITY, f64::NAN, 0.0, -1e-3] {
+            p.learning_rate = bad;
+            let err = p.validate().unwrap_err().to_string();
+            assert!(err.contains("not a finite number above 0"), "{err}");
+        }
     }
 }

@@ -148,3 +148,24 @@ fn an_interrupted_sharded_study_resumes_to_the_uninterrupted_records() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+#[test]
+fn the_workspace_binds_dataset_and_backend_and_refuses_another_configuration() {
+    let (dataset, mut config) = (mnist(), config());
+    // Whatever the caller left there, the settings name the data and device given.
+    config.training.dataset.name = "not MNIST".into();
+    config.training.backend = "cuda".into();
+    let out = temp("bound");
+    let ws = workspace(&dataset, &config, &out);
+    assert_eq!(ws.settings().dataset.name, "MNIST");
+    assert_eq!(ws.settings().backend, "flex");
+    assert!(ws.settings().is_published_task());
+    assert_eq!(&ws.study_config(&config).unwrap().training, ws.settings());
+
+    let mut other = config.clone();
+    other.training.iterations += 1;
+    let err = run_study(&ws, &other, &Execution::default(), &Log::default()).unwrap_err();
+    assert!(err.to_string().contains("not those the workspace"), "{err}");
+    assert!(ResultsDir::open(&out).unwrap().runs().unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(out);
+}
