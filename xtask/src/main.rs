@@ -582,8 +582,17 @@ fn report(args: ReportArgs) -> Result<()> {
         },
     };
     let files = transfer_report::write_report(&args.out, &results, &ctx)?;
+    let completeness = results.analysis().completeness;
+    let planned = match completeness.planned_runs {
+        Some(planned) if !completeness.complete => format!(
+            " of {planned} planned (INCOMPLETE: {} cells lack runs; the report says which)",
+            completeness.short_cells.len()
+        ),
+        Some(planned) => format!(" of {planned} planned"),
+        None => String::new(),
+    };
     println!(
-        "{} runs reported; {} files written to {}",
+        "{} runs{planned} reported; {} files written to {}",
         results.runs.len(),
         files.len(),
         args.out.display()

@@ -136,12 +136,23 @@ pub struct StudyConfig {
     pub proportions: Vec<f64>,
     /// What fixes each run's numbers.
     pub training: TrainingSettings,
+    /// The margin, in accuracy, within which the report tests two sides for equivalence
+    /// (absent: the report's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equivalence_margin: Option<f64>,
 }
 
 impl StudyConfig {
     /// Checks every part.
     pub fn validate(&self) -> Result<(), RecordError> {
         self.training.validate()?;
+        if let Some(m) = self.equivalence_margin
+            && !(m > 0.0 && m < 1.0)
+        {
+            return Err(RecordError::Invalid(format!(
+                "equivalence-margin {m} is outside (0, 1)"
+            )));
+        }
         if self.repetitions == 0 {
             return Err(RecordError::Invalid(
                 "repetitions must be at least 1".into(),

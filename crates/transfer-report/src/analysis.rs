@@ -5,7 +5,55 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use transfer_records::{CurvePoint, LossPoint, PretrainRecord, RunRecord};
 
+use crate::power::{Design, Equivalence, Planning, equivalence, planning};
 use crate::stats::{Difference, Summary, holm, paired, summarize, unpaired};
+
+/// The equivalence margin unless a study sets its own: 0.002 in accuracy, about 8 of the
+/// 3,969 target test images.
+pub const DEFAULT_EQUIVALENCE_MARGIN: f64 = 0.002;
+
+/// How to analyse a set of records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalysisOptions {
+    /// These protocols come first, in this order (the configuration's); others follow by
+    /// name.
+    pub protocol_order: Vec<String>,
+    /// Whether every run at one proportion trains on the same images (the prefix rule):
+    /// they are then compared as pairs.
+    pub shared_subsets: bool,
+    /// Whether the runs pose the published study's task, so that cells and gains carry the
+    /// published values.
+    pub published: bool,
+    /// The margin of every comparison's equivalence test, in accuracy.
+    pub equivalence_margin: f64,
+    /// What the study planned: its protocols, proportions and repetitions (absent when the
+    /// directory has no configuration).
+    pub planned: Option<PlannedCells>,
+}
+
+/// The cells a study planned and the repetitions of each.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedCells {
+    /// Protocol names.
+    pub protocols: Vec<String>,
+    /// Proportions.
+    pub proportions: Vec<f64>,
+    /// Repetitions of every cell.
+    pub repetitions: u32,
+}
+
+/// How much of the planned study the records hold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Completeness {
+    /// Runs the study planned (absent without a configuration).
+    pub planned_runs: Option<usize>,
+    /// Runs the records hold.
+    pub runs: usize,
+    /// Whether every planned run is there.
+    pub complete: bool,
+    /// The planned cells that lack runs: protocol, proportion, runs there, runs planned.
+    pub short_cells: Vec<(String, f64, usize, u32)>,
+}
 
 /// Proportions of the published table, in its column order.
 pub const REPORT_PROPORTIONS: [f64; 4] = [0.005, 0.01, 0.1, 1.0];
@@ -137,6 +185,14 @@ pub struct Comparison {
     pub test: Option<Difference>,
     /// The one-sided p-value after Holm's correction over the claim's comparisons.
     pub p_holm: Option<f64>,
+    /// What the test could find: power at the observed effect, the smallest detectable
+    /// difference, the repetitions for 80% power (absent without a test).
+    pub planning: Option<Planning>,
+    /// The two one-sided tests of equivalence within the study's margin (absent without a
+    /// test).
+    pub equivalence: Option<Equivalence>,
+    /// Whether both cells hold every repetition the study planned.
+    pub complete: bool,
 }
 
 impl Comparison {
@@ -158,6 +214,20 @@ pub struct Claim {
     pub comparisons: Vec<Comparison>,
     /// The verdict.
     pub verdict: Verdict,
+    /// Whether every comparison's cells hold every planned repetition; a verdict on an
+    /// incomplete claim is provisional.
+    pub complete: bool,
+}
+
+impl Claim {
+    fn new(statement: &str, comparisons: Vec<Comparison>, verdict: Verdict) -> Claim {
+        Claim {
+            statement: statement.to_owned(),
+            complete: comparisons.iter().all(|c| c.complete),
+            comparisons,
+            verdict,
+        }
+    }
 }
 
 fn verdict(comparisons: &[Comparison]) -> Verdict {
@@ -197,6 +267,12 @@ pub struct Analysis {
     pub published: bool,
     /// The report's claims, checked.
     pub claims: Vec<Claim>,
+    /// How much of the planned study the records hold.
+    pub completeness: Completeness,
+    /// The margin of the equivalence tests.
+    pub equivalence_margin: f64,
+    /// Repetitions each planned cell should hold (absent without a configuration).
+    pub planned_repetitions: Option<u32>,
 }
 
 impl Analysis {
@@ -208,18 +284,17 @@ impl Analysis {
     }
 }
 
-/// Analyses the records. `protocol_order` puts those protocols first (the configuration's
-/// order); others follow alphabetically. `shared_subsets` says whether all runs at one
-/// proportion train on the same images (the prefix rule): they are then compared as pairs.
-/// `published` says whether the runs pose the published study's task, so that cells and gains
-/// carry the published values.
+/// Analyses the records as `options` say.
 pub fn analyse(
     runs: &[RunRecord],
     pretrains: &[PretrainRecord],
-    protocol_order: &[String],
-    shared_subsets: bool,
-    published: bool,
+    options: &AnalysisOptions,
 ) -> Analysis {
+    let (protocol_order, shared_subsets, published) = (
+        &options.protocol_order,
+        options.shared_subsets,
+        options.published,
+    );
     let report_value = |protocol: &str, proportion: f64| {
         published
             .then(|| report_value(protocol, proportion))
@@ -315,10 +390,46 @@ pub fn analyse(
         shared_subsets,
         published,
         claims: Vec::new(),
+        completeness: completeness(runs.len(), &[], options.planned.as_ref()),
+        equivalence_margin: options.equivalence_margin,
+        planned_repetitions: options.planned.as_ref().map(|p| p.repetitions),
     };
+    analysis.completeness = completeness(runs.len(), &analysis.cells, options.planned.as_ref());
     analysis.gains = gains(&analysis);
     analysis.claims = claims(&analysis);
     analysis
+}
+
+/// How many of the planned runs `cells` hold, and which planned cells are short.
+fn completeness(runs: usize, cells: &[Cell], planned: Option<&PlannedCells>) -> Completeness {
+    let Some(planned) = planned else {
+        return Completeness {
+            planned_runs: None,
+            runs,
+            complete: true,
+            short_cells: Vec::new(),
+        };
+    };
+    let mut short_cells = Vec::new();
+    for protocol in &planned.protocols {
+        for &proportion in &planned.proportions {
+            let have = cells
+                .iter()
+                .find(|c| &c.protocol == protocol && c.proportion == proportion)
+                .map_or(0, |c| c.finals.len() + c.diverged);
+            if have < planned.repetitions as usize {
+                short_cells.push((protocol.clone(), proportion, have, planned.repetitions));
+            }
+        }
+    }
+    Completeness {
+        planned_runs: Some(
+            planned.protocols.len() * planned.proportions.len() * planned.repetitions as usize,
+        ),
+        runs,
+        complete: short_cells.is_empty(),
+        short_cells,
+    }
 }
 
 /// Each protocol's difference from raw at each proportion where both have runs.
@@ -404,6 +515,14 @@ fn paired_by_design(analysis: &Analysis, a: &Cell, b: &Cell) -> bool {
     (pretrained(a) && pretrained(b)) || (a.proportion == b.proportion && analysis.shared_subsets)
 }
 
+/// The repetitions two cells both have.
+fn paired_count(a: &Cell, b: &Cell) -> usize {
+    a.repetitions
+        .iter()
+        .filter(|r| b.repetitions.contains(r))
+        .count()
+}
+
 /// The test of `a > b`: paired over the repetitions both have where the runs are paired by
 /// design, Welch's otherwise.
 fn difference(analysis: &Analysis, a: &Cell, b: &Cell) -> Option<Difference> {
@@ -431,13 +550,28 @@ fn compare(
     if ca.finals.is_empty() || cb.finals.is_empty() {
         return None;
     }
+    let paired = paired_by_design(analysis, ca, cb);
+    let test = difference(analysis, ca, cb);
+    let design = if paired {
+        Design::Paired(paired_count(ca, cb))
+    } else {
+        Design::TwoSample(ca.finals.len(), cb.finals.len())
+    };
+    let full = |c: &Cell| {
+        analysis
+            .planned_repetitions
+            .is_none_or(|reps| c.finals.len() + c.diverged >= reps as usize)
+    };
     Some(Comparison {
         label,
         mean_a: ca.summary.mean,
         mean_b: cb.summary.mean,
-        paired: paired_by_design(analysis, ca, cb),
-        test: difference(analysis, ca, cb),
+        paired,
+        test,
         p_holm: None,
+        planning: test.map(|t| planning(&t, design)),
+        equivalence: test.map(|t| equivalence(&t, analysis.equivalence_margin)),
+        complete: full(ca) && full(cb),
     })
 }
 
@@ -476,11 +610,12 @@ fn claims(analysis: &Analysis) -> Vec<Claim> {
             })
             .collect(),
     );
-    out.push(Claim {
-        statement: "More data gives higher accuracy (every protocol, each proportion against the next smaller one).".into(),
-        verdict: verdict(&more_data),
-        comparisons: more_data,
-    });
+    let v = verdict(&more_data);
+    out.push(Claim::new(
+        "More data gives higher accuracy (every protocol, each proportion against the next smaller one).",
+        more_data,
+        v,
+    ));
 
     // Pretrained features help, and most at the smallest proportion.
     let mut help = Vec::new();
@@ -511,11 +646,11 @@ fn claims(analysis: &Analysis) -> Vec<Claim> {
     if verdict_help != Verdict::NotTested && !most_at_smallest {
         verdict_help = Verdict::DoesNotHold;
     }
-    out.push(Claim {
-        statement: "Pretrained features help, most at the smallest proportion (frozen and finetune against raw; the frozen gain must be largest at the smallest p).".into(),
-        comparisons: help,
-        verdict: verdict_help,
-    });
+    out.push(Claim::new(
+        "Pretrained features help, most at the smallest proportion (frozen and finetune against raw; the frozen gain must be largest at the smallest p).",
+        help,
+        verdict_help,
+    ));
 
     let dropout: Vec<Comparison> = correct(
         props
@@ -530,11 +665,12 @@ fn claims(analysis: &Analysis) -> Vec<Claim> {
             })
             .collect(),
     );
-    out.push(Claim {
-        statement: "Dropout beats raw training (at every proportion).".into(),
-        verdict: verdict(&dropout),
-        comparisons: dropout,
-    });
+    let v = verdict(&dropout);
+    out.push(Claim::new(
+        "Dropout beats raw training (at every proportion).",
+        dropout,
+        v,
+    ));
 
     let best: Vec<Comparison> = if props.contains(&1.0) {
         analysis
@@ -554,10 +690,11 @@ fn claims(analysis: &Analysis) -> Vec<Claim> {
         Vec::new()
     };
     let best = correct(best);
-    out.push(Claim {
-        statement: "Pretraining plus fine-tuning is best at p = 1.".into(),
-        verdict: verdict(&best),
-        comparisons: best,
-    });
+    let v = verdict(&best);
+    out.push(Claim::new(
+        "Pretraining plus fine-tuning is best at p = 1.",
+        best,
+        v,
+    ));
     out
 }

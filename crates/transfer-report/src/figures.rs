@@ -792,6 +792,14 @@ mod tests {
             shared_subsets: true,
             published: false,
             claims: Vec::new(),
+            completeness: crate::Completeness {
+                planned_runs: None,
+                runs: 0,
+                complete: true,
+                short_cells: Vec::new(),
+            },
+            equivalence_margin: crate::DEFAULT_EQUIVALENCE_MARGIN,
+            planned_repetitions: None,
         };
         let mut checked = 0;
         for figure in figures(&analysis) {

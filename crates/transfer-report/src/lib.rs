@@ -3,6 +3,7 @@
 mod analysis;
 mod figures;
 mod markdown;
+pub mod power;
 pub mod stats;
 mod tables;
 mod tidy;
@@ -15,12 +16,13 @@ use transfer_records::{
 };
 
 pub use analysis::{
-    Analysis, Cell, Claim, Comparison, Gain, MeanCurve, REPORT_PROPORTIONS, REPORT_TABLE, Verdict,
-    analyse, report_value,
+    Analysis, AnalysisOptions, Cell, Claim, Comparison, Completeness, DEFAULT_EQUIVALENCE_MARGIN,
+    Gain, MeanCurve, PlannedCells, REPORT_PROPORTIONS, REPORT_TABLE, Verdict, analyse,
+    report_value,
 };
 pub use figures::write_figures;
 pub use markdown::{duration, report_md};
-pub use tables::{CSV_HEADER, table_csv, table_md};
+pub use tables::{CSV_HEADER, table_csv, table_md, table_tex};
 pub use tidy::{CURVES_HEADER, RUNS_HEADER, curves_csv, runs_csv};
 
 /// Why the report could not be written.
@@ -104,13 +106,23 @@ impl StudyResults {
                 .map(|s| s.to_string())
                 .collect(),
         };
-        analyse(
-            &self.runs,
-            &self.pretrains,
-            &order,
-            self.settings.subset == transfer_records::SubsetRule::Prefix,
-            self.settings.is_published_task(),
-        )
+        let planned = self.config.as_ref().map(|c| PlannedCells {
+            protocols: c.protocols.iter().map(|p| p.name.clone()).collect(),
+            proportions: c.proportions.clone(),
+            repetitions: c.repetitions,
+        });
+        let options = AnalysisOptions {
+            protocol_order: order,
+            shared_subsets: self.settings.subset == transfer_records::SubsetRule::Prefix,
+            published: self.settings.is_published_task(),
+            equivalence_margin: self
+                .config
+                .as_ref()
+                .and_then(|c| c.equivalence_margin)
+                .unwrap_or(DEFAULT_EQUIVALENCE_MARGIN),
+            planned,
+        };
+        analyse(&self.runs, &self.pretrains, &options)
     }
 }
 
@@ -166,6 +178,7 @@ pub fn write_report(
     };
     put("table.csv", table_csv(&analysis))?;
     put("table.md", table_md(&analysis))?;
+    put("table.tex", table_tex(&analysis))?;
     put("runs.csv", runs_csv(&results.runs, order))?;
     put("curves.csv", curves_csv(&results.runs, order))?;
     let summary = Summary {

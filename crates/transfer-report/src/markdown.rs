@@ -2,20 +2,65 @@
 
 use std::fmt::Write;
 
-use crate::analysis::{Analysis, Verdict};
+use crate::analysis::{Analysis, Comparison, Completeness, Verdict};
 use crate::tables::table_md;
 use crate::{ReportContext, StudyResults};
 
 /// The written report.
+/// The written report: what it holds, the configuration, the results, the claims checked,
+/// the figures. Every number comes from `analysis`; these functions only write.
 pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContext) -> String {
     let mut out = String::new();
-    let s = &results.settings;
-    let runs = results.runs.len();
     let _ = writeln!(
         out,
         "# Transfer learning on MNIST digits: reproduction report\n"
     );
     let _ = writeln!(out, "{}\n", ctx.label);
+    completeness(&mut out, &analysis.completeness);
+    configuration(&mut out, results, ctx);
+    results_section(&mut out, results, analysis);
+    claims_section(&mut out, analysis, &study_command(results, ctx));
+    figures_section(&mut out, analysis);
+    out
+}
+
+/// What the report is made from, first: a study with planned runs missing says so before
+/// any number.
+fn completeness(out: &mut String, c: &Completeness) {
+    let Some(planned) = c.planned_runs else {
+        let _ = writeln!(
+            out,
+            "Made from {} runs; the directory holds no study configuration, so nothing says how many were planned.\n",
+            c.runs
+        );
+        return;
+    };
+    if c.complete {
+        let _ = writeln!(
+            out,
+            "Made from all {} of the {planned} planned runs.\n",
+            c.runs
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "**Incomplete: made from {} of the {planned} planned runs.** The study has not finished (shards still running, or a stopped study): these numbers are provisional, and the cells and claims that lack runs are marked.\n",
+        c.runs
+    );
+    for (protocol, proportion, have, planned) in &c.short_cells {
+        let _ = writeln!(
+            out,
+            "- {protocol} at p = {proportion}: {have} of {planned} runs"
+        );
+    }
+    out.push('\n');
+}
+
+/// The configuration, machine, compute time and provenance.
+fn configuration(out: &mut String, results: &StudyResults, ctx: &ReportContext) {
+    let s = &results.settings;
+    let runs = results.runs.len();
     let _ = writeln!(out, "## Configuration\n");
     if let Some(config) = &results.config {
         let _ = writeln!(
@@ -102,7 +147,12 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
     if !ctx.command.is_empty() {
         let _ = writeln!(out, "- command: `{}`", ctx.command);
     }
-    provenance(&mut out, results);
+    provenance(out, results);
+}
+
+/// The table against the published one, diverged runs and differences from the published
+/// values.
+fn results_section(out: &mut String, results: &StudyResults, analysis: &Analysis) {
     if let Some(p) = &analysis.pretraining {
         let _ = writeln!(
             out,
@@ -188,47 +238,162 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
             );
         }
     }
+}
+
+/// The claims: each comparison with its test, power and equivalence, and for an undecided
+/// claim the repetitions that would decide it.
+fn claims_section(out: &mut String, analysis: &Analysis, study_command: &str) {
     let _ = writeln!(out, "\n## The report's claims, checked\n");
     let _ = writeln!(
         out,
         "Each comparison gives the difference in final accuracy with its 95% confidence interval, the one-sided t-test's p-value for the claimed direction and the same p-value after Holm's correction over the claim's comparisons (which the verdict uses), and the standardised effect size with its approximate 95% interval (the normal approximation of its sampling variance). Runs that are paired by design (sharing a repetition's pretrained backbone, or its training subset under the prefix rule) are compared repetition by repetition (paired t-test, Cohen's d_z); others with Welch's unequal-variance test (Cohen's d).\n"
     );
+    let _ = writeln!(
+        out,
+        "Below each comparison: the power of its own one-sided 5% test at the effect it observed (before Holm's correction; paired comparisons as a one-sample t-test of the differences, the others as the pooled two-sample t-test), the smallest difference that test finds with 80% power at these repetitions, the repetitions at which it would find the observed effect with 80% power, and two one-sided tests (TOST) of whether the two sides are equal within ±{} in accuracy.\n",
+        analysis.equivalence_margin
+    );
     for claim in &analysis.claims {
         let _ = writeln!(out, "### {}\n", claim.statement);
-        let _ = writeln!(out, "**Verdict: {}.**\n", claim.verdict.words());
+        let provisional = if claim.complete {
+            ""
+        } else {
+            " (provisional: some of its cells lack planned runs)"
+        };
+        let _ = writeln!(
+            out,
+            "**Verdict: {}{provisional}.**\n",
+            claim.verdict.words()
+        );
         for c in &claim.comparisons {
-            match (c.test, c.p_holm) {
-                (Some(t), Some(holm)) => {
-                    let _ = writeln!(
-                        out,
-                        "- {}: {:+.4} [{:+.4}, {:+.4}] ({}, {}, Holm {}, effect size {:.2} [{:.2}, {:.2}])",
-                        c.label,
-                        t.difference,
-                        t.ci95_low,
-                        t.ci95_high,
-                        if c.paired { "paired" } else { "Welch" },
-                        p_value(t.p_greater),
-                        p_value(holm),
-                        t.effect_size,
-                        t.effect_ci95_low,
-                        t.effect_ci95_high
-                    );
-                }
-                _ => {
-                    let _ = writeln!(
-                        out,
-                        "- {}: {:+.4} (no test: fewer than 2 repetitions)",
-                        c.label,
-                        c.mean_a - c.mean_b
-                    );
-                }
-            }
+            comparison(out, c);
         }
         if claim.verdict == Verdict::NotTested {
             let _ = writeln!(out, "- (no comparison possible with these runs)");
         }
+        if claim.verdict == Verdict::DirectionOnly {
+            deciding_repetitions(out, claim, study_command);
+        }
         out.push('\n');
     }
+}
+
+/// One comparison: its test on the first line, what the test could find on the second.
+fn comparison(out: &mut String, c: &Comparison) {
+    let (Some(t), Some(holm)) = (c.test, c.p_holm) else {
+        let _ = writeln!(
+            out,
+            "- {}: {:+.4} (no test: fewer than 2 repetitions)",
+            c.label,
+            c.mean_a - c.mean_b
+        );
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "- {}: {:+.4} [{:+.4}, {:+.4}] ({}, {}, Holm {}, effect size {:.2} [{:.2}, {:.2}])",
+        c.label,
+        t.difference,
+        t.ci95_low,
+        t.ci95_high,
+        if c.paired { "paired" } else { "Welch" },
+        p_value(t.p_greater),
+        p_value(holm),
+        t.effect_size,
+        t.effect_ci95_low,
+        t.effect_ci95_high
+    );
+    let (Some(plan), Some(eq)) = (c.planning, c.equivalence) else {
+        return;
+    };
+    let needed = match (plan.repetitions_for_80, plan.more_than_max) {
+        (None, _) => "no number of repetitions finds the claimed direction (the difference goes the other way)".to_owned(),
+        (Some(n), true) => format!("more than {n} repetitions for 80% power at the observed effect"),
+        (Some(n), false) => format!("{n} repetitions for 80% power at the observed effect"),
+    };
+    let tie = if eq.equivalent {
+        format!("tie within ±{} (TOST {})", eq.margin, p_value(eq.p))
+    } else {
+        format!(
+            "not shown equal within ±{} (TOST {})",
+            eq.margin,
+            p_value(eq.p)
+        )
+    };
+    let _ = writeln!(
+        out,
+        "  - power {:.2} at the observed effect; detects {:.4} with 80% power; {needed}; {tie}",
+        plan.power_at_observed, plan.detectable_difference
+    );
+}
+
+/// For a claim that holds in direction only: the repetitions at which every comparison not
+/// yet significant reaches 80% power at its observed effect, and the command that adds them
+/// (finished runs are kept).
+fn deciding_repetitions(out: &mut String, claim: &crate::analysis::Claim, study_command: &str) {
+    let undecided = claim
+        .comparisons
+        .iter()
+        .filter(|c| !c.p_holm.is_some_and(|p| p < 0.05));
+    let mut needed = 0;
+    for c in undecided {
+        match c.planning {
+            Some(plan) if !plan.more_than_max => {
+                needed = needed.max(plan.repetitions_for_80.unwrap_or(0));
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "\nMore than {} repetitions would be needed to decide it at 80% power.",
+                    crate::power::MAX_REPETITIONS
+                );
+                return;
+            }
+        }
+    }
+    if needed == 0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nTo decide it: {needed} repetitions give every comparison not yet significant 80% power at its observed effect (before Holm's correction, which asks a little more). Adding repetitions keeps every finished run:\n\n```sh\n{}\n```",
+        with_repetitions(study_command, needed)
+    );
+}
+
+/// The command that ran the study: the report's own when a study wrote it, else the newest
+/// record's (a report regenerated by `report` is not the study's command).
+fn study_command(results: &StudyResults, ctx: &ReportContext) -> String {
+    if ctx.command.starts_with("study") {
+        return ctx.command.clone();
+    }
+    results
+        .runs
+        .iter()
+        .filter(|r| r.provenance.command.starts_with("study"))
+        .max_by(|a, b| a.provenance.date.cmp(&b.provenance.date))
+        .map_or_else(|| "study".to_owned(), |r| r.provenance.command.clone())
+}
+
+/// `cargo xtask` with the study's command and `--reps n` in place of any it had.
+fn with_repetitions(command: &str, n: u32) -> String {
+    let mut words: Vec<&str> = Vec::new();
+    let mut parts = command.split_whitespace();
+    while let Some(w) = parts.next() {
+        if w == "--reps" {
+            parts.next();
+        } else if !w.starts_with("--reps=") {
+            words.push(w);
+        }
+    }
+    if words.is_empty() {
+        words.push("study");
+    }
+    format!("cargo xtask {} --reps {n}", words.join(" "))
+}
+
+/// The figures.
+fn figures_section(out: &mut String, analysis: &Analysis) {
     let _ = writeln!(out, "## Figures\n");
     if !analysis.gains.is_empty() {
         let _ = writeln!(out, "![gain over raw](figures/gain-over-raw.png)\n");
@@ -242,7 +407,6 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
     if analysis.pretraining_curve.is_some() {
         let _ = writeln!(out, "![pretraining](figures/pretraining.png)\n");
     }
-    out
 }
 
 /// The provenance of the records: programs and commits, the dataset, dates, commands.
@@ -326,5 +490,23 @@ fn p_value(p: f64) -> String {
         format!("p = {p:.4}")
     } else {
         format!("p = {p:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_repetitions;
+
+    #[test]
+    fn the_deciding_command_replaces_the_repetitions() {
+        assert_eq!(
+            with_repetitions("study --preset quick --reps 2 --out results/quick", 9),
+            "cargo xtask study --preset quick --out results/quick --reps 9"
+        );
+        assert_eq!(
+            with_repetitions("study --reps=3", 12),
+            "cargo xtask study --reps 12"
+        );
+        assert_eq!(with_repetitions("", 4), "cargo xtask study --reps 4");
     }
 }

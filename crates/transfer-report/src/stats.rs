@@ -117,6 +117,11 @@ pub struct Difference {
     pub df: f64,
     /// One-sided p-value for `mean(a) > mean(b)`.
     pub p_greater: f64,
+    /// The difference's standard error (paired: of the mean difference; unpaired: Welch's).
+    pub se: f64,
+    /// The spread the effect size is measured in: the standard deviation of the differences
+    /// (paired) or the pooled standard deviation (unpaired).
+    pub sd: f64,
 }
 
 /// The paired t-test of `a` against `b`, matched element by element. Needs two pairs.
@@ -128,7 +133,8 @@ pub fn paired(a: &[f64], b: &[f64]) -> Option<Difference> {
     let s = summarize(&d);
     let n = d.len() as f64;
     let df = n - 1.0;
-    let (t, p_greater) = one_sided(s.mean, s.std / n.sqrt(), df);
+    let se = s.std / n.sqrt();
+    let (t, p_greater) = one_sided(s.mean, se, df);
     let effect_size = s.mean / s.std;
     let (effect_ci95_low, effect_ci95_high) =
         effect_interval(effect_size, 1.0 / n + effect_size * effect_size / (2.0 * n));
@@ -142,6 +148,8 @@ pub fn paired(a: &[f64], b: &[f64]) -> Option<Difference> {
         t,
         df,
         p_greater,
+        se,
+        sd: s.std,
     })
 }
 
@@ -173,6 +181,8 @@ pub fn unpaired(a: &[f64], b: &[f64]) -> Option<Difference> {
         t: w.t,
         df: w.df,
         p_greater: w.p_greater,
+        se: spread,
+        sd: pooled,
     })
 }
 

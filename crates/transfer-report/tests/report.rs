@@ -4,7 +4,10 @@ use transfer_records::{
     BackendInfo, CurvePoint, LossPoint, PretrainRecord, Protocol, Provenance, ResultsDir,
     RunRecord, TrainingSettings, pretrain_seed, run_seed,
 };
-use transfer_report::{CSV_HEADER, ReportContext, StudyResults, Verdict, analyse, write_report};
+use transfer_report::{
+    AnalysisOptions, CSV_HEADER, DEFAULT_EQUIVALENCE_MARGIN, PlannedCells, ReportContext,
+    StudyResults, Verdict, analyse, write_report,
+};
 
 /// Accuracy of a synthetic run: rises with data, frozen helps at small p.
 fn accuracy(protocol: &str, p: f64, rep: u32) -> f64 {
@@ -199,11 +202,8 @@ fn writes_every_output_with_the_specified_table() {
 fn claims_are_judged_from_the_numbers() {
     let settings = settings();
     let runs = records(&settings, 4);
-    let order: Vec<String> = Protocol::PRESET_NAMES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let analysis = analyse(&runs, &[], &order, true, true);
+    let options = options(None);
+    let analysis = analyse(&runs, &[], &options);
     // The synthetic data is built so that every claim holds in direction; with the tiny
     // spread between repetitions every comparison is significant.
     for claim in &analysis.claims {
@@ -219,7 +219,7 @@ fn claims_are_judged_from_the_numbers() {
             r
         })
         .collect();
-    let analysis = analyse(&flipped, &[], &order, true, true);
+    let analysis = analyse(&flipped, &[], &options);
     assert_eq!(analysis.claims[2].verdict, Verdict::DoesNotHold);
 }
 
@@ -234,11 +234,7 @@ fn diverged_runs_are_left_out_and_shown() {
             run.diverged_at = Some(50);
         }
     }
-    let order: Vec<String> = Protocol::PRESET_NAMES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let analysis = analyse(&runs, &[], &order, true, true);
+    let analysis = analyse(&runs, &[], &options(None));
     let raw = analysis.cell("raw", 1.0).unwrap();
     assert_eq!((raw.summary.n, raw.diverged, raw.finals.len()), (2, 1, 2));
     let csv = transfer_report::table_csv(&analysis);
@@ -288,4 +284,132 @@ fn another_task_is_never_set_against_the_published_table() {
     let compact: String = summary.split_whitespace().collect();
     assert!(!compact.contains("\"report_value\":0."), "{summary}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The published task's options, the presets in their order, planned as `planned` says.
+fn options(planned: Option<PlannedCells>) -> AnalysisOptions {
+    AnalysisOptions {
+        protocol_order: Protocol::PRESET_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        shared_subsets: true,
+        published: true,
+        equivalence_margin: DEFAULT_EQUIVALENCE_MARGIN,
+        planned,
+    }
+}
+
+#[test]
+fn an_incomplete_study_says_what_it_lacks() {
+    let settings = settings();
+    let mut runs = records(&settings, 3);
+    runs.retain(|r| !(r.protocol.name == "frozen" && r.proportion == 0.01 && r.repetition == 2));
+    let planned = PlannedCells {
+        protocols: Protocol::PRESET_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        proportions: vec![0.005, 0.01, 0.1, 1.0],
+        repetitions: 3,
+    };
+    let analysis = analyse(&runs, &[], &options(Some(planned.clone())));
+    let c = &analysis.completeness;
+    assert_eq!((c.planned_runs, c.runs, c.complete), (Some(48), 47, false));
+    assert_eq!(c.short_cells, [("frozen".to_owned(), 0.01, 2, 3)]);
+    // Only the claims that compare the short cell are provisional.
+    let incomplete: Vec<bool> = analysis.claims.iter().map(|c| !c.complete).collect();
+    assert_eq!(
+        incomplete,
+        [true, true, false, false],
+        "{:?}",
+        analysis.claims
+    );
+    let md = transfer_report::table_md(&analysis);
+    assert_eq!(md.matches("only 2 of 3 runs").count(), 1, "{md}");
+    let whole = analyse(&records(&settings, 3), &[], &options(Some(planned)));
+    assert!(!transfer_report::table_md(&whole).contains("only"));
+    assert!(whole.completeness.complete && whole.claims.iter().all(|c| c.complete));
+}
+
+#[test]
+fn every_tested_comparison_carries_power_and_equivalence() {
+    let analysis = analyse(&records(&settings(), 4), &[], &options(None));
+    for claim in &analysis.claims {
+        for c in &claim.comparisons {
+            let (p, e) = (c.planning.unwrap(), c.equivalence.unwrap());
+            assert!((0.0..=1.0).contains(&p.power_at_observed), "{c:?}");
+            assert!(p.detectable_difference >= 0.0, "{c:?}");
+            assert_eq!(e.margin, DEFAULT_EQUIVALENCE_MARGIN);
+            assert!((0.0..=1.0).contains(&e.p), "{c:?}");
+        }
+    }
+}
+
+#[test]
+fn the_latex_table_bolds_the_best_and_sets_the_published_values_apart() {
+    let analysis = analyse(&records(&settings(), 3), &[], &options(None));
+    let tex = transfer_report::table_tex(&analysis);
+    assert!(
+        tex.contains("\\begin{tabular}{lcccc}\n\\toprule\n"),
+        "{tex}"
+    );
+    assert!(tex.ends_with("\\bottomrule\n\\end{tabular}\n"), "{tex}");
+    // One bold cell per proportion: the best mean there.
+    assert_eq!(tex.matches("\\mathbf{").count(), 4, "{tex}");
+    for &p in &analysis.proportions {
+        let best = analysis
+            .cells
+            .iter()
+            .filter(|c| c.proportion == p)
+            .max_by(|a, b| a.summary.mean.total_cmp(&b.summary.mean))
+            .unwrap();
+        let half = (best.summary.ci95_high - best.summary.ci95_low) / 2.0;
+        let bold = format!("$\\mathbf{{{:.4} \\pm {half:.4}}}$", best.summary.mean);
+        assert!(tex.contains(&bold), "{bold} in {tex}");
+    }
+    assert!(
+        tex.contains("raw (published) & $0.8559$ & $0.9016$ & $0.9806$ & $0.9919$ \\\\"),
+        "{tex}"
+    );
+    let other = AnalysisOptions {
+        published: false,
+        ..options(None)
+    };
+    let analysis = analyse(&records(&settings(), 3), &[], &other);
+    assert!(!transfer_report::table_tex(&analysis).contains("published"));
+}
+
+#[test]
+fn a_claim_in_direction_only_prints_the_command_that_decides_it() {
+    // Two repetitions whose dropout-over-raw differences vary: significant nowhere.
+    let mut runs = records(&settings(), 2);
+    for r in &mut runs {
+        if r.protocol.name == "dropout" {
+            r.final_accuracy += if r.repetition == 0 { 0.004 } else { -0.0035 };
+        }
+    }
+    let results = StudyResults {
+        config: None,
+        settings: settings(),
+        runs,
+        pretrains: Vec::new(),
+    };
+    let analysis = results.analysis();
+    let dropout = &analysis.claims[2];
+    assert_eq!(dropout.verdict, Verdict::DirectionOnly, "{dropout:?}");
+    let ctx = ReportContext {
+        command: "study --preset quick --reps 2 --out results/quick".into(),
+        ..ReportContext::default()
+    };
+    let md = transfer_report::report_md(&results, &analysis, &ctx);
+    let needed = dropout
+        .comparisons
+        .iter()
+        .filter_map(|c| c.planning.and_then(|p| p.repetitions_for_80))
+        .max()
+        .unwrap();
+    let command = format!("cargo xtask study --preset quick --out results/quick --reps {needed}");
+    assert!(md.contains(&command), "{command} not in\n{md}");
+    assert!(md.contains("no study configuration"), "{md}");
 }

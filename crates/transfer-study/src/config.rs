@@ -63,6 +63,7 @@ impl Preset {
             protocols: Protocol::presets(),
             proportions: vec![0.005, 0.01, 0.1, 1.0],
             training,
+            equivalence_margin: None,
         }
     }
 }
@@ -124,6 +125,8 @@ pub struct ConfigFile {
     pub source_classes: Option<Vec<u8>>,
     /// Target digits.
     pub target_classes: Option<Vec<u8>>,
+    /// The margin of the report's equivalence tests, in accuracy (default 0.002).
+    pub equivalence_margin: Option<f64>,
     /// Protocols defined by the file.
     #[serde(default)]
     pub protocol: Vec<Protocol>,
@@ -232,6 +235,7 @@ pub fn build_config(
     if let Some(v) = flags.props.clone().or_else(|| file.props.clone()) {
         config.proportions = v;
     }
+    config.equivalence_margin = file.equivalence_margin;
     for p in &file.protocol {
         p.validate()?;
     }
