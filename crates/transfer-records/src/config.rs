@@ -218,6 +218,22 @@ mod tests {
     }
 
     #[test]
+    fn an_unset_equivalence_margin_leaves_study_json_as_it_was() {
+        let config = StudyConfig {
+            preset: "paper".into(),
+            repetitions: 1,
+            protocols: Protocol::presets(),
+            proportions: vec![0.1],
+            training: TrainingSettings::paper("flex"),
+            equivalence_margin: None,
+        };
+        let json = serde_json::to_string(&config).unwrap();
+        assert!(!json.contains("equivalence"), "{json}");
+        let back: StudyConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, config);
+    }
+
+    #[test]
     fn bad_settings_are_refused() {
         let mut s = TrainingSettings::paper("flex");
         s.iterations = 0;

@@ -278,6 +278,18 @@ mod tests {
     }
 
     #[test]
+    fn the_equivalence_margin_is_the_files_and_checked() {
+        let file: ConfigFile = toml::from_str("equivalence_margin = 0.005").unwrap();
+        let config = build_config(None, Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(config.equivalence_margin, Some(0.005));
+        let default = build_config(None, None, &Overrides::default()).unwrap();
+        assert_eq!(default.equivalence_margin, None);
+        let file: ConfigFile = toml::from_str("equivalence_margin = 1.5").unwrap();
+        let err = build_config(None, Some(&file), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("equivalence-margin 1.5"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_and_protocols_are_refused_by_name() {
         let err = toml::from_str::<ConfigFile>("repz = 3")
             .unwrap_err()
