@@ -6,6 +6,9 @@ use serde::Serialize;
 use transfer_records::{CurvePoint, LossPoint, PretrainRecord, RunRecord};
 
 use crate::power::{Design, Equivalence, Planning, equivalence, planning};
+use crate::robust::{
+    Improvement, Interval, difference_interval, improvement, mean_interval, stream,
+};
 use crate::stats::{Difference, Summary, holm, paired, summarize, unpaired};
 
 /// The equivalence margin unless a study sets its own: 0.002 in accuracy, about 8 of the
@@ -29,6 +32,8 @@ pub struct AnalysisOptions {
     /// What the study planned: its protocols, proportions and repetitions (absent when the
     /// directory has no configuration).
     pub planned: Option<PlannedCells>,
+    /// The study's master seed, from which every bootstrap's resamples are drawn.
+    pub seed: u64,
 }
 
 /// The cells a study planned and the repetitions of each.
@@ -96,6 +101,8 @@ pub struct Cell {
     pub report_value: Option<f64>,
     /// `mean - report_value`.
     pub delta: Option<f64>,
+    /// The mean's 95% percentile-bootstrap interval (absent with fewer than two runs).
+    pub bootstrap: Option<Interval>,
 }
 
 /// The mean test-accuracy curve of one (protocol, proportion) over its repetitions.
@@ -135,6 +142,8 @@ pub struct Gain {
     pub ci95_high: Option<f64>,
     /// The published difference, where the published table has both cells.
     pub published: Option<f64>,
+    /// The difference's 95% percentile-bootstrap interval (over pairs where paired).
+    pub bootstrap: Option<Interval>,
 }
 
 /// Whether one of the report's claims holds in these results.
@@ -193,6 +202,10 @@ pub struct Comparison {
     pub equivalence: Option<Equivalence>,
     /// Whether both cells hold every repetition the study planned.
     pub complete: bool,
+    /// The difference's 95% percentile-bootstrap interval (over pairs where paired).
+    pub bootstrap: Option<Interval>,
+    /// The probability that a run of `a` ends above a run of `b`, with its interval.
+    pub improvement: Option<Improvement>,
 }
 
 impl Comparison {
@@ -273,6 +286,8 @@ pub struct Analysis {
     pub equivalence_margin: f64,
     /// Repetitions each planned cell should hold (absent without a configuration).
     pub planned_repetitions: Option<u32>,
+    /// The master seed of the bootstraps.
+    pub seed: u64,
 }
 
 impl Analysis {
@@ -336,7 +351,10 @@ pub fn analyse(
             let repetitions: Vec<u32> = group.iter().map(|r| r.repetition).collect();
             let summary = summarize(&finals);
             let report = report_value(protocol, proportion);
+            let label = format!("cell {protocol} p={proportion}");
+            let bootstrap = mean_interval(&finals, &mut stream(options.seed, &label));
             cells.push(Cell {
+                bootstrap,
                 protocol: protocol.clone(),
                 proportion,
                 train_samples,
@@ -393,6 +411,7 @@ pub fn analyse(
         completeness: completeness(runs.len(), &[], options.planned.as_ref()),
         equivalence_margin: options.equivalence_margin,
         planned_repetitions: options.planned.as_ref().map(|p| p.repetitions),
+        seed: options.seed,
     };
     analysis.completeness = completeness(runs.len(), &analysis.cells, options.planned.as_ref());
     analysis.gains = gains(&analysis);
@@ -444,7 +463,12 @@ fn gains(analysis: &Analysis) -> Vec<Gain> {
                 continue;
             }
             let test = difference(analysis, a, b);
+            let (xs, ys, paired) = samples(analysis, a, b);
+            let label = format!("gain {protocol} p={p}");
+            let bootstrap =
+                difference_interval(&xs, &ys, paired, &mut stream(analysis.seed, &label));
             out.push(Gain {
+                bootstrap,
                 protocol: protocol.clone(),
                 proportion: p,
                 difference: test.map_or(a.summary.mean - b.summary.mean, |t| t.difference),
@@ -523,20 +547,28 @@ fn paired_count(a: &Cell, b: &Cell) -> usize {
         .count()
 }
 
+/// The two cells' final accuracies as they are compared: matched by repetition where the
+/// runs are paired by design (the third value true), whole otherwise.
+fn samples(analysis: &Analysis, a: &Cell, b: &Cell) -> (Vec<f64>, Vec<f64>, bool) {
+    if !paired_by_design(analysis, a, b) {
+        return (a.finals.clone(), b.finals.clone(), false);
+    }
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for (x, rep) in a.finals.iter().zip(&a.repetitions) {
+        if let Some(i) = b.repetitions.iter().position(|r| r == rep) {
+            xs.push(*x);
+            ys.push(b.finals[i]);
+        }
+    }
+    (xs, ys, true)
+}
+
 /// The test of `a > b`: paired over the repetitions both have where the runs are paired by
 /// design, Welch's otherwise.
 fn difference(analysis: &Analysis, a: &Cell, b: &Cell) -> Option<Difference> {
-    if paired_by_design(analysis, a, b) {
-        let (mut xs, mut ys) = (Vec::new(), Vec::new());
-        for (x, rep) in a.finals.iter().zip(&a.repetitions) {
-            if let Some(i) = b.repetitions.iter().position(|r| r == rep) {
-                xs.push(*x);
-                ys.push(b.finals[i]);
-            }
-        }
-        paired(&xs, &ys)
-    } else {
-        unpaired(&a.finals, &b.finals)
+    match samples(analysis, a, b) {
+        (xs, ys, true) => paired(&xs, &ys),
+        (xs, ys, false) => unpaired(&xs, &ys),
     }
 }
 
@@ -562,7 +594,13 @@ fn compare(
             .planned_repetitions
             .is_none_or(|reps| c.finals.len() + c.diverged >= reps as usize)
     };
+    let (xs, ys, _) = samples(analysis, ca, cb);
+    let mut rng = stream(analysis.seed, &format!("comparison {label}"));
+    let bootstrap = difference_interval(&xs, &ys, paired, &mut rng);
+    let improvement = improvement(&xs, &ys, paired, &mut rng);
     Some(Comparison {
+        bootstrap,
+        improvement,
         label,
         mean_a: ca.summary.mean,
         mean_b: cb.summary.mean,

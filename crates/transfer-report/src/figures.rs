@@ -777,6 +777,7 @@ mod tests {
                     ci95_low: Some(0.0),
                     ci95_high: Some(0.02),
                     published: None,
+                    bootstrap: None,
                 })
             })
             .collect();
@@ -800,6 +801,7 @@ mod tests {
             },
             equivalence_margin: crate::DEFAULT_EQUIVALENCE_MARGIN,
             planned_repetitions: None,
+            seed: 0,
         };
         let mut checked = 0;
         for figure in figures(&analysis) {

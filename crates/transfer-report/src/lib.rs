@@ -4,6 +4,7 @@ mod analysis;
 mod figures;
 mod markdown;
 pub mod power;
+pub mod robust;
 pub mod stats;
 mod tables;
 mod tidy;
@@ -22,7 +23,7 @@ pub use analysis::{
 };
 pub use figures::write_figures;
 pub use markdown::{duration, report_md};
-pub use tables::{CSV_HEADER, table_csv, table_md, table_tex};
+pub use tables::{CSV_HEADER, ROBUST_CSV_HEADER, table_csv, table_md, table_robust_csv, table_tex};
 pub use tidy::{CURVES_HEADER, RUNS_HEADER, curves_csv, runs_csv};
 
 /// Why the report could not be written.
@@ -121,6 +122,7 @@ impl StudyResults {
                 .and_then(|c| c.equivalence_margin)
                 .unwrap_or(DEFAULT_EQUIVALENCE_MARGIN),
             planned,
+            seed: self.settings.seed,
         };
         analyse(&self.runs, &self.pretrains, &options)
     }
@@ -179,6 +181,7 @@ pub fn write_report(
     put("table.csv", table_csv(&analysis))?;
     put("table.md", table_md(&analysis))?;
     put("table.tex", table_tex(&analysis))?;
+    put("table-robust.csv", table_robust_csv(&analysis))?;
     put("runs.csv", runs_csv(&results.runs, order))?;
     put("curves.csv", curves_csv(&results.runs, order))?;
     let summary = Summary {

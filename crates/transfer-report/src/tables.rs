@@ -196,3 +196,34 @@ pub fn table_tex(analysis: &Analysis) -> String {
 fn tex_escape(text: &str) -> String {
     text.replace('_', "\\_")
 }
+
+/// The exact header of `table-robust.csv`.
+pub const ROBUST_CSV_HEADER: &str =
+    "protocol,proportion,reps,mean,ci95_low,ci95_high,boot95_low,boot95_high";
+
+/// `table.csv`'s cells with the mean's 95% percentile-bootstrap interval beside its
+/// t-interval (`crate::robust::BOOTSTRAP_RESAMPLES` resamples; empty with fewer than two
+/// runs).
+pub fn table_robust_csv(analysis: &Analysis) -> String {
+    let mut out = String::from(ROBUST_CSV_HEADER);
+    out.push('\n');
+    for c in &analysis.cells {
+        let stats = if c.finals.is_empty() {
+            ",,,".to_owned()
+        } else {
+            format!(
+                "{:.6},{:.6},{:.6}",
+                c.summary.mean, c.summary.ci95_low, c.summary.ci95_high
+            )
+        };
+        out.push_str(&format!(
+            "{},{},{},{stats},{},{}\n",
+            c.protocol,
+            c.proportion,
+            c.summary.n,
+            opt(c.bootstrap.map(|b| b.low)),
+            opt(c.bootstrap.map(|b| b.high)),
+        ));
+    }
+    out
+}

@@ -128,6 +128,9 @@ fn writes_every_output_with_the_specified_table() {
         .unwrap();
     let results = StudyResults::read(&dir).unwrap();
     let files = write_report(&dir, &results, &ReportContext::default()).unwrap();
+    for name in ["table.tex", "table-robust.csv"] {
+        assert!(files.contains(&dir.join(name)), "{name} not written");
+    }
     let csv = std::fs::read_to_string(dir.join("table.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], CSV_HEADER);
@@ -297,6 +300,7 @@ fn options(planned: Option<PlannedCells>) -> AnalysisOptions {
         published: true,
         equivalence_margin: DEFAULT_EQUIVALENCE_MARGIN,
         planned,
+        seed: 2016,
     }
 }
 
@@ -342,8 +346,34 @@ fn every_tested_comparison_carries_power_and_equivalence() {
             assert!(p.detectable_difference >= 0.0, "{c:?}");
             assert_eq!(e.margin, DEFAULT_EQUIVALENCE_MARGIN);
             assert!((0.0..=1.0).contains(&e.p), "{c:?}");
+            let (b, i) = (c.bootstrap.unwrap(), c.improvement.unwrap());
+            assert!(b.low <= b.high, "{c:?}");
+            assert!(i.interval.low <= i.probability && i.probability <= i.interval.high);
         }
     }
+    for cell in &analysis.cells {
+        let b = cell.bootstrap.unwrap();
+        assert!(
+            0.0 <= b.low
+                && b.low <= cell.summary.mean
+                && cell.summary.mean <= b.high
+                && b.high <= 1.0
+        );
+    }
+    // Deterministic: the same records and seed give the same intervals, another seed others.
+    let again = analyse(&records(&settings(), 4), &[], &options(None));
+    assert_eq!(again.cells, analysis.cells);
+    let other = AnalysisOptions {
+        seed: 1,
+        ..options(None)
+    };
+    assert_ne!(
+        analyse(&records(&settings(), 4), &[], &other).cells,
+        analysis.cells
+    );
+    let csv = transfer_report::table_robust_csv(&analysis);
+    assert!(csv.starts_with(&format!("{}\n", transfer_report::ROBUST_CSV_HEADER)));
+    assert_eq!(csv.lines().count(), analysis.cells.len() + 1);
 }
 
 #[test]
