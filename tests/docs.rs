@@ -40,3 +40,15 @@ fn the_downstream_project_depends_on_the_crates_by_version() {
         "it must be a workspace of its own"
     );
 }
+
+#[test]
+fn the_published_claims_in_docs_are_the_default_set() {
+    let study = read("docs/study.md");
+    let start = study
+        .find("are the default set:\n\n```toml\n")
+        .expect("docs/study.md lists the default claims")
+        + "are the default set:\n\n```toml\n".len();
+    let block = &study[start..start + study[start..].find("```").unwrap()];
+    let file: transfer_study::ConfigFile = toml::from_str(block).unwrap();
+    assert_eq!(file.claim, transfer_records::ClaimSpec::published());
+}

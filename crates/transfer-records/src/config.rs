@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use transfer_data::{Manifest, SubsetRule};
 
+use crate::claim::ClaimSpec;
 use crate::error::RecordError;
 use crate::protocol::Protocol;
 
@@ -140,6 +141,10 @@ pub struct StudyConfig {
     /// (absent: the report's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equivalence_margin: Option<f64>,
+    /// The claims the report tests (absent: the published study's four,
+    /// [`ClaimSpec::published`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<ClaimSpec>,
 }
 
 impl StudyConfig {
@@ -184,7 +189,20 @@ impl StudyConfig {
                 )));
             }
         }
+        let names: Vec<&str> = self.protocols.iter().map(|p| p.name.as_str()).collect();
+        for claim in &self.claims {
+            claim.validate(&names, &self.proportions)?;
+        }
         Ok(())
+    }
+
+    /// The claims the report tests: the configuration's, or the published four.
+    pub fn claims(&self) -> Vec<ClaimSpec> {
+        if self.claims.is_empty() {
+            ClaimSpec::published()
+        } else {
+            self.claims.clone()
+        }
     }
 
     /// Number of target-task runs.
@@ -226,6 +244,7 @@ mod tests {
             proportions: vec![0.1],
             training: TrainingSettings::paper("flex"),
             equivalence_margin: None,
+            claims: Vec::new(),
         };
         let json = serde_json::to_string(&config).unwrap();
         assert!(!json.contains("equivalence"), "{json}");

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod claim;
 mod config;
 mod error;
 mod protocol;
@@ -8,6 +9,7 @@ mod seeds;
 mod store;
 mod verify;
 
+pub use claim::{ALL, ClaimSpec, ClaimTest};
 pub use config::{DatasetIdentity, StudyConfig, TrainingSettings};
 pub use error::RecordError;
 pub use protocol::{BackboneStart, Protocol};

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use transfer_records::{CurvePoint, LossPoint, PretrainRecord, RunRecord};
+use transfer_records::{
+    ALL, ClaimSpec, ClaimTest, CurvePoint, LossPoint, PretrainRecord, RunRecord,
+};
 
 use crate::power::{Design, Equivalence, Planning, equivalence, planning};
 use crate::robust::{
@@ -34,6 +36,8 @@ pub struct AnalysisOptions {
     pub planned: Option<PlannedCells>,
     /// The study's master seed, from which every bootstrap's resamples are drawn.
     pub seed: u64,
+    /// The claims to test (the published four: [`ClaimSpec::published`]).
+    pub claims: Vec<ClaimSpec>,
 }
 
 /// The cells a study planned and the repetitions of each.
@@ -158,6 +162,8 @@ pub enum Verdict {
     DoesNotHold,
     /// The results lack the protocols or proportions the claim needs.
     NotTested,
+    /// An equivalence claim with a comparison not shown within its margin.
+    NotEquivalent,
 }
 
 impl Verdict {
@@ -172,6 +178,9 @@ impl Verdict {
             }
             Verdict::DoesNotHold => "does not hold (at least one comparison goes the other way)",
             Verdict::NotTested => "not tested (the needed protocols or proportions were not run)",
+            Verdict::NotEquivalent => {
+                "not shown (at least one comparison is not shown within the margin at the 5% level after Holm's correction)"
+            }
         }
     }
 }
@@ -223,6 +232,9 @@ impl Comparison {
 pub struct Claim {
     /// The claim as the report makes it.
     pub statement: String,
+    /// What it tests: for `equivalent`, each comparison's `p_holm` is its TOST p-value after
+    /// Holm's correction.
+    pub test: ClaimTest,
     /// The comparisons that test it.
     pub comparisons: Vec<Comparison>,
     /// The verdict.
@@ -233,9 +245,10 @@ pub struct Claim {
 }
 
 impl Claim {
-    fn new(statement: &str, comparisons: Vec<Comparison>, verdict: Verdict) -> Claim {
+    fn new(spec: &ClaimSpec, comparisons: Vec<Comparison>, verdict: Verdict) -> Claim {
         Claim {
-            statement: statement.to_owned(),
+            statement: spec.statement.clone(),
+            test: spec.test,
             complete: comparisons.iter().all(|c| c.complete),
             comparisons,
             verdict,
@@ -415,7 +428,7 @@ pub fn analyse(
     };
     analysis.completeness = completeness(runs.len(), &analysis.cells, options.planned.as_ref());
     analysis.gains = gains(&analysis);
-    analysis.claims = claims(&analysis);
+    analysis.claims = claims(&analysis, &options.claims);
     analysis
 }
 
@@ -628,111 +641,139 @@ fn correct(mut comparisons: Vec<Comparison>) -> Vec<Comparison> {
     comparisons
 }
 
-fn claims(analysis: &Analysis) -> Vec<Claim> {
-    let props = &analysis.proportions;
-    let mut out = Vec::new();
-
-    let more_data: Vec<Comparison> = correct(
-        analysis
-            .protocols
-            .iter()
-            .flat_map(|protocol| {
-                props.windows(2).filter_map(move |w| {
-                    compare(
-                        analysis,
-                        (protocol, w[1]),
-                        (protocol, w[0]),
-                        format!("{protocol}: p = {} vs p = {}", w[1], w[0]),
-                    )
-                })
-            })
-            .collect(),
-    );
-    let v = verdict(&more_data);
-    out.push(Claim::new(
-        "More data gives higher accuracy (every protocol, each proportion against the next smaller one).",
-        more_data,
-        v,
-    ));
-
-    // Pretrained features help, and most at the smallest proportion.
-    let mut help = Vec::new();
-    for pretrained in ["frozen", "finetune"] {
-        for &p in props {
-            help.extend(compare(
-                analysis,
-                (pretrained, p),
-                ("raw", p),
-                format!("{pretrained} vs raw at p = {p}"),
-            ));
+/// The protocols `names` stands for: itself, or for `"*"` every protocol of the analysis
+/// but `except`, in table order.
+fn expand(names: &[String], analysis: &Analysis, except: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        let add: Vec<String> = if name == ALL {
+            analysis
+                .protocols
+                .iter()
+                .filter(|p| *p != except)
+                .cloned()
+                .collect()
+        } else {
+            vec![name.clone()]
+        };
+        for p in add {
+            if !out.contains(&p) {
+                out.push(p);
+            }
         }
     }
-    let help = correct(help);
-    let mut verdict_help = verdict(&help);
-    let gains: Vec<(f64, f64)> = props
+    out
+}
+
+/// Every claim of `specs`, checked against the analysis.
+fn claims(analysis: &Analysis, specs: &[ClaimSpec]) -> Vec<Claim> {
+    specs.iter().map(|spec| check(analysis, spec)).collect()
+}
+
+/// One claim: its comparisons, Holm-corrected together, and the verdict.
+fn check(analysis: &Analysis, spec: &ClaimSpec) -> Claim {
+    let props: Vec<f64> = if spec.proportions.is_empty() {
+        analysis.proportions.clone()
+    } else {
+        spec.proportions
+            .iter()
+            .copied()
+            .filter(|p| analysis.proportions.contains(p))
+            .collect()
+    };
+    let mut comparisons = Vec::new();
+    match spec.test {
+        ClaimTest::MoreData => {
+            for protocol in expand(&spec.better, analysis, "") {
+                for w in props.windows(2) {
+                    let label = format!("{protocol}: p = {} vs p = {}", w[1], w[0]);
+                    comparisons.extend(compare(
+                        analysis,
+                        (&protocol, w[1]),
+                        (&protocol, w[0]),
+                        label,
+                    ));
+                }
+            }
+        }
+        ClaimTest::Better | ClaimTest::Equivalent => {
+            for a in expand(&spec.better, analysis, "") {
+                for b in expand(&spec.than, analysis, &a)
+                    .into_iter()
+                    .filter(|b| *b != a)
+                {
+                    for &p in &props {
+                        let label = format!("{a} vs {b} at p = {p}");
+                        comparisons.extend(compare(analysis, (&a, p), (&b, p), label));
+                    }
+                }
+            }
+        }
+    }
+    if spec.test == ClaimTest::Equivalent {
+        let margin = spec.margin.unwrap_or(analysis.equivalence_margin);
+        return equivalence_claim(spec, comparisons, margin);
+    }
+    let comparisons = correct(comparisons);
+    let mut v = verdict(&comparisons);
+    if spec.largest_at_smallest
+        && v != Verdict::NotTested
+        && !largest_at_smallest(analysis, spec, &props)
+    {
+        v = Verdict::DoesNotHold;
+    }
+    Claim::new(spec, comparisons, v)
+}
+
+/// Whether the gain of the claim's first `better` protocol over its first `than` protocol is
+/// largest at the smallest proportion.
+fn largest_at_smallest(analysis: &Analysis, spec: &ClaimSpec, props: &[f64]) -> bool {
+    let (Some(a), Some(b)) = (
+        expand(&spec.better, analysis, "").first().cloned(),
+        spec.than
+            .first()
+            .map(|b| expand(std::slice::from_ref(b), analysis, "")),
+    ) else {
+        return false;
+    };
+    let Some(b) = b.into_iter().find(|b| *b != a) else {
+        return false;
+    };
+    let gains: Vec<f64> = props
         .iter()
         .filter_map(|&p| {
-            Some((
-                p,
-                analysis.cell("frozen", p)?.summary.mean - analysis.cell("raw", p)?.summary.mean,
-            ))
+            Some(analysis.cell(&a, p)?.summary.mean - analysis.cell(&b, p)?.summary.mean)
         })
         .collect();
-    let most_at_smallest = gains
+    gains
         .first()
-        .is_some_and(|(_, g0)| gains.iter().all(|(_, g)| g <= g0));
-    if verdict_help != Verdict::NotTested && !most_at_smallest {
-        verdict_help = Verdict::DoesNotHold;
+        .is_some_and(|g0| gains.iter().all(|g| g <= g0))
+}
+
+/// An equivalence claim: every comparison's TOST within `margin`, Holm-corrected; it holds
+/// when every one is shown equivalent at 5%.
+fn equivalence_claim(spec: &ClaimSpec, mut comparisons: Vec<Comparison>, margin: f64) -> Claim {
+    let tested: Vec<usize> = (0..comparisons.len())
+        .filter(|&i| comparisons[i].test.is_some())
+        .collect();
+    let p: Vec<f64> = tested
+        .iter()
+        .filter_map(|&i| {
+            let t = comparisons[i].test?;
+            let e = equivalence(&t, margin);
+            comparisons[i].equivalence = Some(e);
+            Some(e.p)
+        })
+        .collect();
+    for (&i, adjusted) in tested.iter().zip(holm(&p)) {
+        comparisons[i].p_holm = Some(adjusted);
     }
-    out.push(Claim::new(
-        "Pretrained features help, most at the smallest proportion (frozen and finetune against raw; the frozen gain must be largest at the smallest p).",
-        help,
-        verdict_help,
-    ));
-
-    let dropout: Vec<Comparison> = correct(
-        props
-            .iter()
-            .filter_map(|&p| {
-                compare(
-                    analysis,
-                    ("dropout", p),
-                    ("raw", p),
-                    format!("dropout vs raw at p = {p}"),
-                )
-            })
-            .collect(),
-    );
-    let v = verdict(&dropout);
-    out.push(Claim::new(
-        "Dropout beats raw training (at every proportion).",
-        dropout,
-        v,
-    ));
-
-    let best: Vec<Comparison> = if props.contains(&1.0) {
-        analysis
-            .protocols
-            .iter()
-            .filter(|p| *p != "finetune")
-            .filter_map(|other| {
-                compare(
-                    analysis,
-                    ("finetune", 1.0),
-                    (other, 1.0),
-                    format!("finetune vs {other} at p = 1"),
-                )
-            })
-            .collect()
+    let v = if comparisons.is_empty() {
+        Verdict::NotTested
+    } else if comparisons.iter().all(Comparison::significant) {
+        Verdict::Holds
     } else {
-        Vec::new()
+        Verdict::NotEquivalent
     };
-    let best = correct(best);
-    let v = verdict(&best);
-    out.push(Claim::new(
-        "Pretraining plus fine-tuning is best at p = 1.",
-        best,
-        v,
-    ));
-    out
+    Claim::new(spec, comparisons, v)
 }

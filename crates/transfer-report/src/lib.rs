@@ -123,6 +123,10 @@ impl StudyResults {
                 .unwrap_or(DEFAULT_EQUIVALENCE_MARGIN),
             planned,
             seed: self.settings.seed,
+            claims: self
+                .config
+                .as_ref()
+                .map_or_else(transfer_records::ClaimSpec::published, StudyConfig::claims),
         };
         analyse(&self.runs, &self.pretrains, &options)
     }

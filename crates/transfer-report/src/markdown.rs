@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use transfer_records::ClaimTest;
+
 use crate::analysis::{Analysis, Comparison, Completeness, Verdict};
 use crate::tables::table_md;
 use crate::{ReportContext, StudyResults};
@@ -267,7 +269,7 @@ fn claims_section(out: &mut String, analysis: &Analysis, study_command: &str) {
             claim.verdict.words()
         );
         for c in &claim.comparisons {
-            comparison(out, c);
+            comparison(out, c, claim.test == ClaimTest::Equivalent);
         }
         if claim.verdict == Verdict::NotTested {
             let _ = writeln!(out, "- (no comparison possible with these runs)");
@@ -279,8 +281,9 @@ fn claims_section(out: &mut String, analysis: &Analysis, study_command: &str) {
     }
 }
 
-/// One comparison: its test on the first line, what the test could find on the second.
-fn comparison(out: &mut String, c: &Comparison) {
+/// One comparison: its test on the first line (for an equivalence claim, the TOST p-value
+/// and its Holm correction), what the test could find on the next.
+fn comparison(out: &mut String, c: &Comparison, equivalence_claim: bool) {
     let (Some(t), Some(holm)) = (c.test, c.p_holm) else {
         let _ = writeln!(
             out,
@@ -298,7 +301,10 @@ fn comparison(out: &mut String, c: &Comparison) {
         t.ci95_low,
         t.ci95_high,
         if c.paired { "paired" } else { "Welch" },
-        p_value(t.p_greater),
+        match (equivalence_claim, c.equivalence) {
+            (true, Some(e)) => format!("TOST {}", p_value(e.p)),
+            _ => p_value(t.p_greater),
+        },
         p_value(holm),
         t.effect_size,
         t.effect_ci95_low,

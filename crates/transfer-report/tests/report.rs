@@ -1,8 +1,8 @@
 //! The report from synthetic records: files, table shape, claims and figures.
 
 use transfer_records::{
-    BackendInfo, CurvePoint, LossPoint, PretrainRecord, Protocol, Provenance, ResultsDir,
-    RunRecord, TrainingSettings, pretrain_seed, run_seed,
+    BackendInfo, ClaimSpec, CurvePoint, LossPoint, PretrainRecord, Protocol, Provenance,
+    ResultsDir, RunRecord, TrainingSettings, pretrain_seed, run_seed,
 };
 use transfer_report::{
     AnalysisOptions, CSV_HEADER, DEFAULT_EQUIVALENCE_MARGIN, PlannedCells, ReportContext,
@@ -301,6 +301,7 @@ fn options(planned: Option<PlannedCells>) -> AnalysisOptions {
         equivalence_margin: DEFAULT_EQUIVALENCE_MARGIN,
         planned,
         seed: 2016,
+        claims: ClaimSpec::published(),
     }
 }
 
@@ -442,4 +443,101 @@ fn a_claim_in_direction_only_prints_the_command_that_decides_it() {
     let command = format!("cargo xtask study --preset quick --out results/quick --reps {needed}");
     assert!(md.contains(&command), "{command} not in\n{md}");
     assert!(md.contains("no study configuration"), "{md}");
+}
+
+#[test]
+fn a_studys_own_claims_are_tested_and_corrected_like_the_published_ones() {
+    let runs = records(&settings(), 4);
+    let mine = vec![
+        ClaimSpec {
+            statement: "Frozen beats finetune where data is scarce.".into(),
+            test: transfer_records::ClaimTest::Better,
+            better: vec!["frozen".into()],
+            than: vec!["finetune".into()],
+            proportions: vec![0.005, 0.01],
+            largest_at_smallest: false,
+            margin: None,
+        },
+        ClaimSpec {
+            statement: "Everything ties with raw at p = 1 within 0.5.".into(),
+            test: transfer_records::ClaimTest::Equivalent,
+            better: vec!["*".into()],
+            than: vec!["raw".into()],
+            proportions: vec![1.0],
+            largest_at_smallest: false,
+            margin: Some(0.5),
+        },
+    ];
+    let analysis = analyse(
+        &runs,
+        &[],
+        &AnalysisOptions {
+            claims: mine,
+            ..options(None)
+        },
+    );
+    assert_eq!(analysis.claims.len(), 2);
+    let labels: Vec<&str> = analysis.claims[0]
+        .comparisons
+        .iter()
+        .map(|c| c.label.as_str())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "frozen vs finetune at p = 0.005",
+            "frozen vs finetune at p = 0.01"
+        ]
+    );
+    let p: Vec<f64> = analysis.claims[0]
+        .comparisons
+        .iter()
+        .map(|c| c.test.unwrap().p_greater)
+        .collect();
+    let holm = transfer_report::stats::holm(&p);
+    for (c, h) in analysis.claims[0].comparisons.iter().zip(holm) {
+        assert_eq!(c.p_holm, Some(h));
+    }
+    // raw is not compared with itself; a margin of 0.5 holds every tie.
+    let ties = &analysis.claims[1];
+    let labels: Vec<&str> = ties.comparisons.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "frozen vs raw at p = 1",
+            "finetune vs raw at p = 1",
+            "dropout vs raw at p = 1"
+        ]
+    );
+    assert_eq!(ties.verdict, Verdict::Holds, "{ties:?}");
+    assert!(
+        ties.comparisons
+            .iter()
+            .all(|c| c.equivalence.unwrap().margin == 0.5)
+    );
+    let strict = ClaimSpec {
+        margin: Some(1e-9),
+        ..ties_spec()
+    };
+    let analysis = analyse(
+        &runs,
+        &[],
+        &AnalysisOptions {
+            claims: vec![strict],
+            ..options(None)
+        },
+    );
+    assert_eq!(analysis.claims[0].verdict, Verdict::NotEquivalent);
+}
+
+fn ties_spec() -> ClaimSpec {
+    ClaimSpec {
+        statement: "ties".into(),
+        test: transfer_records::ClaimTest::Equivalent,
+        better: vec!["frozen".into()],
+        than: vec!["raw".into()],
+        proportions: vec![1.0],
+        largest_at_smallest: false,
+        margin: None,
+    }
 }

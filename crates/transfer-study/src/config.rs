@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 use transfer_data::SubsetRule;
-use transfer_records::{Protocol, StudyConfig, TrainingSettings};
+use transfer_records::{ClaimSpec, Protocol, StudyConfig, TrainingSettings};
 
 use crate::error::{Result, StudyError};
 
@@ -64,6 +64,7 @@ impl Preset {
             proportions: vec![0.005, 0.01, 0.1, 1.0],
             training,
             equivalence_margin: None,
+            claims: Vec::new(),
         }
     }
 }
@@ -127,6 +128,9 @@ pub struct ConfigFile {
     pub target_classes: Option<Vec<u8>>,
     /// The margin of the report's equivalence tests, in accuracy (default 0.002).
     pub equivalence_margin: Option<f64>,
+    /// Claims the report tests instead of the published four.
+    #[serde(default)]
+    pub claim: Vec<ClaimSpec>,
     /// Protocols defined by the file.
     #[serde(default)]
     pub protocol: Vec<Protocol>,
@@ -236,6 +240,7 @@ pub fn build_config(
         config.proportions = v;
     }
     config.equivalence_margin = file.equivalence_margin;
+    config.claims = file.claim.clone();
     for p in &file.protocol {
         p.validate()?;
     }
@@ -287,6 +292,37 @@ mod tests {
         let file: ConfigFile = toml::from_str("equivalence_margin = 1.5").unwrap();
         let err = build_config(None, Some(&file), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("equivalence-margin 1.5"), "{err}");
+    }
+
+    #[test]
+    fn claims_are_configuration_entries_checked_against_the_study() {
+        let text = "protocols = [\"raw\", \"frozen\"]\n[[claim]]\nstatement = \"frozen ties raw at p = 1\"\ntest = \"equivalent\"\nbetter = [\"frozen\"]\nthan = [\"raw\"]\nproportions = [1.0]\nmargin = 0.003\n";
+        let file: ConfigFile = toml::from_str(text).unwrap();
+        let config = build_config(None, Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(config.claims().len(), 1);
+        assert_eq!(config.claims()[0].margin, Some(0.003));
+        let default = build_config(None, None, &Overrides::default()).unwrap();
+        assert_eq!(default.claims(), transfer_records::ClaimSpec::published());
+        // A claim about a protocol or proportion the study does not run stops it at once.
+        let bad = text.replace("[\"frozen\"]\nthan", "[\"finetune\"]\nthan");
+        let file: ConfigFile = toml::from_str(&bad).unwrap();
+        let err = build_config(None, Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("protocol 'finetune' is not in the study (raw, frozen)"),
+            "{err}"
+        );
+        let bad = text.replace("proportions = [1.0]", "proportions = [0.5]");
+        let file: ConfigFile = toml::from_str(&bad).unwrap();
+        let err = build_config(None, Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("proportion 0.5 is not in the study"), "{err}");
+        let err = toml::from_str::<ConfigFile>(&text.replace("equivalent", "similar"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("similar"), "{err}");
     }
 
     #[test]
