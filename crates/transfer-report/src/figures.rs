@@ -19,7 +19,7 @@ use crate::analysis::{Analysis, MeanCurve};
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 /// Colour-blind-safe palette (Okabe and Ito).
-const PALETTE: [RGBColor; 8] = [
+pub(crate) const PALETTE: [RGBColor; 8] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
@@ -43,7 +43,7 @@ fn register_embedded_font() {
 const LEGEND_WIDTH: u32 = 250;
 
 /// What a figure plots.
-enum Plot<'a> {
+pub(crate) enum Plot<'a> {
     /// Mean test accuracy with 95% bands (left) and mean training loss (right) against
     /// iterations, a line per curve: its label, colour and curve.
     Curves(Vec<(String, RGBColor, &'a MeanCurve)>),
@@ -58,22 +58,22 @@ enum Plot<'a> {
 }
 
 /// A value at a proportion: (proportion, value, its 95% interval if known).
-type ProportionPoint = (f64, f64, Option<(f64, f64)>);
+pub(crate) type ProportionPoint = (f64, f64, Option<(f64, f64)>);
 
 /// One line of a by-proportion figure.
-struct Series {
-    label: String,
-    colour: RGBColor,
-    points: Vec<ProportionPoint>,
+pub(crate) struct Series {
+    pub(crate) label: String,
+    pub(crate) colour: RGBColor,
+    pub(crate) points: Vec<ProportionPoint>,
     /// (proportion, published value).
-    published: Vec<(f64, f64)>,
+    pub(crate) published: Vec<(f64, f64)>,
 }
 
 /// One figure: a title, its file stem and what it plots.
-struct Figure<'a> {
-    title: String,
-    stem: String,
-    plot: Plot<'a>,
+pub(crate) struct Figure<'a> {
+    pub(crate) title: String,
+    pub(crate) stem: String,
+    pub(crate) plot: Plot<'a>,
 }
 
 /// The colour of `item` by its place in `items` (the study's protocols, or its proportions):
@@ -119,7 +119,7 @@ pub fn write_figures(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Re
 }
 
 /// The study's figures, in the order they are written.
-fn figures(analysis: &Analysis) -> Vec<Figure<'_>> {
+pub(crate) fn figures(analysis: &Analysis) -> Vec<Figure<'_>> {
     let mut figures: Vec<Figure<'_>> = vec![Figure {
         title: "Final test accuracy by proportion of target training data (95% intervals)".into(),
         stem: "accuracy-vs-proportion".into(),

@@ -2,6 +2,7 @@
 
 mod analysis;
 mod figures;
+mod html;
 mod markdown;
 pub mod power;
 pub mod robust;
@@ -22,6 +23,7 @@ pub use analysis::{
     report_value,
 };
 pub use figures::write_figures;
+pub use html::report_html;
 pub use markdown::{duration, report_md};
 pub use tables::{CSV_HEADER, ROBUST_CSV_HEADER, table_csv, table_md, table_robust_csv, table_tex};
 pub use tidy::{CURVES_HEADER, RUNS_HEADER, curves_csv, runs_csv};
@@ -161,7 +163,8 @@ struct PretrainSummary {
     source_test_accuracy: f64,
 }
 
-/// Writes `table.csv`, `table.md`, `runs.csv`, `curves.csv`, `summary.json`, `report.md` and
+/// Writes `table.csv`, `table.md`, `table.tex`, `table-robust.csv`, `runs.csv`, `curves.csv`,
+/// `summary.json`, `report.md`, `report.html` and
 /// `figures/` into `dir`.
 /// Returns the files written. Every file is written atomically.
 pub fn write_report(
@@ -206,6 +209,7 @@ pub fn write_report(
     let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
     put("summary.json", json)?;
     put("report.md", report_md(results, &analysis, ctx))?;
+    put("report.html", report_html(results, &analysis, ctx))?;
     written.extend(write_figures(&analysis, &dir.join("figures"))?);
     Ok(written)
 }

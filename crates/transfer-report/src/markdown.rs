@@ -529,7 +529,7 @@ pub fn duration(seconds: f64) -> String {
 }
 
 /// A p-value as `p = 0.0123`, or `p < 0.0001` when tiny.
-fn p_value(p: f64) -> String {
+pub(crate) fn p_value(p: f64) -> String {
     if p < 1e-4 {
         "p < 0.0001".into()
     } else if p < 0.01 {

@@ -198,7 +198,82 @@ fn writes_every_output_with_the_specified_table() {
     }
     let png = std::fs::read(dir.join("figures/protocol-raw.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
+    let analysis = results.analysis();
+    let numbers: Vec<String> = analysis
+        .cells
+        .iter()
+        .map(|c| {
+            format!(
+                "{:.4} ± {:.4}",
+                c.summary.mean,
+                (c.summary.ci95_high - c.summary.ci95_low) / 2.0
+            )
+        })
+        .collect();
+    check_in_a_browser(&dir.join("report.html"), &numbers);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `page` is self-contained (no request of any kind) and renders in a real browser, headless
+/// Chromium with name resolution off: its script runs to the end, the console stays empty,
+/// and `numbers` are in the rendered page. Without Chromium the check is skipped, unless
+/// `REQUIRE_BROWSER` is set (as in CI), which makes a missing browser a failure.
+fn check_in_a_browser(page: &std::path::Path, numbers: &[String]) {
+    let html = std::fs::read_to_string(page).unwrap();
+    for external in ["http://", "https://", "<link", " src=", "@import", "url("] {
+        assert!(
+            !html.contains(external),
+            "report.html asks for something outside itself: {external}"
+        );
+    }
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(browser) = browser else {
+        assert!(
+            std::env::var_os("REQUIRE_BROWSER").is_none(),
+            "REQUIRE_BROWSER is set but no Chromium was found"
+        );
+        eprintln!("report.html not opened in a browser: no chromium on PATH");
+        return;
+    };
+    let profile = page.with_file_name("browser-profile");
+    let out = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg("--host-resolver-rules=MAP * ~NOTFOUND")
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{browser} failed: {log}");
+    let console: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
+        .collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    assert!(
+        dom.contains("data-rendered=\"yes\""),
+        "the page's script did not finish:\n{dom}"
+    );
+    for n in numbers {
+        assert!(dom.contains(n.as_str()), "{n} is not in the rendered page");
+    }
+    assert!(dom.matches("<svg").count() >= 11, "every figure is drawn");
+    let _ = std::fs::remove_dir_all(profile);
 }
 
 #[test]

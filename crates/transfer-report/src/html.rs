@@ -1,0 +1,534 @@
+//! `report.html`: the report in one self-contained page. The table, the claims and every
+//! figure as inline SVG whose points show their values on hover (mean, 95% interval, n) and
+//! whose series can be shown or hidden. Styles and the one script are inline; the page makes
+//! no request of any kind, so it opens from `file://` with the network off.
+
+use std::fmt::Write;
+
+use plotters::style::RGBColor;
+
+use crate::analysis::{Analysis, Verdict};
+use crate::figures::{Figure, Plot, figures};
+use crate::markdown::p_value;
+use crate::{ReportContext, StudyResults};
+
+const WIDTH: f64 = 560.0;
+const HEIGHT: f64 = 340.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 16.0;
+const TOP: f64 = 16.0;
+const BOTTOM: f64 = 44.0;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+th:first-child,td:first-child{text-align:left}.best{font-weight:bold}.published{color:#777}\
+.notice{background:#fff3cd;border:1px solid #e0c36c;padding:8px}.figure{margin:1.5em 0}\
+.panels{display:flex;flex-wrap:wrap;gap:12px}svg{background:#fff;border:1px solid #ddd}\
+.legend label{margin-right:1em;white-space:nowrap}svg text{font-size:11px;fill:#333}";
+
+const SCRIPT: &str = "document.querySelectorAll('input[data-series]').forEach(function(box){\
+box.addEventListener('change',function(){\
+document.querySelectorAll('#'+box.dataset.figure+' g[data-series=\"'+box.dataset.series+'\"]')\
+.forEach(function(g){g.style.display=box.checked?'':'none';});});});\
+document.body.setAttribute('data-rendered','yes');";
+
+/// The whole page.
+pub fn report_html(results: &StudyResults, analysis: &Analysis, ctx: &ReportContext) -> String {
+    let mut out =
+        String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    let _ = writeln!(
+        out,
+        "<title>Transfer learning on MNIST digits: report</title>"
+    );
+    let _ = writeln!(out, "<style>{STYLE}</style>\n</head>\n<body>");
+    let _ = writeln!(
+        out,
+        "<h1>Transfer learning on MNIST digits: reproduction report</h1>"
+    );
+    let _ = writeln!(out, "<p>{}</p>", escape(&ctx.label));
+    completeness(&mut out, analysis);
+    table(&mut out, analysis);
+    claims(&mut out, analysis);
+    let _ = writeln!(
+        out,
+        "<h2>Figures</h2>\n<p>Hover over a point for its values; tick a series to show or hide it.</p>"
+    );
+    for (i, figure) in figures(analysis).iter().enumerate() {
+        figure_html(&mut out, &format!("figure-{i}"), figure, analysis);
+    }
+    let _ = writeln!(
+        out,
+        "<p>Made from {} runs and {} pretrainings.</p>",
+        results.runs.len(),
+        results.pretrains.len()
+    );
+    let _ = writeln!(out, "<script>{SCRIPT}</script>\n</body>\n</html>");
+    out
+}
+
+/// Text as HTML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn completeness(out: &mut String, analysis: &Analysis) {
+    let c = &analysis.completeness;
+    match c.planned_runs {
+        Some(planned) if !c.complete => {
+            let short: Vec<String> = c
+                .short_cells
+                .iter()
+                .map(|(protocol, p, have, want)| {
+                    format!("{} at p = {p}: {have} of {want}", escape(protocol))
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "<p class=\"notice\"><strong>Incomplete: made from {} of the {planned} planned runs.</strong> These numbers are provisional. Short cells: {}.</p>",
+                c.runs,
+                short.join("; ")
+            );
+        }
+        Some(planned) => {
+            let _ = writeln!(
+                out,
+                "<p>Made from all {} of the {planned} planned runs.</p>",
+                c.runs
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "<p>Made from {} runs (no study configuration says how many were planned).</p>",
+                c.runs
+            );
+        }
+    }
+}
+
+/// The table: mean ± half-width of the 95% interval, the best of each proportion in bold,
+/// the published values in rows of their own.
+fn table(out: &mut String, analysis: &Analysis) {
+    let _ = writeln!(
+        out,
+        "<h2>Final test accuracy</h2>\n<table id=\"results\">\n<tr><th>protocol</th>"
+    );
+    for p in &analysis.proportions {
+        let _ = write!(out, "<th>p = {p}</th>");
+    }
+    out.push_str("</tr>\n");
+    let best = |p: f64| {
+        analysis
+            .cells
+            .iter()
+            .filter(|c| c.proportion == p && !c.finals.is_empty())
+            .map(|c| c.summary.mean)
+            .max_by(f64::total_cmp)
+    };
+    for protocol in &analysis.protocols {
+        let _ = write!(out, "<tr><td>{}</td>", escape(protocol));
+        for &p in &analysis.proportions {
+            match analysis.cell(protocol, p) {
+                Some(c) if !c.finals.is_empty() => {
+                    let half = (c.summary.ci95_high - c.summary.ci95_low) / 2.0;
+                    let class = if best(p) == Some(c.summary.mean) {
+                        " class=\"best\""
+                    } else {
+                        ""
+                    };
+                    let _ = write!(
+                        out,
+                        "<td{class} title=\"n = {}, 95% interval [{:.4}, {:.4}]\">{:.4} ± {half:.4}</td>",
+                        c.summary.n, c.summary.ci95_low, c.summary.ci95_high, c.summary.mean
+                    );
+                }
+                Some(_) => out.push_str("<td>diverged</td>"),
+                None => out.push_str("<td>-</td>"),
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    if analysis.published {
+        for protocol in &analysis.protocols {
+            let values: Vec<Option<f64>> = analysis
+                .proportions
+                .iter()
+                .map(|&p| analysis.cell(protocol, p).and_then(|c| c.report_value))
+                .collect();
+            if values.iter().all(Option::is_none) {
+                continue;
+            }
+            let _ = write!(
+                out,
+                "<tr class=\"published\"><td>{} (published)</td>",
+                escape(protocol)
+            );
+            for v in values {
+                match v {
+                    Some(v) => {
+                        let _ = write!(out, "<td>{v:.4}</td>");
+                    }
+                    None => out.push_str("<td>-</td>"),
+                }
+            }
+            out.push_str("</tr>\n");
+        }
+    }
+    out.push_str("</table>\n");
+}
+
+fn claims(out: &mut String, analysis: &Analysis) {
+    let _ = writeln!(out, "<h2>Claims</h2>");
+    for claim in &analysis.claims {
+        let mark = match claim.verdict {
+            Verdict::Holds => "✔",
+            Verdict::DirectionOnly => "~",
+            Verdict::NotTested => "–",
+            Verdict::DoesNotHold | Verdict::NotEquivalent => "✘",
+        };
+        let provisional = if claim.complete { "" } else { " (provisional)" };
+        let _ = writeln!(
+            out,
+            "<h3>{mark} {}</h3>\n<p><strong>Verdict: {}{provisional}.</strong></p>\n<ul>",
+            escape(&claim.statement),
+            escape(claim.verdict.words())
+        );
+        for c in &claim.comparisons {
+            let test = match (c.test, c.p_holm) {
+                (Some(t), Some(holm)) => format!(
+                    "{:+.4} [{:+.4}, {:+.4}], {}, Holm {}",
+                    t.difference,
+                    t.ci95_low,
+                    t.ci95_high,
+                    p_value(t.p_greater),
+                    p_value(holm)
+                ),
+                _ => format!("{:+.4} (no test)", c.mean_a - c.mean_b),
+            };
+            let extra = match (c.planning, c.equivalence) {
+                (Some(plan), Some(eq)) => format!(
+                    "; power {:.2}, detects {:.4}; {}",
+                    plan.power_at_observed,
+                    plan.detectable_difference,
+                    if eq.equivalent {
+                        format!("tie within ±{}", eq.margin)
+                    } else {
+                        format!("not shown equal within ±{}", eq.margin)
+                    }
+                ),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "<li>{}: {}{}</li>",
+                escape(&c.label),
+                escape(&test),
+                escape(&extra)
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+}
+
+/// A point of a chart: x, value, its 95% interval if known, and the runs behind it.
+type Point = (f64, f64, Option<(f64, f64)>, usize);
+
+/// One line of a chart: its points and published markers.
+struct Line {
+    label: String,
+    colour: RGBColor,
+    points: Vec<Point>,
+    published: Vec<(f64, f64)>,
+    band: bool,
+}
+
+/// A chart's axes.
+struct Axes {
+    x_log: bool,
+    x_label: &'static str,
+    y_label: &'static str,
+    zero_line: bool,
+}
+
+fn figure_html(out: &mut String, id: &str, figure: &Figure<'_>, analysis: &Analysis) {
+    let _ = writeln!(
+        out,
+        "<div class=\"figure\" id=\"{id}\">\n<h3>{}</h3>",
+        escape(&figure.title)
+    );
+    let lines_of = |lines: &[Line]| {
+        lines
+            .iter()
+            .map(|l| (l.label.clone(), l.colour))
+            .collect::<Vec<_>>()
+    };
+    out.push_str("<div class=\"panels\">\n");
+    let legend: Vec<(String, RGBColor)> = match &figure.plot {
+        Plot::ByProportion {
+            series,
+            y_label,
+            zero_line,
+        } => {
+            let lines: Vec<Line> = series
+                .iter()
+                .map(|s| Line {
+                    label: s.label.clone(),
+                    colour: s.colour,
+                    points: s
+                        .points
+                        .iter()
+                        .map(|&(x, y, ci)| (x, y, ci, runs_at(analysis, &s.label, x)))
+                        .collect(),
+                    published: s.published.clone(),
+                    band: false,
+                })
+                .collect();
+            let axes = Axes {
+                x_log: true,
+                x_label: "proportion of target training data",
+                y_label,
+                zero_line: *zero_line,
+            };
+            chart(out, &lines, &axes);
+            lines_of(&lines)
+        }
+        Plot::Curves(curves) => {
+            // A curve's runs: its cell's, or the pretrainings' for the pretraining curve.
+            let n_of = |_: &str, c: &crate::analysis::MeanCurve| {
+                analysis.cell(&c.protocol, c.proportion).map_or_else(
+                    || analysis.pretraining.map_or(0, |p| p.n),
+                    |cell| cell.finals.len(),
+                )
+            };
+            let accuracy: Vec<Line> = curves
+                .iter()
+                .map(|(label, colour, c)| Line {
+                    label: label.clone(),
+                    colour: *colour,
+                    points: (0..c.iterations.len())
+                        .map(|i| {
+                            (
+                                f64::from(c.iterations[i]),
+                                c.mean[i],
+                                Some((c.ci95_low[i], c.ci95_high[i])),
+                                n_of(label, c),
+                            )
+                        })
+                        .collect(),
+                    published: Vec::new(),
+                    band: true,
+                })
+                .collect();
+            let loss: Vec<Line> = curves
+                .iter()
+                .map(|(label, colour, c)| Line {
+                    label: label.clone(),
+                    colour: *colour,
+                    points: (0..c.iterations.len())
+                        .filter(|&i| c.loss[i].is_finite())
+                        .map(|i| (f64::from(c.iterations[i]), c.loss[i], None, n_of(label, c)))
+                        .collect(),
+                    published: Vec::new(),
+                    band: false,
+                })
+                .collect();
+            let axes = Axes {
+                x_log: false,
+                x_label: "iteration",
+                y_label: "mean test accuracy",
+                zero_line: false,
+            };
+            chart(out, &accuracy, &axes);
+            let axes = Axes {
+                y_label: "mean training loss",
+                ..axes
+            };
+            chart(out, &loss, &axes);
+            lines_of(&accuracy)
+        }
+    };
+    out.push_str("</div>\n<div class=\"legend\">");
+    for (k, (label, colour)) in legend.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<label><input type=\"checkbox\" checked data-figure=\"{id}\" data-series=\"{k}\"><span style=\"color:{}\">■</span> {}</label>",
+            hex(*colour),
+            escape(label)
+        );
+    }
+    out.push_str("</div>\n</div>\n");
+}
+
+/// The runs behind a by-proportion point: the cell's (a gain: the smaller of its two cells').
+fn runs_at(analysis: &Analysis, protocol: &str, proportion: f64) -> usize {
+    let n = |name: &str| analysis.cell(name, proportion).map(|c| c.finals.len());
+    match (n(protocol), n("raw")) {
+        (Some(a), Some(raw)) if analysis.gains.iter().any(|g| g.protocol == protocol) => a.min(raw),
+        (Some(a), _) => a,
+        _ => 0,
+    }
+}
+
+fn hex(c: RGBColor) -> String {
+    format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
+}
+
+/// One SVG chart of `lines`.
+fn chart(out: &mut String, lines: &[Line], axes: &Axes) {
+    let xs: Vec<f64> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.0))
+        .collect();
+    let ys: Vec<f64> = lines
+        .iter()
+        .flat_map(|l| {
+            l.points
+                .iter()
+                .flat_map(|&(_, y, ci, _)| [Some(y), ci.map(|c| c.0), ci.map(|c| c.1)])
+                .flatten()
+                .chain(l.published.iter().map(|p| p.1))
+        })
+        .filter(|v| v.is_finite())
+        .chain(axes.zero_line.then_some(0.0))
+        .collect();
+    let tx = |x: f64| if axes.x_log { x.log10() } else { x };
+    let (x0, x1) = bounds(xs.iter().map(|&x| tx(x)));
+    let (y0, y1) = bounds(ys.iter().copied());
+    let px = |x: f64| LEFT + (tx(x) - x0) / (x1 - x0) * (WIDTH - LEFT - RIGHT);
+    let py = |y: f64| TOP + (y1 - y) / (y1 - y0) * (HEIGHT - TOP - BOTTOM);
+    let _ = writeln!(
+        out,
+        "<svg width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\">"
+    );
+    let (bottom, right) = (HEIGHT - BOTTOM, WIDTH - RIGHT);
+    let _ = writeln!(
+        out,
+        "<line x1=\"{LEFT}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\" stroke=\"#333\"/><line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{bottom}\" stroke=\"#333\"/>"
+    );
+    for i in 0..=4 {
+        let y = y0 + (y1 - y0) * f64::from(i) / 4.0;
+        let _ = writeln!(
+            out,
+            "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{right}\" y2=\"{0:.1}\" stroke=\"#eee\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\">{y:.4}</text>",
+            py(y),
+            LEFT - 4.0,
+            py(y) + 4.0
+        );
+    }
+    let mut ticks: Vec<f64> = xs.clone();
+    ticks.sort_by(f64::total_cmp);
+    ticks.dedup();
+    if !axes.x_log && ticks.len() > 6 {
+        let last = ticks.len() - 1;
+        ticks = (0..=4).map(|i| ticks[i * last / 4]).collect();
+    }
+    for x in ticks {
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{x}</text>",
+            px(x),
+            bottom + 14.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+        (LEFT + right) / 2.0,
+        HEIGHT - 6.0,
+        axes.x_label
+    );
+    let _ = writeln!(
+        out,
+        "<text x=\"12\" y=\"{:.1}\" transform=\"rotate(-90 12 {0:.1})\" text-anchor=\"middle\">{}</text>",
+        (TOP + bottom) / 2.0,
+        axes.y_label
+    );
+    if axes.zero_line {
+        let _ = writeln!(
+            out,
+            "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{right}\" y2=\"{0:.1}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>",
+            py(0.0)
+        );
+    }
+    for (k, line) in lines.iter().enumerate() {
+        let colour = hex(line.colour);
+        let _ = writeln!(out, "<g data-series=\"{k}\">");
+        if line.band {
+            let upper: Vec<String> = line
+                .points
+                .iter()
+                .filter_map(|&(x, _, ci, _)| ci.map(|c| format!("{:.1},{:.1}", px(x), py(c.1))))
+                .collect();
+            let lower: Vec<String> = line
+                .points
+                .iter()
+                .rev()
+                .filter_map(|&(x, _, ci, _)| ci.map(|c| format!("{:.1},{:.1}", px(x), py(c.0))))
+                .collect();
+            let _ = writeln!(
+                out,
+                "<polygon points=\"{} {}\" fill=\"{colour}\" fill-opacity=\"0.15\" stroke=\"none\"/>",
+                upper.join(" "),
+                lower.join(" ")
+            );
+        }
+        let path: Vec<String> = line
+            .points
+            .iter()
+            .map(|&(x, y, _, _)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
+            path.join(" ")
+        );
+        for &(x, y, ci, n) in &line.points {
+            let interval = ci
+                .map(|(lo, hi)| format!(", 95% interval [{lo:.4}, {hi:.4}]"))
+                .unwrap_or_default();
+            if let (Some((lo, hi)), false) = (ci, line.band) {
+                let _ = writeln!(
+                    out,
+                    "<line x1=\"{0:.1}\" y1=\"{1:.1}\" x2=\"{0:.1}\" y2=\"{2:.1}\" stroke=\"{colour}\"/>",
+                    px(x),
+                    py(lo),
+                    py(hi)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{}\" fill=\"{colour}\"><title>{}: {x}: {y:.4}{interval}, n = {n}</title></circle>",
+                px(x),
+                py(y),
+                if line.band { 2 } else { 4 },
+                escape(&line.label)
+            );
+        }
+        for &(x, v) in &line.published {
+            let _ = writeln!(
+                out,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"8\" height=\"8\" fill=\"none\" stroke=\"{colour}\"><title>{} published: {x}: {v:.4}</title></rect>",
+                px(x) - 4.0,
+                py(v) - 4.0,
+                escape(&line.label)
+            );
+        }
+        out.push_str("</g>\n");
+    }
+    out.push_str("</svg>\n");
+}
+
+/// The range of `values`, widened by 5% a side (and to a unit around a single value).
+fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo { (hi - lo) * 0.05 } else { 0.5 };
+    (lo - pad, hi + pad)
+}
