@@ -304,6 +304,15 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// The highest mean final accuracy at `proportion` (over cells with a finished run).
+    pub fn best_mean(&self, proportion: f64) -> Option<f64> {
+        self.cells
+            .iter()
+            .filter(|c| c.proportion == proportion && !c.finals.is_empty())
+            .map(|c| c.summary.mean)
+            .max_by(f64::total_cmp)
+    }
+
     /// The cell of a protocol and proportion.
     pub fn cell(&self, protocol: &str, proportion: f64) -> Option<&Cell> {
         self.cells

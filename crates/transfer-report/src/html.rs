@@ -120,21 +120,13 @@ fn table(out: &mut String, analysis: &Analysis) {
         let _ = write!(out, "<th>p = {p}</th>");
     }
     out.push_str("</tr>\n");
-    let best = |p: f64| {
-        analysis
-            .cells
-            .iter()
-            .filter(|c| c.proportion == p && !c.finals.is_empty())
-            .map(|c| c.summary.mean)
-            .max_by(f64::total_cmp)
-    };
     for protocol in &analysis.protocols {
         let _ = write!(out, "<tr><td>{}</td>", escape(protocol));
         for &p in &analysis.proportions {
             match analysis.cell(protocol, p) {
                 Some(c) if !c.finals.is_empty() => {
                     let half = (c.summary.ci95_high - c.summary.ci95_low) / 2.0;
-                    let class = if best(p) == Some(c.summary.mean) {
+                    let class = if analysis.best_mean(p) == Some(c.summary.mean) {
                         " class=\"best\""
                     } else {
                         ""

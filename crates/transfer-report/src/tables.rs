@@ -135,14 +135,7 @@ pub fn table_tex(analysis: &Analysis) -> String {
     let best: Vec<Option<f64>> = analysis
         .proportions
         .iter()
-        .map(|&p| {
-            analysis
-                .cells
-                .iter()
-                .filter(|c| c.proportion == p && !c.finals.is_empty())
-                .map(|c| c.summary.mean)
-                .max_by(f64::total_cmp)
-        })
+        .map(|&p| analysis.best_mean(p))
         .collect();
     for protocol in &analysis.protocols {
         out.push_str(&tex_escape(protocol));
