@@ -52,3 +52,28 @@ fn the_published_claims_in_docs_are_the_default_set() {
     let file: transfer_study::ConfigFile = toml::from_str(block).unwrap();
     assert_eq!(file.claim, transfer_records::ClaimSpec::published());
 }
+
+#[test]
+fn the_downstream_lock_file_is_up_to_date() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/downstream/Cargo.toml");
+    let out = std::process::Command::new(env!("CARGO"))
+        // Host-platform packages only, which the workspace's own build has fetched.
+        .args([
+            "tree",
+            "--locked",
+            "--offline",
+            "--edges",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tests/downstream/Cargo.lock is out of date (see its Cargo.toml): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
