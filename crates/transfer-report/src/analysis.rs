@@ -303,6 +303,13 @@ pub struct Analysis {
     pub seed: u64,
 }
 
+impl Cell {
+    /// The runs the cell holds, diverged ones included.
+    pub fn runs(&self) -> usize {
+        self.finals.len() + self.diverged
+    }
+}
+
 impl Analysis {
     /// The highest mean final accuracy at `proportion` (over cells with a finished run).
     pub fn best_mean(&self, proportion: f64) -> Option<f64> {
@@ -418,6 +425,7 @@ pub fn analyse(
         .collect();
     let pretraining_curve =
         (!converged.is_empty()).then(|| mean_curve("pretraining", 1.0, &converged));
+    let completeness = completeness(runs.len(), &cells, options.planned.as_ref());
     let mut analysis = Analysis {
         protocols,
         proportions,
@@ -430,12 +438,11 @@ pub fn analyse(
         shared_subsets,
         published,
         claims: Vec::new(),
-        completeness: completeness(runs.len(), &[], options.planned.as_ref()),
+        completeness,
         equivalence_margin: options.equivalence_margin,
         planned_repetitions: options.planned.as_ref().map(|p| p.repetitions),
         seed: options.seed,
     };
-    analysis.completeness = completeness(runs.len(), &analysis.cells, options.planned.as_ref());
     analysis.gains = gains(&analysis);
     analysis.claims = claims(&analysis, &options.claims);
     analysis
@@ -457,7 +464,7 @@ fn completeness(runs: usize, cells: &[Cell], planned: Option<&PlannedCells>) -> 
             let have = cells
                 .iter()
                 .find(|c| &c.protocol == protocol && c.proportion == proportion)
-                .map_or(0, |c| c.finals.len() + c.diverged);
+                .map_or(0, Cell::runs);
             if have < planned.repetitions as usize {
                 short_cells.push((protocol.clone(), proportion, have, planned.repetitions));
             }
@@ -484,17 +491,18 @@ fn gains(analysis: &Analysis) -> Vec<Gain> {
             if a.finals.is_empty() || b.finals.is_empty() {
                 continue;
             }
-            let test = difference(analysis, a, b);
-            let (xs, ys, paired) = samples(analysis, a, b);
+            let sample = samples(analysis, a, b);
+            let test = difference(&sample);
+            let (xs, ys, paired) = &sample;
             let label = format!("gain {protocol} p={p}");
             let bootstrap =
-                difference_interval(&xs, &ys, paired, &mut stream(analysis.seed, &label));
+                difference_interval(xs, ys, *paired, &mut stream(analysis.seed, &label));
             out.push(Gain {
                 bootstrap,
                 protocol: protocol.clone(),
                 proportion: p,
                 difference: test.map_or(a.summary.mean - b.summary.mean, |t| t.difference),
-                paired: test.is_some() && paired_by_design(analysis, a, b),
+                paired: test.is_some() && *paired,
                 ci95_low: test.map(|t| t.ci95_low),
                 ci95_high: test.map(|t| t.ci95_high),
                 published: a.report_value.zip(b.report_value).map(|(x, raw)| x - raw),
@@ -561,14 +569,6 @@ fn paired_by_design(analysis: &Analysis, a: &Cell, b: &Cell) -> bool {
     (pretrained(a) && pretrained(b)) || (a.proportion == b.proportion && analysis.shared_subsets)
 }
 
-/// The repetitions two cells both have.
-fn paired_count(a: &Cell, b: &Cell) -> usize {
-    a.repetitions
-        .iter()
-        .filter(|r| b.repetitions.contains(r))
-        .count()
-}
-
 /// The two cells' final accuracies as they are compared: matched by repetition where the
 /// runs are paired by design (the third value true), whole otherwise.
 fn samples(analysis: &Analysis, a: &Cell, b: &Cell) -> (Vec<f64>, Vec<f64>, bool) {
@@ -585,12 +585,13 @@ fn samples(analysis: &Analysis, a: &Cell, b: &Cell) -> (Vec<f64>, Vec<f64>, bool
     (xs, ys, true)
 }
 
-/// The test of `a > b`: paired over the repetitions both have where the runs are paired by
-/// design, Welch's otherwise.
-fn difference(analysis: &Analysis, a: &Cell, b: &Cell) -> Option<Difference> {
-    match samples(analysis, a, b) {
-        (xs, ys, true) => paired(&xs, &ys),
-        (xs, ys, false) => unpaired(&xs, &ys),
+/// The test of `a > b` on [`samples`]: paired over the repetitions both have where the runs
+/// are paired by design, Welch's otherwise.
+fn difference((xs, ys, is_paired): &(Vec<f64>, Vec<f64>, bool)) -> Option<Difference> {
+    if *is_paired {
+        paired(xs, ys)
+    } else {
+        unpaired(xs, ys)
     }
 }
 
@@ -604,19 +605,19 @@ fn compare(
     if ca.finals.is_empty() || cb.finals.is_empty() {
         return None;
     }
-    let paired = paired_by_design(analysis, ca, cb);
-    let test = difference(analysis, ca, cb);
+    let sample = samples(analysis, ca, cb);
+    let test = difference(&sample);
+    let (xs, ys, paired) = sample;
     let design = if paired {
-        Design::Paired(paired_count(ca, cb))
+        Design::Paired(xs.len())
     } else {
-        Design::TwoSample(ca.finals.len(), cb.finals.len())
+        Design::TwoSample(xs.len(), ys.len())
     };
     let full = |c: &Cell| {
         analysis
             .planned_repetitions
-            .is_none_or(|reps| c.finals.len() + c.diverged >= reps as usize)
+            .is_none_or(|reps| c.runs() >= reps as usize)
     };
-    let (xs, ys, _) = samples(analysis, ca, cb);
     let mut rng = stream(analysis.seed, &format!("comparison {label}"));
     let bootstrap = difference_interval(&xs, &ys, paired, &mut rng);
     let improvement = improvement(&xs, &ys, paired, &mut rng);
@@ -737,15 +738,13 @@ fn check(analysis: &Analysis, spec: &ClaimSpec) -> Claim {
 /// Whether the gain of the claim's first `better` protocol over its first `than` protocol is
 /// largest at the smallest proportion.
 fn largest_at_smallest(analysis: &Analysis, spec: &ClaimSpec, props: &[f64]) -> bool {
-    let (Some(a), Some(b)) = (
-        expand(&spec.better, analysis, "").first().cloned(),
-        spec.than
-            .first()
-            .map(|b| expand(std::slice::from_ref(b), analysis, "")),
-    ) else {
+    let Some(a) = expand(&spec.better, analysis, "").into_iter().next() else {
         return false;
     };
-    let Some(b) = b.into_iter().find(|b| *b != a) else {
+    let Some(b) = expand(&spec.than, analysis, &a)
+        .into_iter()
+        .find(|b| *b != a)
+    else {
         return false;
     };
     let gains: Vec<f64> = props

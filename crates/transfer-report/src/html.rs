@@ -289,7 +289,7 @@ fn figure_html(out: &mut String, id: &str, figure: &Figure<'_>, analysis: &Analy
         }
         Plot::Curves(curves) => {
             // A curve's runs: its cell's, or the pretrainings' for the pretraining curve.
-            let n_of = |_: &str, c: &crate::analysis::MeanCurve| {
+            let n_of = |c: &crate::analysis::MeanCurve| {
                 analysis.cell(&c.protocol, c.proportion).map_or_else(
                     || analysis.pretraining.map_or(0, |p| p.n),
                     |cell| cell.finals.len(),
@@ -306,7 +306,7 @@ fn figure_html(out: &mut String, id: &str, figure: &Figure<'_>, analysis: &Analy
                                 f64::from(c.iterations[i]),
                                 c.mean[i],
                                 Some((c.ci95_low[i], c.ci95_high[i])),
-                                n_of(label, c),
+                                n_of(c),
                             )
                         })
                         .collect(),
@@ -321,7 +321,7 @@ fn figure_html(out: &mut String, id: &str, figure: &Figure<'_>, analysis: &Analy
                     colour: *colour,
                     points: (0..c.iterations.len())
                         .filter(|&i| c.loss[i].is_finite())
-                        .map(|i| (f64::from(c.iterations[i]), c.loss[i], None, n_of(label, c)))
+                        .map(|i| (f64::from(c.iterations[i]), c.loss[i], None, n_of(c)))
                         .collect(),
                     published: Vec::new(),
                     band: false,

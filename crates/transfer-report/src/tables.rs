@@ -74,8 +74,8 @@ pub fn table_md(analysis: &Analysis) -> String {
                         String::new()
                     };
                     let short = match analysis.planned_repetitions {
-                        Some(planned) if c.diverged + c.summary.n < planned as usize => {
-                            format!(", only {} of {planned} runs", c.diverged + c.summary.n)
+                        Some(planned) if c.runs() < planned as usize => {
+                            format!(", only {} of {planned} runs", c.runs())
                         }
                         _ => String::new(),
                     };
