@@ -59,6 +59,82 @@ pub struct TrainingSettings {
     pub backend: String,
     /// The dataset trained and scored on.
     pub dataset: DatasetIdentity,
+    /// The network's shape. Absent from the JSON when it is the study's network, so settings
+    /// written before the shape was a setting keep their hash and read as the study's network.
+    #[serde(default, skip_serializing_if = "NetworkShape::is_study_network")]
+    pub network: NetworkShape,
+}
+
+/// The shape of the network besides its classes and image size: conv1's and conv2's output
+/// channels, the convolutions' square kernel and fc1's width. The default is the study's
+/// network (32 and 32 channels, 3x3 kernels, 128 units).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkShape {
+    /// Output channels of conv1 and conv2.
+    pub channels: [usize; 2],
+    /// Side of both convolutions' square kernel (odd: "same" padding).
+    pub kernel_size: usize,
+    /// Width of fc1.
+    pub fc_width: usize,
+}
+
+impl NetworkShape {
+    /// The largest channel count or fc1 width accepted: far past what this task can use, and
+    /// small enough that a typo cannot ask for terabytes.
+    pub const MAX_WIDTH: usize = 4096;
+
+    /// The study's network.
+    pub const STUDY: NetworkShape = NetworkShape {
+        channels: [32, 32],
+        kernel_size: 3,
+        fc_width: 128,
+    };
+
+    /// Whether this is the study's network.
+    pub fn is_study_network(&self) -> bool {
+        *self == NetworkShape::STUDY
+    }
+
+    /// Checks the numbers: positive widths up to [`NetworkShape::MAX_WIDTH`], an odd kernel
+    /// (whether the images can take it is the model's to check, knowing their size).
+    pub fn validate(&self) -> Result<(), RecordError> {
+        let bad = |what: String| Err(RecordError::Invalid(format!("network: {what}")));
+        for (name, width) in [
+            ("conv1 channels", self.channels[0]),
+            ("conv2 channels", self.channels[1]),
+            ("fc-width", self.fc_width),
+        ] {
+            if width == 0 || width > Self::MAX_WIDTH {
+                return bad(format!(
+                    "{name} {width} is outside 1..={}",
+                    Self::MAX_WIDTH
+                ));
+            }
+        }
+        if self.kernel_size.is_multiple_of(2) {
+            return bad(format!(
+                "kernel-size {} is even; the convolutions keep the image's size (\"same\" padding), which needs an odd kernel",
+                self.kernel_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for NetworkShape {
+    fn default() -> NetworkShape {
+        NetworkShape::STUDY
+    }
+}
+
+/// Which kind of record a [`TrainingSettings::shared_key`] is for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RecordKind<'a> {
+    /// A target-task run of this protocol.
+    Run(&'a Protocol),
+    /// A pretraining on the source task.
+    Pretraining,
 }
 
 impl TrainingSettings {
@@ -77,7 +153,54 @@ impl TrainingSettings {
             target_classes: transfer_data::TARGET_CLASSES.to_vec(),
             backend: backend.to_owned(),
             dataset: DatasetIdentity::of(&Manifest::mnist()),
+            network: NetworkShape::STUDY,
         }
+    }
+
+    /// How often a pretraining scores the source test set: at most five times, and never more
+    /// often than the target runs are scored.
+    pub fn pretrain_eval_every(&self) -> u32 {
+        self.eval_every
+            .max(self.pretrain_iterations.div_ceil(5))
+    }
+
+    /// A key equal for two settings exactly when they give a record of `kind` the same numbers
+    /// (for a run: the same protocol, proportion and repetition), so that a record made with
+    /// one is that of the other. A run of a protocol that starts fresh reads none of the
+    /// pretraining's settings (its length, learning rate, source digits); a pretraining reads
+    /// none of the target task's (its length, evaluation interval, subset rule, target digits),
+    /// but its own evaluation interval. A run from a pretrained backbone reads them all.
+    pub fn shared_key(&self, kind: RecordKind<'_>) -> String {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(fields) = value.as_object_mut() {
+            let unread: &[&str] = match kind {
+                RecordKind::Run(protocol) if !protocol.needs_pretraining() => {
+                    &["pretrain_iterations", "pretrain_learning_rate", "source_classes"]
+                }
+                RecordKind::Run(_) => &[],
+                RecordKind::Pretraining => {
+                    &["iterations", "eval_every", "subset", "target_classes"]
+                }
+            };
+            for field in unread {
+                fields.remove(*field);
+            }
+            match kind {
+                RecordKind::Run(protocol) => {
+                    fields.insert(
+                        "protocol".into(),
+                        serde_json::to_value(protocol).unwrap_or_default(),
+                    );
+                }
+                RecordKind::Pretraining => {
+                    fields.insert(
+                        "pretrain_eval_every".into(),
+                        self.pretrain_eval_every().into(),
+                    );
+                }
+            }
+        }
+        crate::sha256_hex(&value.to_string())
     }
 
     /// Whether these settings pose the published study's task (canonical MNIST, pretrained on
@@ -114,6 +237,7 @@ impl TrainingSettings {
         if !(self.pretrain_learning_rate.is_finite() && self.pretrain_learning_rate > 0.0) {
             return bad("the pretraining learning rate must be a finite number above 0");
         }
+        self.network.validate()?;
         if self.source_classes.len() < 2 || self.target_classes.len() < 2 {
             return bad("each task needs at least two classes");
         }

@@ -10,7 +10,7 @@ mod store;
 mod verify;
 
 pub use claim::{ALL, ClaimSpec, ClaimTest};
-pub use config::{DatasetIdentity, StudyConfig, TrainingSettings};
+pub use config::{DatasetIdentity, NetworkShape, RecordKind, StudyConfig, TrainingSettings};
 pub use error::RecordError;
 pub use protocol::{BackboneStart, Protocol};
 pub use run::{

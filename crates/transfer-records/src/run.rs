@@ -21,6 +21,11 @@ pub struct Provenance {
     pub date: String,
     /// The command line that produced it.
     pub command: String,
+    /// The results directory the record was trained in, when it was copied from there
+    /// because its settings give this run the same numbers ([`crate::ResultsDir::adopt_run`]);
+    /// absent for a record trained where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trained_in: Option<String>,
 }
 
 /// `seconds` since the Unix epoch as a UTC date and time, `YYYY-MM-DDTHH:MM:SSZ`.
@@ -232,6 +237,7 @@ mod tests {
                 dataset: crate::DatasetIdentity::of(&transfer_data::Manifest::mnist()),
                 date: utc_timestamp(0),
                 command: "study".into(),
+                trained_in: None,
             },
             checksum: String::new(),
         };

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 pub use transfer_core::{write_atomic, write_new_atomic};
 
-use crate::config::{StudyConfig, TrainingSettings};
+use crate::config::{RecordKind, StudyConfig, TrainingSettings};
 use crate::run::{PretrainRecord, RunRecord};
 use crate::verify::{
     Checksummed, check_bytes, check_pretrain, check_run, pretrain_file_name, run_file_name,
@@ -72,6 +72,18 @@ pub enum StoreError {
         dir: PathBuf,
         /// Which settings differ.
         what: String,
+    },
+    /// Records asked of a directory whose settings give them other numbers.
+    #[error("{what} of {from} cannot stand for those of {to}: its settings differ ({differences})")]
+    NotShared {
+        /// The directory the records are in.
+        from: PathBuf,
+        /// The directory that asked for them.
+        to: PathBuf,
+        /// Which records.
+        what: String,
+        /// Which settings differ.
+        differences: String,
     },
     /// The directory has no `settings.json`: it is not a results directory.
     #[error("{0} is not a results directory (no settings.json)")]
@@ -367,6 +379,79 @@ impl ResultsDir {
         Ok(sealed)
     }
 
+    /// Stores here the run `record`, read and verified from `from`, whose settings give that
+    /// run the same numbers as this directory's ([`TrainingSettings::shared_key`]; refused
+    /// otherwise): the record as trained, sealed with this directory's settings hash, its
+    /// provenance naming `from`, a kept model copied with it. The copy is verified as any
+    /// record read here, and returned.
+    pub fn adopt_run(&self, from: &ResultsDir, record: &RunRecord) -> Result<RunRecord> {
+        self.check_shared(from, RecordKind::Run(&record.protocol))?;
+        let mut copy = record.clone();
+        let (protocol, proportion, repetition) =
+            (&record.protocol.name, record.proportion, record.repetition);
+        if record.model.is_some() {
+            let source = from.saved_model(record)?;
+            let bytes = std::fs::read(&source).map_err(io(&source))?;
+            let path = self.new_model_path(protocol, proportion, repetition)?;
+            write_atomic(&path, &bytes).map_err(io(&path))?;
+        }
+        copy.settings_hash = self.hash.clone();
+        copy.provenance.trained_in = Some(trained_in(from, &record.provenance));
+        self.write_run(&copy)?;
+        self.read_run(&self.run_path(protocol, proportion, repetition))
+    }
+
+    /// Stores here the pretraining of `repetition` verified in `from`, weights and record, as
+    /// [`ResultsDir::adopt_run`] does a run (under this directory's lock of that pretraining);
+    /// `None` when `from` holds none. One already stored here is returned as it is.
+    pub fn adopt_pretrain(
+        &self,
+        from: &ResultsDir,
+        repetition: u32,
+    ) -> Result<Option<PretrainRecord>> {
+        self.check_shared(from, RecordKind::Pretraining)?;
+        let _lock = self.lock_pretrain(repetition)?;
+        if let Some(stored) = self.finished_pretrain(repetition)? {
+            return Ok(Some(stored));
+        }
+        let Some(record) = from.finished_pretrain(repetition)? else {
+            return Ok(None);
+        };
+        let source = from.weights_path(repetition);
+        let bytes = std::fs::read(&source).map_err(io(&source))?;
+        if transfer_core::sha256_hex(&bytes) != record.weights_sha256 {
+            return Err(StoreError::Invalid {
+                path: source,
+                what: "changed since its record was verified".into(),
+            });
+        }
+        let weights = self.weights_path(repetition);
+        write_atomic(&weights, &bytes).map_err(io(&weights))?;
+        let mut copy = record.clone();
+        copy.settings_hash = self.hash.clone();
+        copy.provenance.trained_in = Some(trained_in(from, &record.provenance));
+        self.write_pretrain(&copy)?;
+        self.read_pretrain(&self.pretrain_path(repetition)).map(Some)
+    }
+
+    /// Refuses to take records of `kind` from `from` unless its settings give them the same
+    /// numbers as this directory's.
+    fn check_shared(&self, from: &ResultsDir, kind: RecordKind<'_>) -> Result<()> {
+        if from.settings.shared_key(kind) == self.settings.shared_key(kind) {
+            return Ok(());
+        }
+        let what = match kind {
+            RecordKind::Run(protocol) => format!("runs of {}", protocol.name),
+            RecordKind::Pretraining => "pretrainings".to_owned(),
+        };
+        Err(StoreError::NotShared {
+            from: from.root.clone(),
+            to: self.root.clone(),
+            what,
+            differences: differences(&from.settings, &self.settings),
+        })
+    }
+
     /// Stores the configuration of the study being run.
     pub fn write_study(&self, config: &StudyConfig) -> Result<()> {
         write_json(&self.root.join("study.json"), config)
@@ -528,6 +613,14 @@ impl ResultsDir {
     }
 }
 
+/// Where a record copied from `from` was trained: where `from`'s copy was, if it was one.
+fn trained_in(from: &ResultsDir, provenance: &crate::run::Provenance) -> String {
+    provenance
+        .trained_in
+        .clone()
+        .unwrap_or_else(|| from.root.display().to_string())
+}
+
 /// A file's name, lossily as text.
 fn file_name(path: &Path) -> String {
     path.file_name()
@@ -661,6 +754,7 @@ mod tests {
                 dataset: s.dataset.clone(),
                 date: crate::utc_timestamp(0),
                 command: String::new(),
+                trained_in: None,
             },
             checksum: String::new(),
         }
@@ -751,6 +845,102 @@ mod tests {
             assert!(err.contains(expected), "{expected}: {err}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_run_is_adopted_only_where_its_settings_give_it_the_same_numbers() {
+        let (a, b, c) = (temp("adopt-a"), temp("adopt-b"), temp("adopt-c"));
+        let from = ResultsDir::create(&a, &small_settings()).unwrap();
+        let mut longer_pretraining = small_settings();
+        longer_pretraining.pretrain_iterations = 300;
+        let to = ResultsDir::create(&b, &longer_pretraining).unwrap();
+        let written = from.write_run(&record(&from, 0.1, 0)).unwrap();
+        // A raw run reads nothing of the pretraining: it is the other directory's too.
+        let adopted = to.adopt_run(&from, &written).unwrap();
+        assert_eq!(adopted.settings_hash, to.settings_hash());
+        assert_eq!(adopted.curve, written.curve);
+        assert_eq!(adopted.provenance.trained_in.as_deref(), Some(a.to_str().unwrap()));
+        assert_eq!(to.runs().unwrap(), vec![adopted.clone()]);
+        // Copied on, it still names where it was trained.
+        let mut same = small_settings();
+        same.pretrain_iterations = 400;
+        let third = ResultsDir::create(&c, &same).unwrap();
+        let again = third.adopt_run(&to, &adopted).unwrap();
+        assert_eq!(again.provenance.trained_in, adopted.provenance.trained_in);
+        // Other target settings, or a run from a pretrained backbone, are refused.
+        let mut other = written.clone();
+        other.protocol = crate::Protocol::preset("frozen").unwrap();
+        let err = to.adopt_run(&from, &other).unwrap_err().to_string();
+        assert!(
+            err.contains("runs of frozen")
+                && err.contains("pretrain_iterations: 1000 there, 300 now"),
+            "{err}"
+        );
+        let mut longer = small_settings();
+        longer.iterations = 30;
+        std::fs::remove_dir_all(&c).unwrap();
+        let third = ResultsDir::create(&c, &longer).unwrap();
+        let err = third.adopt_run(&from, &written).unwrap_err().to_string();
+        assert!(err.contains("iterations: 20 there, 30 now"), "{err}");
+        for dir in [a, b, c] {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn shared_keys_follow_what_each_record_reads() {
+        let base = small_settings();
+        let raw = crate::Protocol::preset("raw").unwrap();
+        let frozen = crate::Protocol::preset("frozen").unwrap();
+        let key = |s: &TrainingSettings, kind| s.shared_key(kind);
+        type Edit = fn(&mut TrainingSettings);
+        // (edit, raw runs the same, frozen runs the same, pretrainings the same)
+        let cases: [(Edit, bool, bool, bool); 8] = [
+            (|s| s.pretrain_iterations = 300, true, false, false),
+            (|s| s.pretrain_learning_rate = 1e-4, true, false, false),
+            (|s| s.source_classes = vec![0, 1, 2], true, false, false),
+            (|s| s.iterations = 30, false, false, true),
+            (|s| s.subset = crate::SubsetRule::Stratified, false, false, true),
+            (|s| s.target_classes = vec![6, 7], false, false, true),
+            (|s| s.network.fc_width = 64, false, false, false),
+            (|s| s.batch_size = 50, false, false, false),
+        ];
+        for (i, (edit, raw_same, frozen_same, pretrain_same)) in cases.into_iter().enumerate() {
+            let mut other = base.clone();
+            edit(&mut other);
+            assert_eq!(
+                key(&base, RecordKind::Run(&raw)) == key(&other, RecordKind::Run(&raw)),
+                raw_same,
+                "case {i}"
+            );
+            assert_eq!(
+                key(&base, RecordKind::Run(&frozen)) == key(&other, RecordKind::Run(&frozen)),
+                frozen_same,
+                "case {i}"
+            );
+            assert_eq!(
+                key(&base, RecordKind::Pretraining) == key(&other, RecordKind::Pretraining),
+                pretrain_same,
+                "case {i}"
+            );
+        }
+        // The evaluation interval reaches a pretraining only through its own interval.
+        let mut long = base.clone();
+        long.pretrain_iterations = 1000;
+        let mut other = long.clone();
+        other.eval_every = 20;
+        assert_eq!(long.pretrain_eval_every(), other.pretrain_eval_every());
+        assert_eq!(
+            key(&long, RecordKind::Pretraining),
+            key(&other, RecordKind::Pretraining)
+        );
+        // Protocols of one name but other definitions never share.
+        let mut slower = raw.clone();
+        slower.learning_rate = 1e-4;
+        assert_ne!(
+            key(&base, RecordKind::Run(&raw)),
+            key(&base, RecordKind::Run(&slower))
+        );
     }
 
     #[test]
