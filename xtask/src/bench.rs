@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use transfer_model::{CnnConfig, forward_flops_per_image};
-use transfer_records::Protocol;
+use transfer_records::{NetworkShape, Protocol};
 
 use crate::StackArgs;
 use crate::backend::Backend;
 use crate::dataset::load_dataset;
 use crate::error::{Result, XtaskError};
 use transfer_study::cost::{
-    Costs, Sizes, seconds_per_eval_image, seconds_per_step, stand_in_backbone, study_seconds,
+    Costs, Sizes, seconds_per_eval_image, seconds_per_step, study_seconds,
 };
 use transfer_study::{Preset, plan};
 
@@ -221,12 +221,12 @@ fn measure(
     target: &transfer_data::Task,
     sizes: Sizes,
 ) -> Result<BenchFigures> {
-    let stand_in = stand_in_backbone(device);
+    let network = &NetworkShape::STUDY;
     let (stack, compute) = args.stacking.compute();
     let rate = |name: &str| -> Result<f64> {
         let protocol = Protocol::resolve(name, &[])?;
         let seconds = seconds_per_step(
-            device, target, &protocol, &stand_in, args.steps, stack, compute,
+            device, target, &protocol, network, args.steps, stack, compute,
         )?;
         Ok(1.0 / seconds)
     };
@@ -240,7 +240,7 @@ fn measure(
         rate("dropout")?,
     );
     let (chunk, passes) = (args.eval_chunk, args.eval_passes);
-    let eval_image = seconds_per_eval_image(device, target, chunk, passes, stack, compute)?;
+    let eval_image = seconds_per_eval_image(device, target, chunk, passes, stack, compute, network)?;
     let flops = forward_flops_per_image(&CnnConfig::new(4), 4);
     let costs = Costs {
         step: 1.0 / raw,

@@ -83,6 +83,12 @@ impl CnnConfig {
                 "images of {height}x{width} pixels are too large: each side must be at most {MAX_IMAGE_SIDE}"
             )));
         }
+        if self.kernel_size > height.min(width) {
+            return Err(ModelError::Config(format!(
+                "a {k}x{k} kernel is larger than images of {height}x{width} pixels",
+                k = self.kernel_size
+            )));
+        }
         if self.in_channels == 0 || self.fc_width == 0 {
             return bad("in_channels >= 1 and fc_width >= 1 are required");
         }

@@ -3,7 +3,7 @@
 
 use transfer_data::ImageSet;
 use transfer_model::{Backbone, Cnn, CnnConfig, StackedConv};
-use transfer_records::{CurvePoint, LossPoint, Protocol};
+use transfer_records::{CurvePoint, LossPoint, NetworkShape, Protocol};
 
 use crate::error::TrainError;
 use crate::eval::DEFAULT_MAX_BUFFER_BYTES;
@@ -34,12 +34,14 @@ pub struct LoopSettings {
     /// caching go in parts under it. Raise it on devices whose buffers allow more (fewer,
     /// larger parts); results do not depend on it beyond float rounding.
     pub max_buffer_bytes: usize,
+    /// The shape of the network trained (channels, kernel, fc1's width).
+    pub network: NetworkShape,
 }
 
 impl LoopSettings {
-    /// `iterations` at batch 100, evaluating every `eval_every`, in chunks of
-    /// [`DEFAULT_EVAL_CHUNK`] and parts under [`DEFAULT_MAX_BUFFER_BYTES`]; stacks use grouped
-    /// convolutions.
+    /// `iterations` of the study's network at batch 100, evaluating every `eval_every`, in
+    /// chunks of [`DEFAULT_EVAL_CHUNK`] and parts under [`DEFAULT_MAX_BUFFER_BYTES`]; stacks
+    /// use grouped convolutions.
     pub fn new(iterations: u32, eval_every: u32) -> Self {
         LoopSettings {
             iterations,
@@ -48,6 +50,7 @@ impl LoopSettings {
             eval_chunk: DEFAULT_EVAL_CHUNK,
             stacked_conv: StackedConv::Grouped,
             max_buffer_bytes: DEFAULT_MAX_BUFFER_BYTES,
+            network: NetworkShape::STUDY,
         }
     }
 
@@ -142,10 +145,20 @@ pub struct RunInput<'a> {
     pub seed: u64,
 }
 
-/// The study's network for `num_classes` classes on images the size of `images`', checked
-/// (sides from 2 to [`transfer_model::MAX_IMAGE_SIDE`]).
-pub fn network_config(num_classes: usize, images: &ImageSet) -> Result<CnnConfig, TrainError> {
-    let config = CnnConfig::new(num_classes).with_image_size([images.rows, images.cols]);
+/// The network of shape `network` for `num_classes` classes on images the size of
+/// `images`', checked (sides from 2 to [`transfer_model::MAX_IMAGE_SIDE`], a kernel the images
+/// can take).
+pub fn network_config(
+    num_classes: usize,
+    images: &ImageSet,
+    network: &NetworkShape,
+) -> Result<CnnConfig, TrainError> {
+    network.validate()?;
+    let config = CnnConfig::new(num_classes)
+        .with_image_size([images.rows, images.cols])
+        .with_channels(network.channels)
+        .with_kernel_size(network.kernel_size)
+        .with_fc_width(network.fc_width);
     config.validate()?;
     Ok(config)
 }

@@ -51,7 +51,7 @@ pub fn pretrain_stack(
         return Ok(Vec::new());
     }
     check_sets(&source.train, &source.test)?;
-    let config = network_config(source.num_classes(), &source.train)?;
+    let config = network_config(source.num_classes(), &source.train, &settings.network)?;
     let job = StackJob {
         networks: seeds
             .iter()
@@ -102,7 +102,7 @@ pub fn run_protocol_stack(
     if let [run] = runs {
         return Ok(vec![run_protocol(device, run, observer)?]);
     }
-    let config = network_config(first.num_classes, first.train)?;
+    let config = network_config(first.num_classes, first.train, &first.settings.network)?;
     let mut networks = Vec::with_capacity(runs.len());
     for run in runs {
         check_sets(run.train, run.test)?;

@@ -30,7 +30,8 @@ pub fn pretrain(
 ) -> Result<TrainOutcome, TrainError> {
     check_sets(&source.train, &source.test)?;
     let model =
-        network_config(source.num_classes(), &source.train)?.init(&device.clone().autodiff(), seed);
+        network_config(source.num_classes(), &source.train, &settings.network)?
+            .init(&device.clone().autodiff(), seed);
     let optimisation = Optimisation::without_dropout(learning_rate);
     let sets = (&source.train, &source.test);
     train_model(device, model, sets, settings, optimisation, seed, observer)
@@ -50,7 +51,7 @@ pub fn run_protocol(
     protocol.validate()?;
     check_sets(input.train, input.test)?;
     let ad = device.clone().autodiff();
-    let config = network_config(input.num_classes, input.train)?;
+    let config = network_config(input.num_classes, input.train, &input.settings.network)?;
     let backbone = match protocol.backbone {
         BackboneStart::Fresh => config.init_backbone(&ad, input.seed),
         BackboneStart::Pretrained => input

@@ -35,6 +35,7 @@ fn provenance(settings: &TrainingSettings) -> Provenance {
         dataset: settings.dataset.clone(),
         date: "2026-11-30T12:00:00Z".into(),
         command: "study --preset paper".into(),
+        trained_in: None,
     }
 }
 

@@ -8,12 +8,13 @@ use burn::prelude::*;
 use transfer_data::{ImageSet, Task};
 use transfer_model::{Backbone, CnnConfig, CnnStack};
 use transfer_protocols::{EvalSet, LoopSettings, RunInput, Silent, run_protocol_stack};
-use transfer_records::{Protocol, TrainingSettings};
+use transfer_records::{NetworkShape, Protocol, TrainingSettings};
 
 use crate::error::Result;
 use crate::workspace::{Compute, pretrain_loop, run_loop};
 
-/// Seconds per training step (batch 100) of one run of `protocol`, trained in stacks of
+/// Seconds per training step (batch 100) of one run of `protocol` on a network of shape
+/// `network` (a fresh backbone standing in for a pretrained one), trained in stacks of
 /// `stack` runs (1: alone) computed as `compute` says, from the difference between runs of `warmup` and
 /// `warmup + steps` iterations, which cancels set-up and evaluation. A frozen protocol's
 /// steps are ~40 times cheaper than its set-up (the feature pass), so it is timed over 25
@@ -22,7 +23,7 @@ pub fn seconds_per_step(
     device: &Device,
     target: &Task,
     protocol: &Protocol,
-    pretrained: &Backbone,
+    network: &NetworkShape,
     steps: u32,
     stack: usize,
     compute: Compute,
@@ -30,8 +31,12 @@ pub fn seconds_per_step(
     let train = first(&target.train, 500);
     let test = first(&target.test, 100);
     let stack = stack.max(1);
+    let pretrained = &stand_in_backbone(device, network)?;
     let time = |iterations: u32| -> Result<f64> {
-        let settings = compute.apply(LoopSettings::new(iterations, iterations));
+        let settings = compute.apply(LoopSettings {
+            network: *network,
+            ..LoopSettings::new(iterations, iterations)
+        });
         let runs: Vec<RunInput> = (1..=stack as u64)
             .map(|seed| RunInput {
                 protocol,
@@ -59,7 +64,8 @@ pub fn seconds_per_step(
     Ok(((long - short) / f64::from(steps)).max(1e-6))
 }
 
-/// Seconds per image and network of scoring the whole target test set with fresh networks,
+/// Seconds per image and network of scoring the whole target test set with fresh networks of
+/// shape `network`,
 /// `stack` of them at once (1: one network alone), computed as `compute` says; the set is uploaded once, as in training.
 pub fn seconds_per_eval_image(
     device: &Device,
@@ -68,8 +74,9 @@ pub fn seconds_per_eval_image(
     repeats: u32,
     stack: usize,
     compute: Compute,
+    network: &NetworkShape,
 ) -> Result<f64> {
-    let config = transfer_protocols::network_config(target.num_classes(), &target.test)?;
+    let config = transfer_protocols::network_config(target.num_classes(), &target.test, network)?;
     let eval =
         EvalSet::new(&target.test, device, chunk).with_max_buffer_bytes(compute.max_buffer_bytes);
     let networks: Vec<_> = (1..=stack.max(1) as u64)
@@ -96,9 +103,13 @@ pub fn seconds_per_eval_image(
     Ok(start.elapsed().as_secs_f64() / images)
 }
 
-/// A fresh backbone standing in for a pretrained one in timings.
-pub fn stand_in_backbone(device: &Device) -> Backbone {
-    CnnConfig::new(6).init_backbone(device, 1)
+/// A fresh backbone of shape `network` standing in for a pretrained one in timings.
+pub fn stand_in_backbone(device: &Device, network: &NetworkShape) -> Result<Backbone> {
+    network.validate()?;
+    Ok(CnnConfig::new(6)
+        .with_channels(network.channels)
+        .with_kernel_size(network.kernel_size)
+        .init_backbone(device, 1))
 }
 
 fn first(set: &ImageSet, n: usize) -> ImageSet {

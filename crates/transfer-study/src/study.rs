@@ -12,7 +12,7 @@ use transfer_records::{BackboneStart, PretrainRecord, Protocol, RunRecord, SetAs
 use transfer_report::{ReportContext, StudyResults, write_report};
 
 use crate::cost::{
-    Costs, Sizes, seconds_per_eval_image, seconds_per_step, stand_in_backbone, study_seconds,
+    Costs, Sizes, seconds_per_eval_image, seconds_per_step, study_seconds,
 };
 use crate::error::{Result, StudyError};
 use crate::plan::{PlannedRun, Shard, plan, stack_label, stacks};
@@ -348,15 +348,16 @@ fn estimate(
     pretrainings: usize,
     stack: usize,
 ) -> Result<Estimate> {
-    let stand_in = stand_in_backbone(&ws.device);
+    let network = &ws.settings().network;
     let step = |name: &str| -> Result<f64> {
         let protocol = Protocol::resolve(name, &[])?;
         seconds_per_step(
-            &ws.device, &ws.target, &protocol, &stand_in, 3, stack, ws.compute,
+            &ws.device, &ws.target, &protocol, network, 3, stack, ws.compute,
         )
     };
     let (full, frozen) = (step("raw")?, step("frozen")?);
-    let eval_image = seconds_per_eval_image(&ws.device, &ws.target, 100, 1, stack, ws.compute)?;
+    let eval_image =
+        seconds_per_eval_image(&ws.device, &ws.target, 100, 1, stack, ws.compute, network)?;
     let costs = Costs {
         step: full,
         frozen_step: frozen,

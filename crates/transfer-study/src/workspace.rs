@@ -5,7 +5,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 use transfer_data::{Dataset, SubsetSpec, Task, select_subset, subset_size};
-use transfer_model::{Backbone, CnnConfig, StackedConv};
+use transfer_model::{Backbone, StackedConv};
 use transfer_protocols::{
     DEFAULT_MAX_BUFFER_BYTES, LoopSettings, Observer, RunInput, network_config, pretrain_stack,
     run_protocol_stack,
@@ -20,19 +20,23 @@ use crate::backend::BackendDevice;
 use crate::error::{Result, StudyError};
 
 /// Loop settings of a pretraining: evaluated on the source test set at most five times,
-/// and never more often than the target runs are.
+/// and never more often than the target runs are
+/// ([`TrainingSettings::pretrain_eval_every`]).
 pub fn pretrain_loop(s: &TrainingSettings) -> LoopSettings {
-    let every = s.eval_every.max(s.pretrain_iterations.div_ceil(5));
-    let mut settings = LoopSettings::new(s.pretrain_iterations, every);
-    settings.batch_size = s.batch_size;
-    settings
+    LoopSettings {
+        batch_size: s.batch_size,
+        network: s.network,
+        ..LoopSettings::new(s.pretrain_iterations, s.pretrain_eval_every())
+    }
 }
 
 /// Loop settings of a target-task run.
 pub fn run_loop(s: &TrainingSettings) -> LoopSettings {
-    let mut settings = LoopSettings::new(s.iterations, s.eval_every);
-    settings.batch_size = s.batch_size;
-    settings
+    LoopSettings {
+        batch_size: s.batch_size,
+        network: s.network,
+        ..LoopSettings::new(s.iterations, s.eval_every)
+    }
 }
 
 /// `settings` for runs on `dataset` and `backend`: their dataset identity and backend name
@@ -134,7 +138,8 @@ impl Workspace {
                 dataset.files()[0]
             ))
         };
-        network_config(source.num_classes(), &source.train).map_err(|e| refuse(e.to_string()))?;
+        network_config(source.num_classes(), &source.train, &settings.network)
+            .map_err(|e| refuse(e.to_string()))?;
         if source.train.len() < settings.batch_size {
             return Err(refuse(format!(
                 "the source task (classes {:?}) has {} training images, fewer than one batch of {}",
@@ -159,6 +164,7 @@ impl Workspace {
             dataset: settings.dataset.clone(),
             date: String::new(),
             command: String::new(),
+            trained_in: None,
         };
         let BackendDevice { device, info } = backend;
         Ok(Workspace {
@@ -237,7 +243,11 @@ impl Workspace {
         repetitions: &[u32],
         observer: &mut dyn Observer,
     ) -> Result<Vec<(Backbone, Finished<PretrainRecord>)>> {
-        let config = CnnConfig::new(self.source.num_classes());
+        let config = network_config(
+            self.source.num_classes(),
+            &self.source.train,
+            &self.settings().network,
+        )?;
         // Held until the missing ones are stored (repetitions ascending: no deadlock).
         let mut sorted = repetitions.to_vec();
         sorted.sort_unstable();
