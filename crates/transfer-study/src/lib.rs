@@ -6,6 +6,7 @@ pub mod cost;
 mod error;
 pub mod plan;
 mod study;
+pub mod sweep;
 mod workspace;
 
 pub use backend::BackendDevice;
@@ -15,5 +16,6 @@ pub use plan::{PlannedRun, Shard, plan, stack_label, stacks};
 pub use study::{
     Estimate, Execution, Outcome, PlanSummary, Quiet, StudyEvents, report_context, run_study,
 };
+pub use sweep::{Axis, AxisValue, Setting, Sweep, SweepPoint};
 pub use transfer_records::StudyConfig;
 pub use workspace::{Compute, Finished, Workspace, bind_settings, pretrain_loop, run_loop};
