@@ -29,9 +29,8 @@ pub fn pretrain(
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, TrainError> {
     check_sets(&source.train, &source.test)?;
-    let model =
-        network_config(source.num_classes(), &source.train, &settings.network)?
-            .init(&device.clone().autodiff(), seed);
+    let model = network_config(source.num_classes(), &source.train, &settings.network)?
+        .init(&device.clone().autodiff(), seed);
     let optimisation = Optimisation::without_dropout(learning_rate);
     let sets = (&source.train, &source.test);
     train_model(device, model, sets, settings, optimisation, seed, observer)

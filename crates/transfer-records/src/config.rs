@@ -106,10 +106,7 @@ impl NetworkShape {
             ("fc-width", self.fc_width),
         ] {
             if width == 0 || width > Self::MAX_WIDTH {
-                return bad(format!(
-                    "{name} {width} is outside 1..={}",
-                    Self::MAX_WIDTH
-                ));
+                return bad(format!("{name} {width} is outside 1..={}", Self::MAX_WIDTH));
             }
         }
         if self.kernel_size.is_multiple_of(2) {
@@ -160,8 +157,7 @@ impl TrainingSettings {
     /// How often a pretraining scores the source test set: at most five times, and never more
     /// often than the target runs are scored.
     pub fn pretrain_eval_every(&self) -> u32 {
-        self.eval_every
-            .max(self.pretrain_iterations.div_ceil(5))
+        self.eval_every.max(self.pretrain_iterations.div_ceil(5))
     }
 
     /// A key equal for two settings exactly when they give a record of `kind` the same numbers
@@ -174,9 +170,11 @@ impl TrainingSettings {
         let mut value = serde_json::to_value(self).unwrap_or_default();
         if let Some(fields) = value.as_object_mut() {
             let unread: &[&str] = match kind {
-                RecordKind::Run(protocol) if !protocol.needs_pretraining() => {
-                    &["pretrain_iterations", "pretrain_learning_rate", "source_classes"]
-                }
+                RecordKind::Run(protocol) if !protocol.needs_pretraining() => &[
+                    "pretrain_iterations",
+                    "pretrain_learning_rate",
+                    "source_classes",
+                ],
                 RecordKind::Run(_) => &[],
                 RecordKind::Pretraining => {
                     &["iterations", "eval_every", "subset", "target_classes"]

@@ -431,7 +431,8 @@ impl ResultsDir {
         copy.settings_hash = self.hash.clone();
         copy.provenance.trained_in = Some(trained_in(from, &record.provenance));
         self.write_pretrain(&copy)?;
-        self.read_pretrain(&self.pretrain_path(repetition)).map(Some)
+        self.read_pretrain(&self.pretrain_path(repetition))
+            .map(Some)
     }
 
     /// Refuses to take records of `kind` from `from` unless its settings give them the same
@@ -859,7 +860,10 @@ mod tests {
         let adopted = to.adopt_run(&from, &written).unwrap();
         assert_eq!(adopted.settings_hash, to.settings_hash());
         assert_eq!(adopted.curve, written.curve);
-        assert_eq!(adopted.provenance.trained_in.as_deref(), Some(a.to_str().unwrap()));
+        assert_eq!(
+            adopted.provenance.trained_in.as_deref(),
+            Some(a.to_str().unwrap())
+        );
         assert_eq!(to.runs().unwrap(), vec![adopted.clone()]);
         // Copied on, it still names where it was trained.
         let mut same = small_settings();
@@ -900,7 +904,12 @@ mod tests {
             (|s| s.pretrain_learning_rate = 1e-4, true, false, false),
             (|s| s.source_classes = vec![0, 1, 2], true, false, false),
             (|s| s.iterations = 30, false, false, true),
-            (|s| s.subset = crate::SubsetRule::Stratified, false, false, true),
+            (
+                |s| s.subset = crate::SubsetRule::Stratified,
+                false,
+                false,
+                true,
+            ),
             (|s| s.target_classes = vec![6, 7], false, false, true),
             (|s| s.network.fc_width = 64, false, false, false),
             (|s| s.batch_size = 50, false, false, false),

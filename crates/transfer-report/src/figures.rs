@@ -30,7 +30,7 @@ pub(crate) const PALETTE: [RGBColor; 8] = [
     RGBColor(240, 228, 66),
 ];
 
-fn register_embedded_font() {
+pub(crate) fn register_embedded_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The bytes are a valid font shipped with the crate; registration only fails on an
@@ -40,7 +40,7 @@ fn register_embedded_font() {
 }
 
 /// Width of the legend column at a figure's right, outside every plot.
-const LEGEND_WIDTH: u32 = 250;
+pub(crate) const LEGEND_WIDTH: u32 = 250;
 
 /// What a figure plots.
 pub(crate) enum Plot<'a> {
@@ -78,7 +78,7 @@ pub(crate) struct Figure<'a> {
 
 /// The colour of `item` by its place in `items` (the study's protocols, or its proportions):
 /// the same in every figure, whatever else a figure leaves out.
-fn colour_of<T: PartialEq>(items: &[T], item: &T) -> RGBColor {
+pub(crate) fn colour_of<T: PartialEq>(items: &[T], item: &T) -> RGBColor {
     let place = items.iter().position(|x| x == item).unwrap_or(0);
     PALETTE[place % PALETTE.len()]
 }
@@ -99,23 +99,62 @@ fn with_diverged(analysis: &Analysis, curve: &MeanCurve, label: String) -> Strin
 /// protocol's gain over raw, one figure of curves per protocol and per proportion, and the
 /// pretraining's curves; each as SVG and PNG. Returns the files written.
 pub fn write_figures(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    register_embedded_font();
-    std::fs::create_dir_all(dir).map_err(|e| ReportError::io(dir, e))?;
     let mut written = Vec::new();
     for figure in &figures(analysis) {
-        let svg = dir.join(format!("{}.svg", figure.stem));
-        let mut text = String::new();
-        draw(
-            &SVGBackend::with_string(&mut text, figure.size()).into_drawing_area(),
-            figure,
-        )
-        .map_err(|e| ReportError::figure(&svg, e))?;
-        write_atomic(&svg, text.as_bytes()).map_err(|e| ReportError::io(&svg, e))?;
-        let png = dir.join(format!("{}.png", figure.stem));
-        write_png(&png, figure)?;
-        written.extend([svg, png]);
+        written.extend(write_drawing(dir, figure)?);
     }
     Ok(written)
+}
+
+/// Something drawn as a figure: its file stem, its size in pixels, and how it is drawn on
+/// any backend.
+pub(crate) trait Drawing {
+    /// The file name without extension.
+    fn stem(&self) -> &str;
+    /// Width and height in pixels.
+    fn size(&self) -> (u32, u32);
+    /// Draws it on `root`.
+    fn draw_on<DB: DrawingBackend>(&self, root: &Area<DB>) -> Result<(), String>
+    where
+        DB::ErrorType: 'static;
+}
+
+impl Drawing for Figure<'_> {
+    fn stem(&self) -> &str {
+        &self.stem
+    }
+
+    fn size(&self) -> (u32, u32) {
+        match self.plot {
+            Plot::Curves(_) => (1400, 560),
+            Plot::ByProportion { .. } => (1050, 620),
+        }
+    }
+
+    fn draw_on<DB: DrawingBackend>(&self, root: &Area<DB>) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(root, self)
+    }
+}
+
+/// Writes `drawing` into `dir` as `STEM.svg` and `STEM.png`, atomically; returns both paths.
+pub(crate) fn write_drawing(
+    dir: &Path,
+    drawing: &impl Drawing,
+) -> Result<Vec<PathBuf>, ReportError> {
+    register_embedded_font();
+    std::fs::create_dir_all(dir).map_err(|e| ReportError::io(dir, e))?;
+    let svg = dir.join(format!("{}.svg", drawing.stem()));
+    let mut text = String::new();
+    drawing
+        .draw_on(&SVGBackend::with_string(&mut text, drawing.size()).into_drawing_area())
+        .map_err(|e| ReportError::figure(&svg, e))?;
+    write_atomic(&svg, text.as_bytes()).map_err(|e| ReportError::io(&svg, e))?;
+    let png = dir.join(format!("{}.png", drawing.stem()));
+    write_png(&png, drawing)?;
+    Ok(vec![svg, png])
 }
 
 /// The study's figures, in the order they are written.
@@ -231,32 +270,21 @@ pub(crate) fn figures(analysis: &Analysis) -> Vec<Figure<'_>> {
     figures
 }
 
-impl Figure<'_> {
-    fn size(&self) -> (u32, u32) {
-        match self.plot {
-            Plot::Curves(_) => (1400, 560),
-            Plot::ByProportion { .. } => (1050, 620),
-        }
-    }
-}
-
 /// Draws `figure` as a PNG at `path`: into a new hidden file beside it (the encoder names
 /// the format by the extension), then renamed into place, so a link at `path` is replaced,
 /// never followed.
-fn write_png(path: &Path, figure: &Figure<'_>) -> Result<(), ReportError> {
+fn write_png(path: &Path, figure: &impl Drawing) -> Result<(), ReportError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let tmp = path.with_file_name(format!(
         ".{}.{}.{}.tmp.png",
-        figure.stem,
+        figure.stem(),
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let drawn = draw(
-        &BitMapBackend::new(&tmp, figure.size()).into_drawing_area(),
-        figure,
-    )
-    .map_err(|e| ReportError::figure(path, e))
-    .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| ReportError::io(path, e)));
+    let drawn = figure
+        .draw_on(&BitMapBackend::new(&tmp, figure.size()).into_drawing_area())
+        .map_err(|e| ReportError::figure(path, e))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| ReportError::io(path, e)));
     if drawn.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -267,7 +295,7 @@ fn write_png(path: &Path, figure: &Figure<'_>) -> Result<(), ReportError> {
 /// first tenth of training (early points are far lower and would flatten everything) to 1.
 /// The parts of a polyline whose y lies in `[low, high]`, cut where it crosses a bound
 /// (linear between points: callers pass coordinates in which the axes are linear).
-fn clip_polyline(points: &[(f64, f64)], low: f64, high: f64) -> Vec<Vec<(f64, f64)>> {
+pub(crate) fn clip_polyline(points: &[(f64, f64)], low: f64, high: f64) -> Vec<Vec<(f64, f64)>> {
     let inside = |y: f64| (low..=high).contains(&y);
     let cross = |a: (f64, f64), b: (f64, f64), y: f64| {
         let t = (y - a.1) / (b.1 - a.1);
@@ -340,10 +368,10 @@ fn clip_polygon(points: &[(f64, f64)], low: f64, high: f64) -> Vec<(f64, f64)> {
     polygon
 }
 
-type Area<DB> = DrawingArea<DB, plotters::coord::Shift>;
+pub(crate) type Area<DB> = DrawingArea<DB, plotters::coord::Shift>;
 
 /// A tick label: at most three significant digits, no trailing zeros (`0.005`, `0.7`, `100`).
-fn tick(value: &f64) -> String {
+pub(crate) fn tick(value: &f64) -> String {
     if *value == 0.0 || !value.is_finite() {
         return "0".into();
     }
@@ -398,7 +426,7 @@ where
 
 /// The legend, in its own column: a line (or a hollow square for published values) and a
 /// label per entry.
-fn draw_legend<DB: DrawingBackend>(
+pub(crate) fn draw_legend<DB: DrawingBackend>(
     area: &Area<DB>,
     entries: &[(String, RGBColor, bool)],
 ) -> Result<(), String>
@@ -427,7 +455,7 @@ where
 }
 
 /// A chart's grid, axes and their descriptions, with at most six readable ticks an axis.
-fn draw_mesh<DB, X, Y>(
+pub(crate) fn draw_mesh<DB, X, Y>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
     x_desc: &str,
     y_desc: &str,

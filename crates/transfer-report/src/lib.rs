@@ -7,6 +7,8 @@ mod markdown;
 pub mod power;
 pub mod robust;
 pub mod stats;
+mod sweep;
+mod sweep_figures;
 mod tables;
 mod tidy;
 
@@ -25,6 +27,10 @@ pub use analysis::{
 pub use figures::write_figures;
 pub use html::report_html;
 pub use markdown::{duration, report_md};
+pub use sweep::{
+    AxisEffect, AxisStep, PointSummary, SweepAnalysis, SweepAxis, SweepPointResults, SweepResults,
+    analyse_sweep, sweep_csv, sweep_csv_header, sweep_md, write_sweep_report,
+};
 pub use tables::{CSV_HEADER, ROBUST_CSV_HEADER, table_csv, table_md, table_robust_csv, table_tex};
 pub use tidy::{CURVES_HEADER, RUNS_HEADER, curves_csv, runs_csv};
 

@@ -7,6 +7,7 @@ mod error;
 pub mod plan;
 mod study;
 pub mod sweep;
+mod sweep_run;
 mod workspace;
 
 pub use backend::BackendDevice;
@@ -17,5 +18,10 @@ pub use study::{
     Estimate, Execution, Outcome, PlanSummary, Quiet, StudyEvents, report_context, run_study,
 };
 pub use sweep::{Axis, AxisValue, Setting, Sweep, SweepPoint};
+pub use sweep_run::{
+    PointWorkspace, SWEEP_FILE, SweepOutcome, SweepWorkspace, run_sweep, sweep_results,
+};
 pub use transfer_records::StudyConfig;
-pub use workspace::{Compute, Finished, Workspace, bind_settings, pretrain_loop, run_loop};
+pub use workspace::{
+    Compute, Finished, Workspace, bind_settings, feasible_tasks, pretrain_loop, run_loop,
+};

@@ -11,9 +11,7 @@ use transfer_protocols::{Observer, Silent};
 use transfer_records::{BackboneStart, PretrainRecord, Protocol, RunRecord, SetAside, StudyConfig};
 use transfer_report::{ReportContext, StudyResults, write_report};
 
-use crate::cost::{
-    Costs, Sizes, seconds_per_eval_image, seconds_per_step, study_seconds,
-};
+use crate::cost::{Costs, Sizes, seconds_per_eval_image, seconds_per_step, study_seconds};
 use crate::error::{Result, StudyError};
 use crate::plan::{PlannedRun, Shard, plan, stack_label, stacks};
 use crate::workspace::Workspace;
@@ -58,6 +56,11 @@ pub struct PlanSummary {
     pub stack: usize,
     /// The slice of the plan, if any.
     pub shard: Option<Shard>,
+    /// Studies the plan spans: 1, or a sweep's points.
+    pub points: usize,
+    /// Runs of a sweep's points that are another point's runs too (the settings they read
+    /// are the same there), trained once and copied: not counted in `runs`.
+    pub shared: usize,
 }
 
 impl PlanSummary {
@@ -103,10 +106,12 @@ pub trait StudyEvents: Sync {
     fn started(&self, _label: &str, _iterations: u32) -> Box<dyn Observer + '_> {
         Box::new(Silent)
     }
-    /// A repetition's backbone was pretrained and stored.
-    fn pretrained(&self, _record: &PretrainRecord) {}
-    /// A run was trained and stored: the `done`-th of `total` to train in this process.
-    fn finished(&self, _run: &PlannedRun, _record: &RunRecord, _done: usize, _total: usize) {}
+    /// A repetition's backbone was pretrained and stored (`label`: `pretrain rep 3`, in a
+    /// sweep with its point before it).
+    fn pretrained(&self, _label: &str, _record: &PretrainRecord) {}
+    /// A run (`label`: `frozen p=0.01 rep 3`, in a sweep with its point before it) was
+    /// trained and stored: the `done`-th of `total` to train in this process.
+    fn finished(&self, _label: &str, _record: &RunRecord, _done: usize, _total: usize) {}
     /// Every run of this process is trained and stored.
     fn trained(&self) {}
 }
@@ -155,6 +160,8 @@ pub fn run_study(
         pretrainings,
         stack: exec.stack,
         shard: exec.shard,
+        points: 1,
+        shared: 0,
     });
     if !todo.is_empty() && exec.estimate {
         let todo: Vec<&PlannedRun> = todo.iter().flatten().collect();
@@ -186,7 +193,7 @@ pub fn run_study(
         for (run, finished) in stack.iter().zip(records) {
             if !finished.reused {
                 let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                events.finished(run, &finished.record, n, todo_runs);
+                events.finished(&run.label(), &finished.record, n, todo_runs);
             }
         }
         Ok(())
@@ -258,7 +265,11 @@ fn unfinished(ws: &Workspace, stacks: &[Vec<PlannedRun>]) -> Result<(Vec<Vec<Pla
 
 /// The pretrainings the unfinished stacks need, stacked like runs: repetitions in blocks of
 /// `stack`, whole blocks.
-fn pretrain_stacks(todo: &[Vec<PlannedRun>], stack: usize, repetitions: u32) -> Vec<Vec<u32>> {
+pub(crate) fn pretrain_stacks(
+    todo: &[Vec<PlannedRun>],
+    stack: usize,
+    repetitions: u32,
+) -> Vec<Vec<u32>> {
     let block = stack.max(1) as u32;
     let mut blocks: Vec<u32> = todo
         .iter()
@@ -294,7 +305,7 @@ fn pretrain(
         drop(observer);
         for (rep, (backbone, finished)) in reps.iter().zip(pretrained) {
             if !finished.reused {
-                events.pretrained(&finished.record);
+                events.pretrained(&format!("pretrain rep {rep}"), &finished.record);
             }
             backbones
                 .lock()
@@ -308,7 +319,7 @@ fn pretrain(
 
 /// Runs `work` over `items` on `jobs` threads, stopping at the first error (runs already
 /// in flight finish and are stored; nothing computed is lost).
-fn parallel<T: Sync>(
+pub(crate) fn parallel<T: Sync>(
     items: &[T],
     jobs: usize,
     work: impl Fn(&T) -> Result<()> + Sync,
@@ -340,14 +351,9 @@ fn parallel<T: Sync>(
     }
 }
 
-/// Measures a few steps on the workspace's device and estimates the time one job needs for
-/// `todo` and `pretrainings`.
-fn estimate(
-    ws: &Workspace,
-    todo: &[&PlannedRun],
-    pretrainings: usize,
-    stack: usize,
-) -> Result<Estimate> {
+/// Measures a few steps on the workspace's device: the costs of its runs, stacked `stack`
+/// at a time.
+pub(crate) fn measure_costs(ws: &Workspace, stack: usize) -> Result<Costs> {
     let network = &ws.settings().network;
     let step = |name: &str| -> Result<f64> {
         let protocol = Protocol::resolve(name, &[])?;
@@ -358,12 +364,22 @@ fn estimate(
     let (full, frozen) = (step("raw")?, step("frozen")?);
     let eval_image =
         seconds_per_eval_image(&ws.device, &ws.target, 100, 1, stack, ws.compute, network)?;
-    let costs = Costs {
+    Ok(Costs {
         step: full,
         frozen_step: frozen,
         eval_image,
         frozen_reuses_features: true,
-    };
+    })
+}
+
+/// The time one job needs for `todo` and `pretrainings` of the workspace's settings at
+/// `costs`.
+pub(crate) fn estimate_with(
+    costs: Costs,
+    ws: &Workspace,
+    todo: &[&PlannedRun],
+    pretrainings: usize,
+) -> Estimate {
     let seconds = study_seconds(
         costs,
         Sizes::of(&ws.source, &ws.target),
@@ -372,10 +388,26 @@ fn estimate(
         todo.iter()
             .map(|r| (r.protocol.freeze_backbone, r.proportion)),
     );
-    Ok(Estimate {
+    Estimate {
         seconds,
-        step: full,
-        frozen_step: frozen,
-        eval_images_per_s: 1.0 / eval_image,
-    })
+        step: costs.step,
+        frozen_step: costs.frozen_step,
+        eval_images_per_s: 1.0 / costs.eval_image,
+    }
+}
+
+/// Measures a few steps on the workspace's device and estimates the time one job needs for
+/// `todo` and `pretrainings`.
+fn estimate(
+    ws: &Workspace,
+    todo: &[&PlannedRun],
+    pretrainings: usize,
+    stack: usize,
+) -> Result<Estimate> {
+    Ok(estimate_with(
+        measure_costs(ws, stack)?,
+        ws,
+        todo,
+        pretrainings,
+    ))
 }

@@ -6,11 +6,13 @@
 //! (`pretrain-iters=300`, `channels=16,fc-width=64`).
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use transfer_data::SubsetRule;
 use transfer_records::StudyConfig;
+use transfer_report::{StudyResults, SweepAxis, SweepPointResults, SweepResults};
 
 use crate::error::{Result, StudyError};
 
@@ -236,12 +238,8 @@ impl Setting {
 
 /// A count that fits the setting's type.
 fn count<T: TryFrom<u64>>(setting: &Setting, value: u64) -> Result<T> {
-    T::try_from(value).map_err(|_| {
-        StudyError::Config(format!(
-            "--axis {}: {value} is too large",
-            setting.name()
-        ))
-    })
+    T::try_from(value)
+        .map_err(|_| StudyError::Config(format!("--axis {}: {value} is too large", setting.name())))
 }
 
 impl fmt::Display for Setting {
@@ -329,9 +327,9 @@ impl Axis {
     pub fn spans_decades(&self) -> bool {
         let numbers: Option<Vec<f64>> = self.values.iter().map(AxisValue::number).collect();
         numbers.is_some_and(|n| {
-            let (lo, hi) = n
-                .iter()
-                .fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            let (lo, hi) = n.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
             lo > 0.0 && hi / lo >= 30.0
         })
     }
@@ -410,6 +408,8 @@ impl TryFrom<SweepFields> for Sweep {
 /// One point of a sweep's grid.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepPoint {
+    /// The index of its value on each axis.
+    pub at: Vec<usize>,
     /// Each axis's value at this point, in the axes' order.
     pub values: Vec<AxisValue>,
     /// Its directory's name: `NAME=V` for each axis, joined by commas.
@@ -500,11 +500,56 @@ impl Sweep {
             .validate()
             .map_err(|e| StudyError::Config(format!("sweep point {name}: {e}")))?;
         Ok(SweepPoint {
+            at: picks.to_vec(),
             values,
             name,
             config,
         })
     }
+}
+
+/// The report's view of `sweep` run into `root`: its axes and each point's results (`None`
+/// for a point whose directory does not exist yet).
+pub(crate) fn results(sweep: &Sweep, root: &Path) -> Result<SweepResults> {
+    let axes = sweep
+        .axes
+        .iter()
+        .map(|axis| SweepAxis {
+            name: axis.setting.name(),
+            labels: axis.values.iter().map(ToString::to_string).collect(),
+            values: axis.values.iter().map(AxisValue::number).collect(),
+            log_scale: axis.spans_decades(),
+        })
+        .collect();
+    let points = sweep
+        .points()
+        .into_iter()
+        .map(|point| {
+            let dir = root.join(&point.name);
+            let results = if dir.join("settings.json").exists() {
+                Some(StudyResults::read(&dir)?)
+            } else {
+                None
+            };
+            Ok(SweepPointResults {
+                name: point.name,
+                at: point.at,
+                results,
+                planned_runs: point.config.num_runs(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(SweepResults {
+        axes,
+        points,
+        protocols: sweep
+            .base
+            .protocols
+            .iter()
+            .map(|p| p.name.clone())
+            .collect(),
+        proportions: sweep.base.proportions.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -513,7 +558,10 @@ mod tests {
     use crate::Preset;
 
     fn sweep(axes: &[&str]) -> Result<Sweep> {
-        let axes = axes.iter().map(|a| a.parse()).collect::<Result<Vec<Axis>>>()?;
+        let axes = axes
+            .iter()
+            .map(|a| a.parse())
+            .collect::<Result<Vec<Axis>>>()?;
         Sweep::new(Preset::Smoke.config(), axes)
     }
 
@@ -580,15 +628,24 @@ mod tests {
             (&["iters"], "expected NAME=V1,V2"),
             (&["iters=10,10"], "10 is listed twice"),
             (&["iters=10", "iters=20"], "two axes"),
-            (&["finetune-dropout.dropout=0.5"], "not in the study (raw, frozen"),
+            (
+                &["finetune-dropout.dropout=0.5"],
+                "not in the study (raw, frozen",
+            ),
             (&["finetune.momentum=0.9"], "PROTOCOL.learning-rate or"),
             (&["dropout.dropout=1.5"], "sweep point dropout.dropout=1.5"),
             (&["kernel-size=4"], "kernel-size 4 is even"),
             (&["channels=0"], "conv1 channels 0"),
-            (&["source-classes=0,1"], "each task needs at least two classes"),
+            (
+                &["source-classes=0,1"],
+                "each task needs at least two classes",
+            ),
             (&["source-classes=0a"], "a set of digits"),
             (&["pretrain-learning-rate=inf"], "not a number such as"),
-            (&["iters=0"], "iters (training iterations per run) must be at least 1"),
+            (
+                &["iters=0"],
+                "iters (training iterations per run) must be at least 1",
+            ),
         ] {
             let err = sweep(axes).unwrap_err().to_string();
             assert!(err.contains(expected), "{axes:?}: {err}");

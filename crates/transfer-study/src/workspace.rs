@@ -53,6 +53,51 @@ pub fn bind_settings(
     }
 }
 
+/// The source and target tasks of `settings` on `dataset`, once runs at `proportions` are
+/// known to be trainable there: the images fit the network, the source task and every
+/// subset hold a batch. What [`Workspace::new`] checks before it creates or touches the
+/// results directory.
+pub fn feasible_tasks(
+    dataset: &Dataset,
+    settings: &TrainingSettings,
+    proportions: &[f64],
+) -> Result<(Task, Task)> {
+    let (source, target) =
+        dataset.transfer_tasks(&settings.source_classes, &settings.target_classes)?;
+    let refuse = |what: String| {
+        StudyError::Infeasible(format!(
+            "dataset {} ({}): {what}",
+            dataset.name(),
+            dataset.files()[0]
+        ))
+    };
+    network_config(source.num_classes(), &source.train, &settings.network)
+        .map_err(|e| refuse(e.to_string()))?;
+    if source.train.len() < settings.batch_size {
+        return Err(refuse(format!(
+            "the source task (classes {:?}) has {} training images, fewer than one batch of {}",
+            settings.source_classes,
+            source.train.len(),
+            settings.batch_size
+        )));
+    }
+    for &proportion in proportions {
+        subset_size(
+            settings.subset,
+            target.train.len(),
+            proportion,
+            settings.batch_size,
+        )
+        .map_err(|e| {
+            StudyError::Infeasible(format!(
+                "the target task (classes {:?}) cannot be trained at proportion {proportion}: {e}",
+                settings.target_classes
+            ))
+        })?;
+    }
+    Ok((source, target))
+}
+
 /// One results directory, the data and the device: everything a run needs.
 pub struct Workspace {
     /// The device runs train on.
@@ -129,34 +174,7 @@ impl Workspace {
         proportions: &[f64],
     ) -> Result<Workspace> {
         let settings = &bind_settings(settings, dataset, &backend);
-        let (source, target) =
-            dataset.transfer_tasks(&settings.source_classes, &settings.target_classes)?;
-        let refuse = |what: String| {
-            StudyError::Infeasible(format!(
-                "dataset {} ({}): {what}",
-                dataset.name(),
-                dataset.files()[0]
-            ))
-        };
-        network_config(source.num_classes(), &source.train, &settings.network)
-            .map_err(|e| refuse(e.to_string()))?;
-        if source.train.len() < settings.batch_size {
-            return Err(refuse(format!(
-                "the source task (classes {:?}) has {} training images, fewer than one batch of {}",
-                settings.source_classes,
-                source.train.len(),
-                settings.batch_size
-            )));
-        }
-        for &proportion in proportions {
-            subset_size(settings.subset, target.train.len(), proportion, settings.batch_size)
-                .map_err(|e| {
-                    StudyError::Infeasible(format!(
-                        "the target task (classes {:?}) cannot be trained at proportion {proportion}: {e}",
-                        settings.target_classes
-                    ))
-                })?;
-        }
+        let (source, target) = feasible_tasks(dataset, settings, proportions)?;
         let store = ResultsDir::create(out, settings)?;
         let provenance = Provenance {
             program: format!("mnist-transfer {}", env!("CARGO_PKG_VERSION")),

@@ -48,11 +48,11 @@ impl StudyEvents for Log {
     fn planned(&self, plan: &PlanSummary) {
         self.plans.lock().unwrap().push(plan.clone());
     }
-    fn pretrained(&self, record: &PretrainRecord) {
+    fn pretrained(&self, _label: &str, record: &PretrainRecord) {
         self.pretrained.lock().unwrap().push(record.repetition);
     }
-    fn finished(&self, run: &PlannedRun, _record: &RunRecord, _done: usize, _total: usize) {
-        self.runs.lock().unwrap().push(run.label());
+    fn finished(&self, label: &str, _record: &RunRecord, _done: usize, _total: usize) {
+        self.runs.lock().unwrap().push(label.to_owned());
     }
 }
 

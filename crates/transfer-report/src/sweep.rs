@@ -1,0 +1,587 @@
+//! A sweep's report: every point's cells side by side, each axis's effect tested between
+//! neighbouring values, `sweep.csv`, `sweep.md`, `sweep.json` and the sweep's figures.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use transfer_records::{RunRecord, write_atomic};
+
+use crate::analysis::{Analysis, Cell, Gain};
+use crate::stats::{Difference, holm, paired, unpaired};
+use crate::tidy::{RUNS_HEADER, runs_csv};
+use crate::{ReportContext, ReportError, StudyResults, sweep_figures};
+
+/// One axis of a sweep, as its report shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepAxis {
+    /// The setting's name (`pretrain-iters`, `finetune.learning-rate`).
+    pub name: String,
+    /// Its values as written in the points' names, in the axis's order.
+    pub labels: Vec<String>,
+    /// The values as numbers, where every one is.
+    pub values: Option<Vec<f64>>,
+    /// Whether its figures use a log scale (numbers spanning decades).
+    pub log_scale: bool,
+}
+
+/// One point of a sweep and its results.
+#[derive(Debug, Clone)]
+pub struct SweepPointResults {
+    /// Its directory's name.
+    pub name: String,
+    /// The index of its value on each axis.
+    pub at: Vec<usize>,
+    /// What its directory holds (`None`: no results directory yet).
+    pub results: Option<StudyResults>,
+    /// The runs its study plans.
+    pub planned_runs: usize,
+}
+
+/// A sweep's axes and every point's results: what its report is made from.
+#[derive(Debug, Clone)]
+pub struct SweepResults {
+    /// The axes, in order.
+    pub axes: Vec<SweepAxis>,
+    /// The points, the first axis varying slowest.
+    pub points: Vec<SweepPointResults>,
+    /// The protocols of the sweep's study, in table order.
+    pub protocols: Vec<String>,
+    /// Its proportions.
+    pub proportions: Vec<f64>,
+}
+
+/// A point's numbers in the sweep's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PointSummary {
+    /// Its directory's name.
+    pub name: String,
+    /// Its value on each axis, as written.
+    pub values: Vec<String>,
+    /// Runs its records hold.
+    pub runs: usize,
+    /// Runs its study plans.
+    pub planned_runs: usize,
+    /// Repetitions its study plans in every cell (absent without its configuration).
+    pub planned_repetitions: Option<u32>,
+    /// Its cells (protocol-major), as its own report gives them.
+    pub cells: Vec<Cell>,
+    /// Each protocol's gain over raw there.
+    pub gains: Vec<Gain>,
+}
+
+/// The change of one protocol's final accuracy at one proportion between two neighbouring
+/// values of an axis, the other axes held where `context` says.
+#[derive(Debug, Clone, Serialize)]
+pub struct AxisStep {
+    /// The protocol.
+    pub protocol: String,
+    /// The proportion.
+    pub proportion: f64,
+    /// The other axes' values (`NAME=V`, joined by commas; empty for a one-axis sweep).
+    pub context: String,
+    /// The axis's value compared from.
+    pub from: String,
+    /// The next value.
+    pub to: String,
+    /// Repetitions compared (pairs where paired).
+    pub n: usize,
+    /// Whether the runs are paired by design (same repetitions, same seeds).
+    pub paired: bool,
+    /// Whether both values hold the very same runs (the setting is not read by them): no test.
+    pub same_runs: bool,
+    /// Mean final accuracy at `to` minus at `from` (paired: the mean of the differences).
+    pub difference: Option<f64>,
+    /// Its 95% interval (paired, or Welch's).
+    pub ci95_low: Option<f64>,
+    /// Upper end.
+    pub ci95_high: Option<f64>,
+    /// Two-sided p-value of the difference, before correction.
+    pub p: Option<f64>,
+    /// Holm-adjusted over the axis's tested steps.
+    pub p_holm: Option<f64>,
+}
+
+/// One axis's effect: every step between neighbouring values, Holm-corrected together.
+#[derive(Debug, Clone, Serialize)]
+pub struct AxisEffect {
+    /// The axis.
+    pub axis: String,
+    /// Its steps, by context, protocol, proportion and value.
+    pub steps: Vec<AxisStep>,
+}
+
+/// Everything the sweep's report states.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepAnalysis {
+    /// The axes.
+    pub axes: Vec<SweepAxis>,
+    /// The protocols, in table order.
+    pub protocols: Vec<String>,
+    /// The proportions.
+    pub proportions: Vec<f64>,
+    /// Every point, in the grid's order.
+    pub points: Vec<PointSummary>,
+    /// Each axis's effect.
+    pub effects: Vec<AxisEffect>,
+    /// Runs the records of all points hold, and that their studies plan.
+    pub runs: usize,
+    /// Planned runs of all points.
+    pub planned_runs: usize,
+    /// Whether every point holds every planned run.
+    pub complete: bool,
+    /// Whether every point poses the published task (its values are the reference lines).
+    pub published: bool,
+}
+
+impl SweepAnalysis {
+    /// The cell of `protocol` at `proportion` in point `p`.
+    pub fn cell(&self, p: usize, protocol: &str, proportion: f64) -> Option<&Cell> {
+        self.points[p]
+            .cells
+            .iter()
+            .find(|c| c.protocol == protocol && c.proportion == proportion)
+    }
+
+    /// The gain of `protocol` over raw at `proportion` in point `p`.
+    pub fn gain(&self, p: usize, protocol: &str, proportion: f64) -> Option<&Gain> {
+        self.points[p]
+            .gains
+            .iter()
+            .find(|g| g.protocol == protocol && g.proportion == proportion)
+    }
+
+    /// The index of the point at `at` on every axis.
+    pub fn point_at(&self, at: &[usize]) -> Option<usize> {
+        let mut index = 0;
+        for (axis, &i) in self.axes.iter().zip(at) {
+            if i >= axis.labels.len() {
+                return None;
+            }
+            index = index * axis.labels.len() + i;
+        }
+        (index < self.points.len()).then_some(index)
+    }
+
+    /// Every combination of the other axes' values than `axis`, as value indices with
+    /// `axis`'s left at 0, and its `NAME=V` description.
+    pub fn contexts(&self, axis: usize) -> Vec<(Vec<usize>, String)> {
+        let mut contexts = vec![(vec![0; self.axes.len()], Vec::new())];
+        for (k, a) in self.axes.iter().enumerate() {
+            if k == axis {
+                continue;
+            }
+            contexts = contexts
+                .into_iter()
+                .flat_map(|(at, words): (Vec<usize>, Vec<String>)| {
+                    (0..a.labels.len()).map(move |i| {
+                        let mut at = at.clone();
+                        at[k] = i;
+                        let mut words = words.clone();
+                        words.push(format!("{}={}", a.name, a.labels[i]));
+                        (at, words)
+                    })
+                })
+                .collect();
+        }
+        contexts
+            .into_iter()
+            .map(|(at, words)| (at, words.join(",")))
+            .collect()
+    }
+}
+
+/// The runs of a point that did not diverge, by repetition: (repetition, seed, final).
+fn finals(runs: &[RunRecord], protocol: &str, proportion: f64) -> Vec<(u32, u64, f64)> {
+    let mut out: Vec<(u32, u64, f64)> = runs
+        .iter()
+        .filter(|r| r.protocol.name == protocol && r.proportion == proportion)
+        .filter(|r| r.diverged_at.is_none())
+        .map(|r| (r.repetition, r.seed, r.final_accuracy))
+        .collect();
+    out.sort_by_key(|r| r.0);
+    out
+}
+
+/// The step from `a` to `b`: paired over the repetitions both hold when every such pair has
+/// the same seed, Welch's otherwise; no test when the runs are the same.
+fn step(a: &[(u32, u64, f64)], b: &[(u32, u64, f64)]) -> (usize, bool, bool, Option<Difference>) {
+    let pairs: Vec<(&(u32, u64, f64), &(u32, u64, f64))> = a
+        .iter()
+        .filter_map(|x| b.iter().find(|y| y.0 == x.0).map(|y| (x, y)))
+        .collect();
+    let is_paired = !pairs.is_empty()
+        && pairs.len() == a.len().min(b.len())
+        && pairs.iter().all(|(x, y)| x.1 == y.1);
+    if is_paired {
+        let same = a.len() == b.len() && pairs.iter().all(|(x, y)| x.2.to_bits() == y.2.to_bits());
+        let (from, to): (Vec<f64>, Vec<f64>) = pairs.iter().map(|(x, y)| (x.2, y.2)).unzip();
+        let test = if same { None } else { paired(&to, &from) };
+        return (pairs.len(), true, same, test);
+    }
+    let from: Vec<f64> = a.iter().map(|x| x.2).collect();
+    let to: Vec<f64> = b.iter().map(|x| x.2).collect();
+    (from.len().min(to.len()), false, false, unpaired(&to, &from))
+}
+
+/// Analyses a sweep: each point's own analysis, then each axis's steps.
+pub fn analyse_sweep(results: &SweepResults) -> SweepAnalysis {
+    let analyses: Vec<Option<Analysis>> = results
+        .points
+        .iter()
+        .map(|p| p.results.as_ref().map(StudyResults::analysis))
+        .collect();
+    let points: Vec<PointSummary> = results
+        .points
+        .iter()
+        .zip(&analyses)
+        .map(|(p, analysis)| PointSummary {
+            name: p.name.clone(),
+            values: p
+                .at
+                .iter()
+                .zip(&results.axes)
+                .map(|(&i, a)| a.labels[i].clone())
+                .collect(),
+            runs: p.results.as_ref().map_or(0, |r| r.runs.len()),
+            planned_runs: p.planned_runs,
+            planned_repetitions: analysis.as_ref().and_then(|a| a.planned_repetitions),
+            cells: analysis.as_ref().map_or_else(Vec::new, |a| a.cells.clone()),
+            gains: analysis.as_ref().map_or_else(Vec::new, |a| a.gains.clone()),
+        })
+        .collect();
+    let runs: usize = points.iter().map(|p| p.runs.min(p.planned_runs)).sum();
+    let planned_runs: usize = points.iter().map(|p| p.planned_runs).sum();
+    let mut sweep = SweepAnalysis {
+        axes: results.axes.clone(),
+        protocols: results.protocols.clone(),
+        proportions: results.proportions.clone(),
+        points,
+        effects: Vec::new(),
+        runs,
+        planned_runs,
+        complete: runs == planned_runs,
+        published: results.points.iter().all(|p| {
+            p.results
+                .as_ref()
+                .is_some_and(|r| r.settings.is_published_task())
+        }),
+    };
+    let empty = Vec::new();
+    let runs_of = |p: usize| {
+        results.points[p]
+            .results
+            .as_ref()
+            .map_or(&empty, |r| &r.runs)
+    };
+    for (k, axis) in results.axes.iter().enumerate() {
+        let mut steps = Vec::new();
+        for (at, context) in sweep.contexts(k) {
+            for protocol in &results.protocols {
+                for &proportion in &results.proportions {
+                    for i in 1..axis.labels.len() {
+                        let (mut from, mut to) = (at.clone(), at.clone());
+                        (from[k], to[k]) = (i - 1, i);
+                        let (Some(a), Some(b)) = (sweep.point_at(&from), sweep.point_at(&to))
+                        else {
+                            continue;
+                        };
+                        let (fa, fb) = (
+                            finals(runs_of(a), protocol, proportion),
+                            finals(runs_of(b), protocol, proportion),
+                        );
+                        if fa.is_empty() || fb.is_empty() {
+                            continue;
+                        }
+                        let (n, is_paired, same_runs, test) = step(&fa, &fb);
+                        steps.push(AxisStep {
+                            protocol: protocol.clone(),
+                            proportion,
+                            context: context.clone(),
+                            from: axis.labels[i - 1].clone(),
+                            to: axis.labels[i].clone(),
+                            n,
+                            paired: is_paired,
+                            same_runs,
+                            difference: if same_runs {
+                                Some(0.0)
+                            } else {
+                                test.map(|t| t.difference)
+                            },
+                            ci95_low: test.map(|t| t.ci95_low),
+                            ci95_high: test.map(|t| t.ci95_high),
+                            p: test.map(|t| (2.0 * t.p_greater.min(1.0 - t.p_greater)).min(1.0)),
+                            p_holm: None,
+                        });
+                    }
+                }
+            }
+        }
+        let tested: Vec<usize> = (0..steps.len())
+            .filter(|&i| steps[i].p.is_some_and(f64::is_finite))
+            .collect();
+        let adjusted = holm(
+            &tested
+                .iter()
+                .filter_map(|&i| steps[i].p)
+                .collect::<Vec<_>>(),
+        );
+        for (&i, p) in tested.iter().zip(adjusted) {
+            steps[i].p_holm = Some(p);
+        }
+        sweep.effects.push(AxisEffect {
+            axis: axis.name.clone(),
+            steps,
+        });
+    }
+    sweep
+}
+
+/// The exact header of `sweep.csv`: one column per axis, then `runs.csv`'s.
+pub fn sweep_csv_header(axes: &[SweepAxis]) -> String {
+    let mut names: Vec<&str> = axes.iter().map(|a| a.name.as_str()).collect();
+    names.push(RUNS_HEADER);
+    names.join(",")
+}
+
+/// `sweep.csv`: every run of every point, a column per axis before `runs.csv`'s columns.
+pub fn sweep_csv(results: &SweepResults) -> String {
+    let mut out = sweep_csv_header(&results.axes);
+    out.push('\n');
+    for point in &results.points {
+        let Some(r) = &point.results else { continue };
+        let prefix: Vec<&str> = point
+            .at
+            .iter()
+            .zip(&results.axes)
+            .map(|(&i, a)| a.labels[i].as_str())
+            .collect();
+        let prefix = prefix.join(",");
+        for line in runs_csv(&r.runs, &results.protocols).lines().skip(1) {
+            let _ = writeln!(out, "{prefix},{line}");
+        }
+    }
+    out
+}
+
+fn p_text(p: Option<f64>) -> String {
+    match p {
+        Some(p) if p < 0.001 => "< 0.001".into(),
+        Some(p) => format!("{p:.3}"),
+        None => "-".into(),
+    }
+}
+
+fn signed(v: f64) -> String {
+    format!("{v:+.4}")
+}
+
+/// `sweep.md`: what the sweep holds, every point's table, and each axis's effect.
+pub fn sweep_md(analysis: &SweepAnalysis, ctx: &ReportContext) -> String {
+    let mut md = String::new();
+    let axes: Vec<String> = analysis
+        .axes
+        .iter()
+        .map(|a| format!("`{}` = {}", a.name, a.labels.join(", ")))
+        .collect();
+    let _ = writeln!(md, "# Sweep: {}\n", axes.join("; "));
+    if !ctx.label.is_empty() {
+        let _ = writeln!(md, "{}\n", ctx.label);
+    }
+    if analysis.complete {
+        let _ = writeln!(
+            md,
+            "Complete: {} points, every one of their {} planned runs.\n",
+            analysis.points.len(),
+            analysis.planned_runs
+        );
+    } else {
+        let short: Vec<String> = analysis
+            .points
+            .iter()
+            .filter(|p| p.runs < p.planned_runs)
+            .map(|p| format!("`{}` ({} of {})", p.name, p.runs, p.planned_runs))
+            .collect();
+        let _ = writeln!(
+            md,
+            "**INCOMPLETE: made from {} of the {} planned runs.** Points lacking runs: {}. Nothing below is a finished sweep's result.\n",
+            analysis.runs,
+            analysis.planned_runs,
+            short.join(", ")
+        );
+    }
+    if !ctx.command.is_empty() {
+        let _ = writeln!(md, "Command: `{}`\n", ctx.command);
+    }
+    md.push_str("## Mean final test accuracy at every point\n\n");
+    md.push_str(
+        "Mean of the repetitions ± the half-width of its 95% t-interval (n runs where fewer than planned).\n\n",
+    );
+    let mut header = String::from("| point |");
+    let mut rule = String::from("| --- |");
+    for protocol in &analysis.protocols {
+        for p in &analysis.proportions {
+            let _ = write!(header, " {protocol} p={p} |");
+            rule.push_str(" ---: |");
+        }
+    }
+    let _ = writeln!(md, "{header}\n{rule}");
+    if analysis.published {
+        let mut row = String::from("| published (2016) |");
+        for protocol in &analysis.protocols {
+            for &p in &analysis.proportions {
+                match crate::analysis::report_value(protocol, p) {
+                    Some(v) => {
+                        let _ = write!(row, " {v:.4} |");
+                    }
+                    None => row.push_str(" - |"),
+                }
+            }
+        }
+        let _ = writeln!(md, "{row}");
+    }
+    for (i, point) in analysis.points.iter().enumerate() {
+        let mut row = format!("| `{}` |", point.name);
+        for protocol in &analysis.protocols {
+            for &p in &analysis.proportions {
+                match analysis.cell(i, protocol, p) {
+                    Some(c) if !c.finals.is_empty() => {
+                        let half = (c.summary.ci95_high - c.summary.ci95_low) / 2.0;
+                        let _ = write!(row, " {:.4} ± {half:.4}", c.summary.mean);
+                        if point
+                            .planned_repetitions
+                            .is_some_and(|n| c.finals.len() < n as usize)
+                        {
+                            let _ = write!(row, " (n={})", c.finals.len());
+                        }
+                        row.push_str(" |");
+                    }
+                    _ => row.push_str(" - |"),
+                }
+            }
+        }
+        let _ = writeln!(md, "{row}");
+    }
+    md.push('\n');
+    for effect in &analysis.effects {
+        let _ = writeln!(md, "## Effect of `{}`\n", effect.axis);
+        let tested = effect.steps.iter().filter(|s| s.p_holm.is_some()).count();
+        let same = effect.steps.iter().filter(|s| s.same_runs).count();
+        let _ = writeln!(
+            md,
+            "Each step from one value to the next, per protocol and proportion: the difference in mean final accuracy (later value minus earlier), its 95% interval, and the two-sided p-value, paired over repetitions where the runs are paired by design (same repetitions, same seeds), Welch's otherwise; Holm-corrected over this axis's {tested} tested steps.{}\n",
+            if same > 0 {
+                format!(
+                    " {same} steps compare the very same runs (the setting is not one those runs read): no difference by construction, not tested."
+                )
+            } else {
+                String::new()
+            }
+        );
+        let significant: Vec<&AxisStep> = effect
+            .steps
+            .iter()
+            .filter(|s| s.p_holm.is_some_and(|p| p < 0.05))
+            .collect();
+        if significant.is_empty() {
+            let _ = writeln!(
+                md,
+                "No step is significant at the 5% level after Holm's correction.\n"
+            );
+        } else {
+            let words: Vec<String> = significant
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} p={}{} {} → {} ({})",
+                        s.protocol,
+                        s.proportion,
+                        if s.context.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" [{}]", s.context)
+                        },
+                        s.from,
+                        s.to,
+                        signed(s.difference.unwrap_or(f64::NAN))
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                md,
+                "Significant after correction ({} of {tested}): {}.\n",
+                significant.len(),
+                words.join("; ")
+            );
+        }
+        let context_column = analysis.axes.len() > 1;
+        let _ = writeln!(
+            md,
+            "| {}protocol | p | step | n | difference | 95% interval | p | Holm p |",
+            if context_column { "other axes | " } else { "" }
+        );
+        let _ = writeln!(
+            md,
+            "| {}--- | ---: | --- | ---: | ---: | --- | ---: | ---: |",
+            if context_column { "--- | " } else { "" }
+        );
+        for s in &effect.steps {
+            let interval = match (s.ci95_low, s.ci95_high) {
+                (Some(lo), Some(hi)) => format!("[{}, {}]", signed(lo), signed(hi)),
+                _ if s.same_runs => "same runs".into(),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                md,
+                "| {}{} | {} | {} → {} | {}{} | {} | {interval} | {} | {} |",
+                if context_column {
+                    format!("{} | ", s.context)
+                } else {
+                    String::new()
+                },
+                s.protocol,
+                s.proportion,
+                s.from,
+                s.to,
+                s.n,
+                if s.paired { " pairs" } else { "" },
+                s.difference.map_or_else(|| "-".into(), signed),
+                p_text(s.p),
+                p_text(s.p_holm)
+            );
+        }
+        md.push('\n');
+    }
+    md.push_str("## Figures\n\n");
+    for stem in sweep_figures::stems(analysis) {
+        let _ = writeln!(md, "![{stem}](figures/{stem}.svg)\n");
+    }
+    md.push_str(
+        "Every point is an ordinary study: its own directory holds its records and its own report (`report.md`, `table.csv`, figures).\n",
+    );
+    md
+}
+
+/// Writes the sweep's report into `dir`: `sweep.csv`, `sweep.md`, `sweep.json` and
+/// `figures/sweep-*.svg` and `.png`. Returns the files written, each written atomically.
+pub fn write_sweep_report(
+    dir: &Path,
+    results: &SweepResults,
+    ctx: &ReportContext,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let analysis = analyse_sweep(results);
+    let mut written = Vec::new();
+    let mut put = |name: &str, text: String| -> Result<(), ReportError> {
+        let path = dir.join(name);
+        write_atomic(&path, text.as_bytes()).map_err(|e| ReportError::io(&path, e))?;
+        written.push(path);
+        Ok(())
+    };
+    put("sweep.csv", sweep_csv(results))?;
+    put("sweep.md", sweep_md(&analysis, ctx))?;
+    let json = serde_json::to_string_pretty(&analysis)
+        .map_err(|e| ReportError::io(&dir.join("sweep.json"), std::io::Error::other(e)))?;
+    put("sweep.json", json)?;
+    written.extend(sweep_figures::write(&analysis, &dir.join("figures"))?);
+    Ok(written)
+}
