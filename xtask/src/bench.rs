@@ -12,9 +12,7 @@ use crate::StackArgs;
 use crate::backend::Backend;
 use crate::dataset::load_dataset;
 use crate::error::{Result, XtaskError};
-use transfer_study::cost::{
-    Costs, Sizes, seconds_per_eval_image, seconds_per_step, study_seconds,
-};
+use transfer_study::cost::{Costs, Sizes, seconds_per_eval_image, seconds_per_step, study_seconds};
 use transfer_study::{Preset, plan};
 
 /// Arguments of `cargo xtask bench`.
@@ -240,7 +238,8 @@ fn measure(
         rate("dropout")?,
     );
     let (chunk, passes) = (args.eval_chunk, args.eval_passes);
-    let eval_image = seconds_per_eval_image(device, target, chunk, passes, stack, compute, network)?;
+    let eval_image =
+        seconds_per_eval_image(device, target, chunk, passes, stack, compute, network)?;
     let flops = forward_flops_per_image(&CnnConfig::new(4), 4);
     let costs = Costs {
         step: 1.0 / raw,

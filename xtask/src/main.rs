@@ -22,8 +22,8 @@ use transfer_protocols::DEFAULT_MAX_BUFFER_BYTES;
 use transfer_records::{Protocol, TrainingSettings};
 
 use transfer_study::{
-    Compute, ConfigFile, Execution, Overrides, Preset, Shard, Workspace, bind_settings,
-    build_config,
+    Compute, ConfigFile, Execution, Overrides, Preset, Shard, SweepWorkspace, Workspace,
+    bind_settings, build_config, build_sweep,
 };
 
 use crate::backend::Backend;
@@ -49,7 +49,11 @@ enum Command {
     Train(TrainArgs),
     /// Run the whole study (resumable), then write the table, figures and report.
     Study(StudyArgs),
-    /// Write the report from the records under a results directory.
+    /// Run a study over a grid of settings (--axis NAME=V1,V2,...): each point a study of its
+    /// own, no run trained twice, then the sweep's report of each setting's effect.
+    Sweep(SweepArgs),
+    /// Write the report from the records under a results directory (for a sweep's directory:
+    /// every point's report with runs, and the sweep's).
     Report(ReportArgs),
     /// Measure training and evaluation speed on a backend.
     Bench(bench::BenchArgs),
@@ -201,7 +205,7 @@ struct StudyArgs {
     /// Master seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Results directory (default results/PRESET).
+    /// Results directory (default results/PRESET; for a sweep, results/sweep-PRESET).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Runs at once (default: 2 where there are 2 or more cores; each run already spreads its
@@ -224,6 +228,19 @@ struct StudyArgs {
     save_models: bool,
     #[command(flatten)]
     data: DataOptions,
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    /// A setting and its values, NAME=V1,V2,... (repeatable: several axes form the full
+    /// grid). NAME: iters, eval-every, pretrain-iters, batch, subset, source-classes,
+    /// target-classes, pretrain-learning-rate, seed, channels, kernel-size, fc-width, or
+    /// PROTOCOL.learning-rate, PROTOCOL.dropout. Digit sets are written together (012345),
+    /// channels as N or AxB. See docs/study.md.
+    #[arg(long = "axis", value_name = "NAME=V1,V2,...")]
+    axes: Vec<String>,
+    #[command(flatten)]
+    study: StudyArgs,
 }
 
 #[derive(Args)]
@@ -310,6 +327,7 @@ fn run(cli: Cli) -> Result<u8> {
     let backend = match &cli.command {
         Command::Train(a) => Some(a.backend),
         Command::Study(a) => Some(a.backend),
+        Command::Sweep(a) => Some(a.study.backend),
         Command::Bench(a) => Some(a.backend),
         Command::Data(_) | Command::Report(_) | Command::Export(_) => None,
     };
@@ -322,6 +340,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Data(args) => data(args),
         Command::Train(args) => train(args),
         Command::Study(args) => study(args),
+        Command::Sweep(args) => sweep(args),
         Command::Report(args) => report(args),
         Command::Bench(args) => bench::bench(args),
         Command::Export(args) => export(args),
@@ -463,7 +482,14 @@ fn train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn study(args: StudyArgs) -> Result<()> {
+/// What `study` and `sweep` take from their common flags, checked before anything loads.
+struct StudyInputs {
+    file: Option<ConfigFile>,
+    config: transfer_study::StudyConfig,
+    shard: Option<Shard>,
+}
+
+fn study_inputs(args: &StudyArgs) -> Result<StudyInputs> {
     let file = args.config.as_deref().map(ConfigFile::read).transpose()?;
     let flags = Overrides {
         reps: args.reps,
@@ -476,7 +502,6 @@ fn study(args: StudyArgs) -> Result<()> {
         seed: args.seed,
     };
     let config = build_config(args.preset, file.as_ref(), &flags)?;
-    let manifest = read_manifest(args.data.manifest.as_deref())?;
     let shard = args
         .shard
         .as_deref()
@@ -485,6 +510,42 @@ fn study(args: StudyArgs) -> Result<()> {
     if args.jobs == 0 {
         return Err(XtaskError::Usage("--jobs must be at least 1".into()));
     }
+    Ok(StudyInputs {
+        file,
+        config,
+        shard,
+    })
+}
+
+/// How `study` and `sweep` execute.
+fn execution(args: &StudyArgs, shard: Option<Shard>) -> (Execution, Compute) {
+    let (stack, compute) = args.stacking.compute();
+    let exec = Execution {
+        jobs: args.jobs,
+        stack,
+        shard,
+        estimate: !args.no_estimate,
+        hardware: hardware::describe(),
+    };
+    (exec, compute)
+}
+
+fn study(args: StudyArgs) -> Result<()> {
+    let StudyInputs {
+        file,
+        config,
+        shard,
+    } = study_inputs(&args)?;
+    if file.as_ref().is_some_and(|f| f.sweep.is_some()) {
+        return Err(XtaskError::Usage(format!(
+            "{}: the configuration has a [sweep] table; run it with `cargo xtask sweep`",
+            args.config
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display()
+        )));
+    }
+    let manifest = read_manifest(args.data.manifest.as_deref())?;
     let out = args
         .out
         .clone()
@@ -499,18 +560,37 @@ fn study(args: StudyArgs) -> Result<()> {
         &config.training,
         &config.proportions,
     )?;
-    let (stack, compute) = args.stacking.compute();
+    let (exec, compute) = execution(&args, shard);
     ws.compute = compute;
     ws.save_models = args.save_models;
     ws.provenance.command = command_line();
-    let exec = Execution {
-        jobs: args.jobs,
-        stack,
-        shard,
-        estimate: !args.no_estimate,
-        hardware: hardware::describe(),
-    };
     study::run(&ws, &config, &exec, args.quiet)
+}
+
+fn sweep(args: SweepArgs) -> Result<()> {
+    let study_args = &args.study;
+    let StudyInputs {
+        file,
+        config,
+        shard,
+    } = study_inputs(study_args)?;
+    let sweep = build_sweep(config, file.as_ref(), &args.axes)?;
+    let manifest = read_manifest(study_args.data.manifest.as_deref())?;
+    let out = study_args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results").join(format!("sweep-{}", sweep.base().preset)));
+    study::print_sweep(&sweep, study_args.backend.name(), &out);
+    let backend = study_args.backend.device()?;
+    let dataset = load_dataset(&study_args.data.dir, &manifest)?;
+    let mut sw = SweepWorkspace::new(&dataset, backend, &out, &sweep)?;
+    let (exec, compute) = execution(study_args, shard);
+    for point in &mut sw.points {
+        point.ws.compute = compute;
+        point.ws.save_models = study_args.save_models;
+        point.ws.provenance.command = command_line();
+    }
+    study::run_sweep(&sw, &exec, study_args.quiet)
 }
 
 fn export(args: ExportArgs) -> Result<()> {
@@ -573,6 +653,9 @@ fn export(args: ExportArgs) -> Result<()> {
 }
 
 fn report(args: ReportArgs) -> Result<()> {
+    if args.out.join(transfer_study::SWEEP_FILE).exists() {
+        return study::report_sweep(&args.out);
+    }
     let results = transfer_report::StudyResults::read(&args.out)?;
     let ctx = match &results.config {
         Some(config) => transfer_study::report_context(config, &hardware::describe(), "", None),

@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 use transfer_protocols::{Observer, Silent};
 use transfer_records::{PretrainRecord, RunRecord, SetAside, StudyConfig};
 use transfer_study::{
-    Estimate, Execution, Outcome, PlanSummary, PlannedRun, StudyEvents, Workspace, run_study,
+    Estimate, Execution, Outcome, PlanSummary, StudyEvents, Sweep, SweepOutcome, SweepWorkspace,
+    Workspace, run_study,
 };
 
 use crate::backend::Backend;
@@ -41,6 +42,82 @@ pub fn run(ws: &Workspace, config: &StudyConfig, exec: &Execution, quiet: bool) 
         ),
     }
     Ok(())
+}
+
+/// Runs the sweep and prints what it did: where the sweep's report is once it is complete.
+pub fn run_sweep(sw: &SweepWorkspace, exec: &Execution, quiet: bool) -> Result<()> {
+    let printer = Printer {
+        config: sw.sweep().base(),
+        jobs: exec.jobs,
+        stack: exec.stack,
+        quiet,
+        progress: OnceLock::new(),
+    };
+    let root = sw.root();
+    match transfer_study::run_sweep(sw, exec, &printer)? {
+        SweepOutcome::Complete(files) => {
+            println!(
+                "sweep complete: {} files written to {} (sweep.md, sweep.csv, sweep.json, figures/); each point's own report is in its directory",
+                files.len(),
+                root.display()
+            );
+        }
+        SweepOutcome::Incomplete { complete, points } => println!(
+            "{complete} of {points} points are complete (their reports are written); when every shard has finished, `cargo xtask sweep` with the same flags, or `cargo xtask report --out {}`, completes the rest",
+            root.display()
+        ),
+    }
+    Ok(())
+}
+
+/// Writes the report of every point of the sweep in `dir` that holds runs, and the sweep's.
+pub fn report_sweep(dir: &Path) -> Result<()> {
+    let results = transfer_study::sweep_results(dir)?;
+    let hardware = crate::hardware::describe();
+    let mut files = 0;
+    for point in &results.points {
+        let Some(point_results) = point.results.as_ref().filter(|r| !r.runs.is_empty()) else {
+            continue;
+        };
+        let ctx = match &point_results.config {
+            Some(config) => transfer_study::report_context(config, &hardware, "", None),
+            None => transfer_report::ReportContext::default(),
+        };
+        files += transfer_report::write_report(&dir.join(&point.name), point_results, &ctx)?.len();
+    }
+    let ctx = transfer_report::ReportContext {
+        hardware,
+        ..Default::default()
+    };
+    files += transfer_report::write_sweep_report(dir, &results, &ctx)?.len();
+    let analysis = transfer_report::analyse_sweep(&results);
+    println!(
+        "sweep of {} points: {} of {} planned runs reported{}; {files} files written under {}",
+        analysis.points.len(),
+        analysis.runs,
+        analysis.planned_runs,
+        if analysis.complete {
+            ""
+        } else {
+            " (INCOMPLETE: sweep.md says which points lack runs)"
+        },
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Prints the sweep's grid and base configuration before it starts.
+pub fn print_sweep(sweep: &Sweep, backend: &str, out: &Path) {
+    println!(
+        "sweep of {} points into {} (each a study of its own, {}/NAME):",
+        sweep.len(),
+        out.display(),
+        out.display()
+    );
+    for axis in sweep.axes() {
+        println!("  axis {axis}");
+    }
+    print_configuration(sweep.base(), backend, &out.join("NAME"));
 }
 
 /// The line that says a record was not trusted and moved aside.
@@ -107,14 +184,22 @@ impl StudyEvents for Printer<'_> {
     }
 
     fn planned(&self, plan: &PlanSummary) {
+        let scope = match (plan.points > 1, plan.shard.is_some()) {
+            (_, true) => "shard",
+            (true, false) => "sweep",
+            (false, false) => "study",
+        };
+        let shared = if plan.points > 1 {
+            format!(
+                " ({} more runs of the {} points are the same runs as another point's: trained once and copied)",
+                plan.shared, plan.points
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{} runs in this {}; {} already finished, {} to run; {} pretrained models to train{}",
+            "{} runs in this {scope}{shared}; {} already finished, {} to run; {} pretrained models to train{}",
             plan.runs,
-            if plan.shard.is_some() {
-                "shard"
-            } else {
-                "study"
-            },
             plan.finished,
             plan.to_run(),
             plan.pretrainings,
@@ -139,21 +224,19 @@ impl StudyEvents for Printer<'_> {
         }
     }
 
-    fn pretrained(&self, record: &PretrainRecord) {
+    fn pretrained(&self, label: &str, record: &PretrainRecord) {
         self.advance();
         self.line(&format!(
-            "pretrained rep {}: source test accuracy {:.4} ({:.1} s)",
-            record.repetition, record.source_test_accuracy, record.wall_seconds
+            "{label}: pretrained, source test accuracy {:.4} ({:.1} s)",
+            record.source_test_accuracy, record.wall_seconds
         ));
     }
 
-    fn finished(&self, run: &PlannedRun, record: &RunRecord, done: usize, total: usize) {
+    fn finished(&self, label: &str, record: &RunRecord, done: usize, total: usize) {
         self.advance();
         self.line(&format!(
-            "[{done}/{total}] {}: final test accuracy {:.4} ({:.1} s)",
-            run.label(),
-            record.final_accuracy,
-            record.wall_seconds
+            "[{done}/{total}] {label}: final test accuracy {:.4} ({:.1} s)",
+            record.final_accuracy, record.wall_seconds
         ));
     }
 

@@ -396,7 +396,7 @@ impl ResultsDir {
             write_atomic(&path, &bytes).map_err(io(&path))?;
         }
         copy.settings_hash = self.hash.clone();
-        copy.provenance.trained_in = Some(trained_in(from, &record.provenance));
+        copy.provenance.trained_in = Some(trained_in(from, self, &record.provenance));
         self.write_run(&copy)?;
         self.read_run(&self.run_path(protocol, proportion, repetition))
     }
@@ -429,7 +429,7 @@ impl ResultsDir {
         write_atomic(&weights, &bytes).map_err(io(&weights))?;
         let mut copy = record.clone();
         copy.settings_hash = self.hash.clone();
-        copy.provenance.trained_in = Some(trained_in(from, &record.provenance));
+        copy.provenance.trained_in = Some(trained_in(from, self, &record.provenance));
         self.write_pretrain(&copy)?;
         self.read_pretrain(&self.pretrain_path(repetition))
             .map(Some)
@@ -614,12 +614,16 @@ impl ResultsDir {
     }
 }
 
-/// Where a record copied from `from` was trained: where `from`'s copy was, if it was one.
-fn trained_in(from: &ResultsDir, provenance: &crate::run::Provenance) -> String {
-    provenance
-        .trained_in
-        .clone()
-        .unwrap_or_else(|| from.root.display().to_string())
+/// Where a record copied from `from` into `to` was trained: where `from`'s copy was, if it
+/// was one; a directory beside `to` as `../NAME`, so that the two can move together.
+fn trained_in(from: &ResultsDir, to: &ResultsDir, provenance: &crate::run::Provenance) -> String {
+    if let Some(first) = &provenance.trained_in {
+        return first.clone();
+    }
+    match (from.root.parent(), to.root.parent(), from.root.file_name()) {
+        (Some(a), Some(b), Some(name)) if a == b => format!("../{}", name.to_string_lossy()),
+        _ => from.root.display().to_string(),
+    }
 }
 
 /// A file's name, lossily as text.

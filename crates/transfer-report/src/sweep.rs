@@ -191,9 +191,12 @@ impl SweepAnalysis {
     }
 }
 
-/// The runs of a point that did not diverge, by repetition: (repetition, seed, final).
-fn finals(runs: &[RunRecord], protocol: &str, proportion: f64) -> Vec<(u32, u64, f64)> {
-    let mut out: Vec<(u32, u64, f64)> = runs
+/// A run's repetition, seed and final accuracy.
+type Final = (u32, u64, f64);
+
+/// The runs of a point that did not diverge, by repetition.
+fn finals(runs: &[RunRecord], protocol: &str, proportion: f64) -> Vec<Final> {
+    let mut out: Vec<Final> = runs
         .iter()
         .filter(|r| r.protocol.name == protocol && r.proportion == proportion)
         .filter(|r| r.diverged_at.is_none())
@@ -205,8 +208,8 @@ fn finals(runs: &[RunRecord], protocol: &str, proportion: f64) -> Vec<(u32, u64,
 
 /// The step from `a` to `b`: paired over the repetitions both hold when every such pair has
 /// the same seed, Welch's otherwise; no test when the runs are the same.
-fn step(a: &[(u32, u64, f64)], b: &[(u32, u64, f64)]) -> (usize, bool, bool, Option<Difference>) {
-    let pairs: Vec<(&(u32, u64, f64), &(u32, u64, f64))> = a
+fn step(a: &[Final], b: &[Final]) -> (usize, bool, bool, Option<Difference>) {
+    let pairs: Vec<(&Final, &Final)> = a
         .iter()
         .filter_map(|x| b.iter().find(|y| y.0 == x.0).map(|y| (x, y)))
         .collect();

@@ -288,7 +288,7 @@ fn figures(analysis: &SweepAnalysis) -> Vec<SweepFigure> {
         };
         for protocol in protocols {
             for gain in [false, true] {
-                if gain && protocol == "raw" || gain && !protocols.iter().any(|p| p == "raw") {
+                if gain && (protocol == "raw" || !protocols.iter().any(|p| p == "raw")) {
                     continue;
                 }
                 let panels = analysis

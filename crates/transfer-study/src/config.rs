@@ -8,6 +8,7 @@ use transfer_data::SubsetRule;
 use transfer_records::{ClaimSpec, Protocol, StudyConfig, TrainingSettings};
 
 use crate::error::{Result, StudyError};
+use crate::sweep::{Axis, Sweep};
 
 /// The named starting points of a study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +135,21 @@ pub struct ConfigFile {
     /// Protocols defined by the file.
     #[serde(default)]
     pub protocol: Vec<Protocol>,
+    /// The axes of a sweep (`cargo xtask sweep`).
+    pub sweep: Option<SweepTable>,
+}
+
+/// The `[sweep]` table of a configuration file.
+///
+/// ```toml
+/// [sweep]
+/// axes = ["pretrain-iters=100,300,1000", "finetune.learning-rate=1e-4,3e-4"]
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepTable {
+    /// Each axis as `NAME=V1,V2,...`, the syntax of `--axis`.
+    pub axes: Vec<String>,
 }
 
 impl ConfigFile {
@@ -262,6 +278,46 @@ pub fn build_config(
         .collect::<std::result::Result<_, _>>()?;
     config.validate()?;
     Ok(config)
+}
+
+/// The sweep of `config` over the file's `[sweep]` axes and the command line's (`--axis`),
+/// the latter replacing a file's axis of the same setting.
+pub fn build_sweep(
+    config: StudyConfig,
+    file: Option<&ConfigFile>,
+    flag_axes: &[String],
+) -> Result<Sweep> {
+    let from_file: Vec<Axis> = file
+        .and_then(|f| f.sweep.as_ref())
+        .map(|t| t.axes.iter().map(|a| a.parse()).collect::<Result<_>>())
+        .transpose()?
+        .unwrap_or_default();
+    let from_flags: Vec<Axis> = flag_axes.iter().map(|a| a.parse()).collect::<Result<_>>()?;
+    for (i, flag) in from_flags.iter().enumerate() {
+        if from_flags[..i]
+            .iter()
+            .any(|f| f.setting() == flag.setting())
+        {
+            return Err(StudyError::Config(format!(
+                "--axis {}: the setting has two axes",
+                flag.setting()
+            )));
+        }
+    }
+    // A flag's axis takes the place of the file's axis of its setting.
+    let mut axes = Vec::with_capacity(from_file.len() + from_flags.len());
+    for axis in from_file {
+        match from_flags.iter().find(|f| f.setting() == axis.setting()) {
+            Some(flag) => axes.push(flag.clone()),
+            None => axes.push(axis),
+        }
+    }
+    for flag in from_flags {
+        if !axes.iter().any(|a| a.setting() == flag.setting()) {
+            axes.push(flag);
+        }
+    }
+    Sweep::new(config, axes)
 }
 
 #[cfg(test)]

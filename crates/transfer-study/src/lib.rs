@@ -11,7 +11,7 @@ mod sweep_run;
 mod workspace;
 
 pub use backend::BackendDevice;
-pub use config::{ConfigFile, Overrides, Preset, build_config};
+pub use config::{ConfigFile, Overrides, Preset, SweepTable, build_config, build_sweep};
 pub use error::{Result, StudyError};
 pub use plan::{PlannedRun, Shard, plan, stack_label, stacks};
 pub use study::{
