@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the study's Slurm recipe (scripts/cluster/study.sbatch) on a one-node Slurm cluster
 # started on this machine, then checks that `report` over the union of the 4 array tasks'
-# shards gives the same table.csv as the same study run in one process.
+# shards gives the same table.csv as the same study run in one process; and the same for a
+# two-point sweep whose 4 shards span both points.
 #
 # Usage: scripts/cluster/slurm-check.sh XTASK_BINARY
 # Needs root, Debian's slurm-wlm and munge, and MNIST_DIR pointing at MNIST.
@@ -88,4 +89,23 @@ if ! cmp "$work/whole/table.csv" "$work/sharded/table.csv"; then
   diff "$work/whole/table.csv" "$work/sharded/table.csv" >&2 || true
   exit 1
 fi
-echo "Slurm: 4 array tasks into one results directory; their report's table.csv equals the unsharded study's ($(($(date +%s) - started)) s)"
+
+# The same study swept over two pretraining lengths: one array, its shards across both points.
+sweep_args="$study_args --axis pretrain-iters=4,8"
+if ! XTASK="$xtask" OUT="$work/sweep-sharded" COMMAND=sweep STUDY_ARGS="$sweep_args" \
+  sbatch --wait --cpus-per-task=1 --chdir="$work" --output="$work/sweep-task-%a.out" "$here/study.sbatch"; then
+  echo "the sweep's job array failed:" >&2
+  tail -n 20 "$work"/sweep-task-*.out >&2
+  exit 1
+fi
+"$xtask" report --out "$work/sweep-sharded"
+# shellcheck disable=SC2086 # a word list
+"$xtask" sweep $sweep_args --out "$work/sweep-whole" --quiet --no-estimate >/dev/null
+for point in pretrain-iters=4 pretrain-iters=8; do
+  if ! cmp "$work/sweep-whole/$point/table.csv" "$work/sweep-sharded/$point/table.csv"; then
+    diff "$work/sweep-whole/$point/table.csv" "$work/sweep-sharded/$point/table.csv" >&2 || true
+    exit 1
+  fi
+done
+[ -f "$work/sweep-sharded/sweep.md" ] || { echo "the sharded sweep wrote no sweep.md" >&2; exit 1; }
+echo "Slurm: 4 array tasks into one results directory; their report's table.csv equals the unsharded study's; a two-point sweep's 4 tasks give each point the unsharded sweep's table.csv ($(($(date +%s) - started)) s)"
