@@ -232,12 +232,23 @@ pub fn report_context(
 ) -> ReportContext {
     ReportContext {
         label: format!(
-            "Preset `{}`, backend `{}`, on {hardware}.",
-            config.preset, config.training.backend
+            "Preset `{}`, backend `{}`{}.",
+            config.preset,
+            config.training.backend,
+            on_hardware(hardware)
         ),
         hardware: hardware.to_owned(),
         command: command.to_owned(),
         wall_seconds,
+    }
+}
+
+/// `, on HARDWARE` for a label, or nothing when the machine is not described.
+pub(crate) fn on_hardware(hardware: &str) -> String {
+    if hardware.is_empty() {
+        String::new()
+    } else {
+        format!(", on {hardware}")
     }
 }
 

@@ -31,8 +31,8 @@ use crate::cost::Costs;
 use crate::error::{Result, StudyError};
 use crate::plan::{PlannedRun, plan, stack_label, stacks};
 use crate::study::{
-    Estimate, Execution, PlanSummary, StudyEvents, estimate_with, measure_costs, parallel,
-    pretrain_stacks, report_context,
+    Estimate, Execution, PlanSummary, StudyEvents, estimate_with, measure_costs, on_hardware,
+    parallel, pretrain_stacks, report_context,
 };
 use crate::sweep::{Sweep, SweepPoint};
 use crate::workspace::{Workspace, bind_settings, feasible_tasks};
@@ -426,7 +426,7 @@ pub fn run_sweep(
     let results = sweep_results(&sw.root)?;
     let ctx = ReportContext {
         label: format!(
-            "Sweep of preset `{}` over {}, backend `{}`, on {}.",
+            "Sweep of preset `{}` over {}, backend `{}`{}.",
             sw.sweep.base().preset,
             sw.sweep
                 .axes()
@@ -435,7 +435,7 @@ pub fn run_sweep(
                 .collect::<Vec<_>>()
                 .join(" and "),
             sw.sweep.base().training.backend,
-            exec.hardware
+            on_hardware(&exec.hardware)
         ),
         hardware: exec.hardware.clone(),
         command: sw
