@@ -217,3 +217,60 @@ fn bad_sweeps_are_refused_in_one_line_before_anything_is_created() {
         assert!(!out.exists(), "{axes:?} created {}", out.display());
     }
 }
+
+#[test]
+fn a_two_axis_sweep_tests_each_axis_within_the_other_and_draws_heat_maps() {
+    let out = temp("sweep-grid");
+    let args = [
+        "sweep",
+        "--props",
+        "0.01",
+        "--protocols",
+        "raw,frozen",
+        "--reps",
+        "2",
+        "--iters",
+        "4",
+        "--eval-every",
+        "4",
+        "--pretrain-iters",
+        "4",
+        "--no-estimate",
+        "--quiet",
+        "--axis",
+        "fc-width=32,64",
+        "--axis",
+        "channels=8,16x8",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let text = run_ok(&args);
+    assert!(text.contains("sweep complete"), "{text}");
+    assert!(out.join("fc-width=64,channels=16x8/table.csv").is_file());
+    let settings =
+        std::fs::read_to_string(out.join("fc-width=64,channels=16x8/settings.json")).unwrap();
+    assert!(settings.contains("\"fc_width\": 64"), "{settings}");
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    for expected in [
+        "## Effect of `fc-width`",
+        "## Effect of `channels`",
+        "| channels=16x8 | raw | 0.01 | 32 → 64 |",
+        "| fc-width=32 | frozen | 0.01 | 8 → 16x8 |",
+    ] {
+        assert!(md.contains(expected), "{expected}: {md}");
+    }
+    for figure in [
+        "sweep-accuracy-by-fc-width-channels=8",
+        "sweep-gain-by-channels-fc-width=64",
+        "sweep-heatmap-mean-raw",
+        "sweep-heatmap-mean-frozen",
+        "sweep-heatmap-gain-frozen",
+    ] {
+        let svg = out.join("figures").join(format!("{figure}.svg"));
+        assert!(svg.is_file(), "{}", svg.display());
+        assert!(out.join("figures").join(format!("{figure}.png")).is_file());
+    }
+    let heat = std::fs::read_to_string(out.join("figures/sweep-heatmap-mean-raw.svg")).unwrap();
+    assert!(heat.contains("16x8") && heat.contains("p = 0.01"), "{heat}");
+    std::fs::remove_dir_all(out).unwrap();
+}

@@ -118,6 +118,7 @@ pub fn print_sweep(sweep: &Sweep, backend: &str, out: &Path) {
         println!("  axis {axis}");
     }
     print_configuration(sweep.base(), backend, &out.join("NAME"));
+    println!("  (each point's axis values replace the base's values of those settings)");
 }
 
 /// The line that says a record was not trusted and moved aside.

@@ -588,3 +588,74 @@ pub fn write_sweep_report(
     written.extend(sweep_figures::write(&analysis, &dir.join("figures"))?);
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn axis(name: &str, labels: &[&str]) -> SweepAxis {
+        SweepAxis {
+            name: name.into(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            values: None,
+            log_scale: false,
+        }
+    }
+
+    #[test]
+    fn steps_pair_runs_with_the_same_seeds_and_skip_the_same_runs() {
+        let a = [(0, 11, 0.80), (1, 12, 0.82), (2, 13, 0.81)];
+        let b = [(0, 11, 0.84), (1, 12, 0.85), (2, 13, 0.86)];
+        let (n, is_paired, same, test) = step(&a, &b);
+        assert_eq!((n, is_paired, same), (3, true, false));
+        let test = test.unwrap();
+        // The paired difference of the later value minus the earlier.
+        assert!((test.difference - (0.04 + 0.03 + 0.05) / 3.0).abs() < 1e-12);
+        assert_eq!(test.df, 2.0);
+        // The very same runs: no test.
+        assert_eq!(step(&a, &a), (3, true, true, None));
+        // Other seeds (a seed axis): Welch's test of the two samples.
+        let c = [(0, 21, 0.84), (1, 22, 0.85), (2, 23, 0.86)];
+        let (n, is_paired, same, test) = step(&a, &c);
+        assert_eq!((n, is_paired, same), (3, false, false));
+        assert!(test.unwrap().df > 2.0);
+    }
+
+    #[test]
+    fn points_and_contexts_follow_the_grid() {
+        let analysis = SweepAnalysis {
+            axes: vec![axis("a", &["1", "2"]), axis("b", &["x", "y", "z"])],
+            protocols: vec!["raw".into()],
+            proportions: vec![0.1],
+            points: Vec::new(),
+            effects: Vec::new(),
+            runs: 0,
+            planned_runs: 0,
+            complete: true,
+            published: false,
+        };
+        let mut points = Vec::new();
+        for a in ["1", "2"] {
+            for b in ["x", "y", "z"] {
+                points.push(PointSummary {
+                    name: format!("a={a},b={b}"),
+                    values: vec![a.into(), b.into()],
+                    runs: 0,
+                    planned_runs: 0,
+                    planned_repetitions: None,
+                    cells: Vec::new(),
+                    gains: Vec::new(),
+                });
+            }
+        }
+        let analysis = SweepAnalysis { points, ..analysis };
+        assert_eq!(analysis.point_at(&[1, 2]), Some(5));
+        assert_eq!(analysis.points[5].name, "a=2,b=z");
+        assert_eq!(analysis.point_at(&[0, 3]), None);
+        let along_b: Vec<String> = analysis.contexts(1).into_iter().map(|c| c.1).collect();
+        assert_eq!(along_b, ["a=1", "a=2"]);
+        let along_a = analysis.contexts(0);
+        assert_eq!(along_a.len(), 3);
+        assert_eq!(along_a[2], (vec![0, 2], "b=z".to_owned()));
+    }
+}
