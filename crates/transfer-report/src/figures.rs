@@ -8,6 +8,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -686,36 +687,12 @@ where
         let colour = s.colour;
         // Series side by side around each proportion, so intervals do not overlap.
         let shift = ((i as f64 - (n - 1.0) / 2.0) * 0.045).exp();
-        let line: Vec<(f64, f64)> = s
+        let points: Vec<ProportionPoint> = s
             .points
             .iter()
-            .map(|&(p, v, _)| ((p * shift).ln(), v))
+            .map(|&(p, v, interval)| (p * shift, v, interval))
             .collect();
-        for part in clip_polyline(&line, y0, y1) {
-            let part: Vec<(f64, f64)> = part.into_iter().map(|(x, y)| (x.exp(), y)).collect();
-            chart
-                .draw_series(LineSeries::new(part, colour.stroke_width(2)))
-                .map_err(|e| e.to_string())?;
-        }
-        for &(p, v, interval) in &s.points {
-            let x = p * shift;
-            if let Some((lo, hi)) = interval {
-                let (lo, hi) = (lo.max(y0), hi.min(y1));
-                if lo <= hi {
-                    chart
-                        .draw_series(std::iter::once(PathElement::new(
-                            vec![(x, lo), (x, hi)],
-                            colour.stroke_width(2),
-                        )))
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-            if (y0..=y1).contains(&v) {
-                chart
-                    .draw_series(std::iter::once(Circle::new((x, v), 5, colour.filled())))
-                    .map_err(|e| e.to_string())?;
-            }
-        }
+        draw_marks(&mut chart, &points, colour, (y0, y1), (f64::ln, f64::exp))?;
         chart
             .draw_series(
                 s.published
@@ -728,6 +705,50 @@ where
                     }),
             )
             .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// A series drawn at `points` (x where they are drawn): its line, cut where it leaves
+/// `y0..=y1` (in coordinates where the x axis is linear: `axis.0`, undone by `axis.1`), then
+/// each point's interval, clipped to the plot, and a dot.
+pub(crate) fn draw_marks<DB, X>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, RangedCoordf64>>,
+    points: &[ProportionPoint],
+    colour: RGBColor,
+    (y0, y1): (f64, f64),
+    axis: (fn(f64) -> f64, fn(f64) -> f64),
+) -> Result<(), String>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+{
+    let (linear, unlinear) = axis;
+    let line: Vec<(f64, f64)> = points.iter().map(|&(x, v, _)| (linear(x), v)).collect();
+    for part in clip_polyline(&line, y0, y1) {
+        let part: Vec<(f64, f64)> = part.into_iter().map(|(x, y)| (unlinear(x), y)).collect();
+        chart
+            .draw_series(LineSeries::new(part, colour.stroke_width(2)))
+            .map_err(|e| e.to_string())?;
+    }
+    for &(x, v, interval) in points {
+        if let Some((lo, hi)) = interval {
+            let (lo, hi) = (lo.max(y0), hi.min(y1));
+            if lo <= hi {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(x, lo), (x, hi)],
+                        colour.stroke_width(2),
+                    )))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        if (y0..=y1).contains(&v) {
+            chart
+                .draw_series(std::iter::once(Circle::new((x, v), 5, colour.filled())))
+                .map_err(|e| e.to_string())?;
+        }
     }
     Ok(())
 }

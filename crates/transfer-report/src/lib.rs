@@ -169,6 +169,19 @@ struct PretrainSummary {
     source_test_accuracy: f64,
 }
 
+/// Writes `text` into `dir/name` atomically and adds the path to `written`.
+pub(crate) fn put_text(
+    dir: &Path,
+    name: &str,
+    text: &str,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), ReportError> {
+    let path = dir.join(name);
+    write_atomic(&path, text.as_bytes()).map_err(|e| ReportError::io(&path, e))?;
+    written.push(path);
+    Ok(())
+}
+
 /// Writes `table.csv`, `table.md`, `table.tex`, `table-robust.csv`, `runs.csv`, `curves.csv`,
 /// `summary.json`, `report.md`, `report.html` and
 /// `figures/` into `dir`.
@@ -185,12 +198,7 @@ pub fn write_report(
     // The analysis's protocols: the study's order, then any others by name, as the table's.
     let order = &analysis.protocols;
     let mut written = Vec::new();
-    let mut put = |name: &str, text: String| -> Result<(), ReportError> {
-        let path = dir.join(name);
-        write_atomic(&path, text.as_bytes()).map_err(|e| ReportError::io(&path, e))?;
-        written.push(path);
-        Ok(())
-    };
+    let mut put = |name: &str, text: String| put_text(dir, name, &text, &mut written);
     put("table.csv", table_csv(&analysis))?;
     put("table.md", table_md(&analysis))?;
     put("table.tex", table_tex(&analysis))?;

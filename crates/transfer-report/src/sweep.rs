@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use transfer_records::{RunRecord, write_atomic};
+use transfer_records::RunRecord;
 
 use crate::analysis::{Analysis, Cell, Gain};
 use crate::stats::{Difference, holm, paired, unpaired};
@@ -574,12 +574,7 @@ pub fn write_sweep_report(
 ) -> Result<Vec<PathBuf>, ReportError> {
     let analysis = analyse_sweep(results);
     let mut written = Vec::new();
-    let mut put = |name: &str, text: String| -> Result<(), ReportError> {
-        let path = dir.join(name);
-        write_atomic(&path, text.as_bytes()).map_err(|e| ReportError::io(&path, e))?;
-        written.push(path);
-        Ok(())
-    };
+    let mut put = |name: &str, text: String| crate::put_text(dir, name, &text, &mut written);
     put("sweep.csv", sweep_csv(results))?;
     put("sweep.md", sweep_md(&analysis, ctx))?;
     let json = serde_json::to_string_pretty(&analysis)

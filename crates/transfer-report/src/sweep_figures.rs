@@ -11,7 +11,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::ReportError;
 use crate::analysis::report_value;
 use crate::figures::{
-    Area, Drawing, LEGEND_WIDTH, PALETTE, clip_polyline, colour_of, draw_legend, write_drawing,
+    Area, Drawing, LEGEND_WIDTH, PALETTE, colour_of, draw_legend, draw_marks, write_drawing,
 };
 use crate::sweep::SweepAnalysis;
 
@@ -500,40 +500,17 @@ where
                 ))
                 .map_err(|e| e.to_string())?;
         }
-        // Lines are cut where they leave the plot: positions are linear in ln(x) on a log
-        // axis, so the cut is computed there.
-        let forward = |v: f64| if x.log { v.ln() } else { v };
-        let back = |v: f64| if x.log { v.exp() } else { v };
-        let path: Vec<(f64, f64)> = line
+        let points: Vec<Point> = line
             .points
             .iter()
-            .map(|&(p, v, _)| (forward(x.shifted(p, i, n)), v))
+            .map(|&(p, v, interval)| (x.shifted(p, i, n), v, interval))
             .collect();
-        for part in clip_polyline(&path, y0, y1) {
-            let part: Vec<(f64, f64)> = part.into_iter().map(|(p, v)| (back(p), v)).collect();
-            chart
-                .draw_series(LineSeries::new(part, colour.stroke_width(2)))
-                .map_err(|e| e.to_string())?;
-        }
-        for &(p, v, interval) in &line.points {
-            let at = x.shifted(p, i, n);
-            if let Some((lo, hi)) = interval {
-                let (lo, hi) = (lo.max(y0), hi.min(y1));
-                if lo <= hi {
-                    chart
-                        .draw_series(std::iter::once(PathElement::new(
-                            vec![(at, lo), (at, hi)],
-                            colour.stroke_width(2),
-                        )))
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-            if (y0..=y1).contains(&v) {
-                chart
-                    .draw_series(std::iter::once(Circle::new((at, v), 5, colour.filled())))
-                    .map_err(|e| e.to_string())?;
-            }
-        }
+        let axis: (fn(f64) -> f64, fn(f64) -> f64) = if x.log {
+            (f64::ln, f64::exp)
+        } else {
+            (|v| v, |v| v)
+        };
+        draw_marks(&mut chart, &points, colour, (y0, y1), axis)?;
     }
     Ok(())
 }
