@@ -692,7 +692,7 @@ where
             .iter()
             .map(|&(p, v, interval)| (p * shift, v, interval))
             .collect();
-        draw_marks(&mut chart, &points, colour, (y0, y1), (f64::ln, f64::exp))?;
+        draw_marks(&mut chart, &points, colour, (y0, y1), XScale::Log)?;
         chart
             .draw_series(
                 s.published
@@ -709,25 +709,54 @@ where
     Ok(())
 }
 
+/// How an x axis maps values to positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum XScale {
+    /// Positions proportional to the values.
+    Linear,
+    /// Positions proportional to the values' logarithms.
+    Log,
+}
+
+impl XScale {
+    /// `x` where the axis is linear.
+    fn linear(self, x: f64) -> f64 {
+        match self {
+            XScale::Linear => x,
+            XScale::Log => x.ln(),
+        }
+    }
+
+    /// The value at linear position `x`.
+    fn value(self, x: f64) -> f64 {
+        match self {
+            XScale::Linear => x,
+            XScale::Log => x.exp(),
+        }
+    }
+}
+
 /// A series drawn at `points` (x where they are drawn): its line, cut where it leaves
-/// `y0..=y1` (in coordinates where the x axis is linear: `axis.0`, undone by `axis.1`), then
-/// each point's interval, clipped to the plot, and a dot.
+/// `y0..=y1` (where the x axis is linear, by `scale`), then each point's interval, clipped to
+/// the plot, and a dot.
 pub(crate) fn draw_marks<DB, X>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<X, RangedCoordf64>>,
     points: &[ProportionPoint],
     colour: RGBColor,
     (y0, y1): (f64, f64),
-    axis: (fn(f64) -> f64, fn(f64) -> f64),
+    scale: XScale,
 ) -> Result<(), String>
 where
     DB: DrawingBackend,
     DB::ErrorType: 'static,
     X: Ranged<ValueType = f64>,
 {
-    let (linear, unlinear) = axis;
-    let line: Vec<(f64, f64)> = points.iter().map(|&(x, v, _)| (linear(x), v)).collect();
+    let line: Vec<(f64, f64)> = points
+        .iter()
+        .map(|&(x, v, _)| (scale.linear(x), v))
+        .collect();
     for part in clip_polyline(&line, y0, y1) {
-        let part: Vec<(f64, f64)> = part.into_iter().map(|(x, y)| (unlinear(x), y)).collect();
+        let part: Vec<(f64, f64)> = part.into_iter().map(|(x, y)| (scale.value(x), y)).collect();
         chart
             .draw_series(LineSeries::new(part, colour.stroke_width(2)))
             .map_err(|e| e.to_string())?;

@@ -11,7 +11,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::ReportError;
 use crate::analysis::report_value;
 use crate::figures::{
-    Area, Drawing, LEGEND_WIDTH, PALETTE, colour_of, draw_legend, draw_marks, write_drawing,
+    Area, Drawing, LEGEND_WIDTH, PALETTE, XScale, colour_of, draw_legend, draw_marks, write_drawing,
 };
 use crate::sweep::SweepAnalysis;
 
@@ -505,12 +505,8 @@ where
             .iter()
             .map(|&(p, v, interval)| (x.shifted(p, i, n), v, interval))
             .collect();
-        let axis: (fn(f64) -> f64, fn(f64) -> f64) = if x.log {
-            (f64::ln, f64::exp)
-        } else {
-            (|v| v, |v| v)
-        };
-        draw_marks(&mut chart, &points, colour, (y0, y1), axis)?;
+        let scale = if x.log { XScale::Log } else { XScale::Linear };
+        draw_marks(&mut chart, &points, colour, (y0, y1), scale)?;
     }
     Ok(())
 }
