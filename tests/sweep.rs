@@ -201,7 +201,10 @@ fn bad_sweeps_are_refused_in_one_line_before_anything_is_created() {
             &["batch=100,1000"],
             "sweep point batch=1000: the target task (classes [6, 7, 8, 9]) cannot be trained at proportion 0.005",
         ),
-        (&["kernel-size=3,31"], "larger than images of 28x28"),
+        (
+            &["kernel-size=3,57"],
+            "too wide for images of 28x28 pixels (at most 55",
+        ),
         (&["channels=16,0"], "conv1 channels 0"),
         (&[], "at least one --axis"),
     ] {

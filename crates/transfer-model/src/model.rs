@@ -83,9 +83,12 @@ impl CnnConfig {
                 "images of {height}x{width} pixels are too large: each side must be at most {MAX_IMAGE_SIDE}"
             )));
         }
-        if self.kernel_size > height.min(width) {
+        // With "same" padding a kernel wider than this reaches past the image from every
+        // pixel: some of its taps would only ever see padding.
+        let widest = 2 * height.min(width) - 1;
+        if self.kernel_size > widest {
             return Err(ModelError::Config(format!(
-                "a {k}x{k} kernel is larger than images of {height}x{width} pixels",
+                "a {k}x{k} kernel is too wide for images of {height}x{width} pixels (at most {widest}: wider, some of its taps would only ever see padding)",
                 k = self.kernel_size
             )));
         }

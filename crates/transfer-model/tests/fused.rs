@@ -78,6 +78,13 @@ fn images_of_other_sizes_give_the_configured_feature_length() {
         let err = CnnConfig::new(4).with_image_size(side).validate();
         assert!(err.is_err(), "{side:?}");
     }
+    // "Same" padding takes any kernel up to twice the image's side less one.
+    assert!(CnnConfig::new(4).with_kernel_size(55).validate().is_ok());
+    let err = CnnConfig::new(4)
+        .with_kernel_size(57)
+        .validate()
+        .unwrap_err();
+    assert!(err.to_string().contains("at most 55"), "{err}");
 }
 
 /// Gradients of `sum(features * probe)` through `forward`.
