@@ -57,7 +57,7 @@ pub fn run_sweep(sw: &SweepWorkspace, exec: &Execution, quiet: bool) -> Result<(
     match transfer_study::run_sweep(sw, exec, &printer)? {
         SweepOutcome::Complete(files) => {
             println!(
-                "sweep complete: {} files written to {} (sweep.md, sweep.csv, sweep.json, figures/); each point's own report is in its directory",
+                "sweep complete: {} files written to {} (sweep.md, report.html, sweep.csv, sweep.json, figures/); each point's own report is in its directory",
                 files.len(),
                 root.display()
             );
@@ -85,10 +85,18 @@ pub fn report_sweep(dir: &Path) -> Result<()> {
         };
         files += transfer_report::write_report(&dir.join(&point.name), point_results, &ctx)?.len();
     }
-    let ctx = transfer_report::ReportContext {
-        hardware,
-        ..Default::default()
-    };
+    // The command that ran the sweep: its newest record's.
+    let command = results
+        .points
+        .iter()
+        .filter_map(|p| p.results.as_ref())
+        .flat_map(|r| &r.runs)
+        .map(|r| &r.provenance)
+        .filter(|p| p.command.starts_with("sweep"))
+        .max_by(|a, b| a.date.cmp(&b.date))
+        .map_or("", |p| p.command.as_str());
+    let sweep = transfer_study::read_sweep(dir)?;
+    let ctx = transfer_study::sweep_report_context(&sweep, &hardware, command);
     files += transfer_report::write_sweep_report(dir, &results, &ctx)?.len();
     let analysis = transfer_report::analyse_sweep(&results);
     println!(

@@ -865,7 +865,10 @@ mod tests {
         assert_eq!(adopted.settings_hash, to.settings_hash());
         assert_eq!(adopted.curve, written.curve);
         let beside = format!("../{}", a.file_name().unwrap().to_string_lossy());
-        assert_eq!(adopted.provenance.trained_in.as_deref(), Some(beside.as_str()));
+        assert_eq!(
+            adopted.provenance.trained_in.as_deref(),
+            Some(beside.as_str())
+        );
         assert_eq!(to.runs().unwrap(), vec![adopted.clone()]);
         // Copied on, it still names where it was trained.
         let mut same = small_settings();

@@ -19,14 +19,14 @@ const RIGHT: f64 = 16.0;
 const TOP: f64 = 16.0;
 const BOTTOM: f64 = 44.0;
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}\
+pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
 th:first-child,td:first-child{text-align:left}.best{font-weight:bold}.published{color:#777}\
 .notice{background:#fff3cd;border:1px solid #e0c36c;padding:8px}.figure{margin:1.5em 0}\
 .panels{display:flex;flex-wrap:wrap;gap:12px}svg{background:#fff;border:1px solid #ddd}\
 .legend label{margin-right:1em;white-space:nowrap}svg text{font-size:11px;fill:#333}";
 
-const SCRIPT: &str = "document.querySelectorAll('input[data-series]').forEach(function(box){\
+pub(crate) const SCRIPT: &str = "document.querySelectorAll('input[data-series]').forEach(function(box){\
 box.addEventListener('change',function(){\
 document.querySelectorAll('#'+box.dataset.figure+' g[data-series=\"'+box.dataset.series+'\"]')\
 .forEach(function(g){g.style.display=box.checked?'':'none';});});});\
@@ -67,7 +67,7 @@ pub fn report_html(results: &StudyResults, analysis: &Analysis, ctx: &ReportCont
 }
 
 /// Text as HTML.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -226,23 +226,26 @@ fn claims(out: &mut String, analysis: &Analysis) {
 }
 
 /// A point of a chart: x, value, its 95% interval if known, and the runs behind it.
-type Point = (f64, f64, Option<(f64, f64)>, usize);
+pub(crate) type Point = (f64, f64, Option<(f64, f64)>, usize);
 
-/// One line of a chart: its points and published markers.
-struct Line {
-    label: String,
-    colour: RGBColor,
-    points: Vec<Point>,
-    published: Vec<(f64, f64)>,
-    band: bool,
+/// One line of a chart: its points, published markers (at an x) and a published value drawn
+/// as a dashed line across the chart.
+pub(crate) struct Line {
+    pub(crate) label: String,
+    pub(crate) colour: RGBColor,
+    pub(crate) points: Vec<Point>,
+    pub(crate) published: Vec<(f64, f64)>,
+    pub(crate) reference: Option<f64>,
+    pub(crate) band: bool,
 }
 
-/// A chart's axes.
-struct Axes {
-    x_log: bool,
-    x_label: &'static str,
-    y_label: &'static str,
-    zero_line: bool,
+/// A chart's axes. The x ticks are `x_ticks` where given, else every x of the points.
+pub(crate) struct Axes<'a> {
+    pub(crate) x_log: bool,
+    pub(crate) x_label: &'a str,
+    pub(crate) x_ticks: Vec<(f64, String)>,
+    pub(crate) y_label: &'a str,
+    pub(crate) zero_line: bool,
 }
 
 fn figure_html(out: &mut String, id: &str, figure: &Figure<'_>, analysis: &Analysis) {
@@ -275,12 +278,14 @@ fn figure_html(out: &mut String, id: &str, figure: &Figure<'_>, analysis: &Analy
                         .map(|&(x, y, ci)| (x, y, ci, runs_at(analysis, &s.label, x)))
                         .collect(),
                     published: s.published.clone(),
+                    reference: None,
                     band: false,
                 })
                 .collect();
             let axes = Axes {
                 x_log: true,
                 x_label: "proportion of target training data",
+                x_ticks: Vec::new(),
                 y_label,
                 zero_line: *zero_line,
             };
@@ -311,6 +316,7 @@ fn figure_html(out: &mut String, id: &str, figure: &Figure<'_>, analysis: &Analy
                         })
                         .collect(),
                     published: Vec::new(),
+                    reference: None,
                     band: true,
                 })
                 .collect();
@@ -324,12 +330,14 @@ fn figure_html(out: &mut String, id: &str, figure: &Figure<'_>, analysis: &Analy
                         .map(|i| (f64::from(c.iterations[i]), c.loss[i], None, n_of(c)))
                         .collect(),
                     published: Vec::new(),
+                    reference: None,
                     band: false,
                 })
                 .collect();
             let axes = Axes {
                 x_log: false,
                 x_label: "iteration",
+                x_ticks: Vec::new(),
                 y_label: "mean test accuracy",
                 zero_line: false,
             };
@@ -364,12 +372,12 @@ fn runs_at(analysis: &Analysis, protocol: &str, proportion: f64) -> usize {
     }
 }
 
-fn hex(c: RGBColor) -> String {
+pub(crate) fn hex(c: RGBColor) -> String {
     format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
 }
 
 /// One SVG chart of `lines`.
-fn chart(out: &mut String, lines: &[Line], axes: &Axes) {
+pub(crate) fn chart(out: &mut String, lines: &[Line], axes: &Axes) {
     let xs: Vec<f64> = lines
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.0))
@@ -382,6 +390,7 @@ fn chart(out: &mut String, lines: &[Line], axes: &Axes) {
                 .flat_map(|&(_, y, ci, _)| [Some(y), ci.map(|c| c.0), ci.map(|c| c.1)])
                 .flatten()
                 .chain(l.published.iter().map(|p| p.1))
+                .chain(l.reference)
         })
         .filter(|v| v.is_finite())
         .chain(axes.zero_line.then_some(0.0))
@@ -410,19 +419,25 @@ fn chart(out: &mut String, lines: &[Line], axes: &Axes) {
             py(y) + 4.0
         );
     }
-    let mut ticks: Vec<f64> = xs.clone();
-    ticks.sort_by(f64::total_cmp);
-    ticks.dedup();
-    if !axes.x_log && ticks.len() > 6 {
-        let last = ticks.len() - 1;
-        ticks = (0..=4).map(|i| ticks[i * last / 4]).collect();
-    }
-    for x in ticks {
+    let ticks = if axes.x_ticks.is_empty() {
+        let mut ticks: Vec<f64> = xs.clone();
+        ticks.sort_by(f64::total_cmp);
+        ticks.dedup();
+        if !axes.x_log && ticks.len() > 6 {
+            let last = ticks.len() - 1;
+            ticks = (0..=4).map(|i| ticks[i * last / 4]).collect();
+        }
+        ticks.into_iter().map(|x| (x, x.to_string())).collect()
+    } else {
+        axes.x_ticks.clone()
+    };
+    for (x, label) in ticks {
         let _ = writeln!(
             out,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{x}</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             px(x),
-            bottom + 14.0
+            bottom + 14.0,
+            escape(&label)
         );
     }
     let _ = writeln!(
@@ -430,7 +445,7 @@ fn chart(out: &mut String, lines: &[Line], axes: &Axes) {
         "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
         (LEFT + right) / 2.0,
         HEIGHT - 6.0,
-        axes.x_label
+        escape(axes.x_label)
     );
     let _ = writeln!(
         out,
@@ -505,6 +520,14 @@ fn chart(out: &mut String, lines: &[Line], axes: &Axes) {
                 "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"8\" height=\"8\" fill=\"none\" stroke=\"{colour}\"><title>{} published: {x}: {v:.4}</title></rect>",
                 px(x) - 4.0,
                 py(v) - 4.0,
+                escape(&line.label)
+            );
+        }
+        if let Some(v) = line.reference {
+            let _ = writeln!(
+                out,
+                "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{right}\" y2=\"{0:.1}\" stroke=\"{colour}\" stroke-width=\"2\" stroke-dasharray=\"8 6\"><title>{1} published (2016): {v:.4}</title></line>",
+                py(v),
                 escape(&line.label)
             );
         }

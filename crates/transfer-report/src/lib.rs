@@ -9,6 +9,7 @@ pub mod robust;
 pub mod stats;
 mod sweep;
 mod sweep_figures;
+mod sweep_html;
 mod tables;
 mod tidy;
 
@@ -31,6 +32,7 @@ pub use sweep::{
     AxisEffect, AxisStep, PointSummary, SweepAnalysis, SweepAxis, SweepPointResults, SweepResults,
     analyse_sweep, sweep_csv, sweep_csv_header, sweep_md, write_sweep_report,
 };
+pub use sweep_html::sweep_html;
 pub use tables::{CSV_HEADER, ROBUST_CSV_HEADER, table_csv, table_md, table_robust_csv, table_tex};
 pub use tidy::{CURVES_HEADER, RUNS_HEADER, curves_csv, runs_csv};
 

@@ -1,5 +1,6 @@
 //! A sweep's report: every point's cells side by side, each axis's effect tested between
-//! neighbouring values, `sweep.csv`, `sweep.md`, `sweep.json` and the sweep's figures.
+//! neighbouring values, `sweep.csv`, `sweep.md`, `sweep.json`, `report.html` and the sweep's
+//! figures.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -379,6 +380,216 @@ fn signed(v: f64) -> String {
     format!("{v:+.4}")
 }
 
+/// A column of a report's table: its heading and whether its numbers align right.
+pub(crate) type Column = (String, bool);
+
+/// The table of every point's mean final accuracies: a column per protocol and proportion,
+/// the published values where the task is the published one, a row per point.
+pub(crate) struct PointTable {
+    /// The columns after the point's name.
+    pub(crate) columns: Vec<Column>,
+    /// The published values, a cell per column.
+    pub(crate) published: Option<Vec<String>>,
+    /// Each point's name and its cells.
+    pub(crate) rows: Vec<(String, Vec<String>)>,
+}
+
+/// One axis's tested steps as a table, with the sentences that precede it.
+pub(crate) struct EffectTable {
+    /// What the table holds and how its steps were tested.
+    pub(crate) method: String,
+    /// Which steps are significant after correction.
+    pub(crate) findings: String,
+    /// The columns.
+    pub(crate) columns: Vec<Column>,
+    /// A row per step.
+    pub(crate) rows: Vec<Vec<String>>,
+}
+
+/// Whether the sweep is complete, in a sentence; incomplete sweeps also name the points
+/// lacking runs as `(name, runs, planned)`.
+pub(crate) fn completeness(analysis: &SweepAnalysis) -> (String, Vec<(&str, usize, usize)>) {
+    if analysis.complete {
+        let sentence = format!(
+            "Complete: {} points, every one of their {} planned runs.",
+            analysis.points.len(),
+            analysis.planned_runs
+        );
+        return (sentence, Vec::new());
+    }
+    let short = analysis
+        .points
+        .iter()
+        .filter(|p| p.runs < p.planned_runs)
+        .map(|p| (p.name.as_str(), p.runs, p.planned_runs))
+        .collect();
+    let sentence = format!(
+        "INCOMPLETE: made from {} of the {} planned runs.",
+        analysis.runs, analysis.planned_runs
+    );
+    (sentence, short)
+}
+
+/// Every point's cells: mean ± the half-width of its 95% t-interval, `(n=K)` where fewer runs
+/// than planned, `-` where none.
+pub(crate) fn point_table(analysis: &SweepAnalysis) -> PointTable {
+    let mut columns = Vec::new();
+    for protocol in &analysis.protocols {
+        for p in &analysis.proportions {
+            columns.push((format!("{protocol} p={p}"), true));
+        }
+    }
+    let cells = |cell: &dyn Fn(&str, f64) -> String| -> Vec<String> {
+        analysis
+            .protocols
+            .iter()
+            .flat_map(|protocol| analysis.proportions.iter().map(|&p| cell(protocol, p)))
+            .collect()
+    };
+    let published = analysis.published.then(|| {
+        cells(&|protocol, p| {
+            crate::analysis::report_value(protocol, p)
+                .map_or_else(|| "-".into(), |v| format!("{v:.4}"))
+        })
+    });
+    let rows = analysis
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, point)| {
+            let row = cells(&|protocol, p| match analysis.cell(i, protocol, p) {
+                Some(c) if !c.finals.is_empty() => {
+                    let half = (c.summary.ci95_high - c.summary.ci95_low) / 2.0;
+                    let mut text = format!("{:.4} ± {half:.4}", c.summary.mean);
+                    if point
+                        .planned_repetitions
+                        .is_some_and(|n| c.finals.len() < n as usize)
+                    {
+                        let _ = write!(text, " (n={})", c.finals.len());
+                    }
+                    text
+                }
+                _ => "-".into(),
+            });
+            (point.name.clone(), row)
+        })
+        .collect();
+    PointTable {
+        columns,
+        published,
+        rows,
+    }
+}
+
+/// The table of `effect`'s steps, with a column naming the other axes' values where the
+/// sweep has more than one axis.
+pub(crate) fn effect_table(analysis: &SweepAnalysis, effect: &AxisEffect) -> EffectTable {
+    let tested = effect.steps.iter().filter(|s| s.p_holm.is_some()).count();
+    let same = effect.steps.iter().filter(|s| s.same_runs).count();
+    let method = format!(
+        "Each step from one value to the next, per protocol and proportion: the difference in mean final accuracy (later value minus earlier), its 95% interval, and the two-sided p-value, paired over repetitions where the runs are paired by design (same repetitions, same seeds), Welch's otherwise; Holm-corrected over this axis's {tested} tested steps.{}",
+        if same > 0 {
+            format!(
+                " {same} steps compare the very same runs (the setting is not one those runs read): no difference by construction, not tested."
+            )
+        } else {
+            String::new()
+        }
+    );
+    let significant: Vec<String> = effect
+        .steps
+        .iter()
+        .filter(|s| s.p_holm.is_some_and(|p| p < 0.05))
+        .map(|s| {
+            format!(
+                "{} p={}{} {} → {} ({})",
+                s.protocol,
+                s.proportion,
+                if s.context.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", s.context)
+                },
+                s.from,
+                s.to,
+                signed(s.difference.unwrap_or(f64::NAN))
+            )
+        })
+        .collect();
+    let findings = if significant.is_empty() {
+        "No step is significant at the 5% level after Holm's correction.".to_owned()
+    } else {
+        format!(
+            "Significant after correction ({} of {tested}): {}.",
+            significant.len(),
+            significant.join("; ")
+        )
+    };
+    let context_column = analysis.axes.len() > 1;
+    let mut columns: Vec<Column> = Vec::new();
+    if context_column {
+        columns.push(("other axes".into(), false));
+    }
+    for (name, right) in [
+        ("protocol", false),
+        ("p", true),
+        ("step", false),
+        ("n", true),
+        ("difference", true),
+        ("95% interval", false),
+        ("p", true),
+        ("Holm p", true),
+    ] {
+        columns.push((name.into(), right));
+    }
+    let rows = effect
+        .steps
+        .iter()
+        .map(|s| {
+            let interval = match (s.ci95_low, s.ci95_high) {
+                (Some(lo), Some(hi)) => format!("[{}, {}]", signed(lo), signed(hi)),
+                _ if s.same_runs => "same runs".into(),
+                _ => "-".into(),
+            };
+            let mut row = Vec::new();
+            if context_column {
+                row.push(s.context.clone());
+            }
+            row.extend([
+                s.protocol.clone(),
+                s.proportion.to_string(),
+                format!("{} → {}", s.from, s.to),
+                format!("{}{}", s.n, if s.paired { " pairs" } else { "" }),
+                s.difference.map_or_else(|| "-".into(), signed),
+                interval,
+                p_text(s.p),
+                p_text(s.p_holm),
+            ]);
+            row
+        })
+        .collect();
+    EffectTable {
+        method,
+        findings,
+        columns,
+        rows,
+    }
+}
+
+/// A Markdown table: the header from `columns`, then `rows`.
+fn md_table(md: &mut String, columns: &[Column], rows: impl IntoIterator<Item = Vec<String>>) {
+    let names: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
+    let rules: Vec<&str> = columns
+        .iter()
+        .map(|c| if c.1 { "---:" } else { "---" })
+        .collect();
+    let _ = writeln!(md, "| {} |\n| {} |", names.join(" | "), rules.join(" | "));
+    for row in rows {
+        let _ = writeln!(md, "| {} |", row.join(" | "));
+    }
+    md.push('\n');
+}
+
 /// `sweep.md`: what the sweep holds, every point's table, and each axis's effect.
 pub fn sweep_md(analysis: &SweepAnalysis, ctx: &ReportContext) -> String {
     let mut md = String::new();
@@ -391,25 +602,17 @@ pub fn sweep_md(analysis: &SweepAnalysis, ctx: &ReportContext) -> String {
     if !ctx.label.is_empty() {
         let _ = writeln!(md, "{}\n", ctx.label);
     }
-    if analysis.complete {
-        let _ = writeln!(
-            md,
-            "Complete: {} points, every one of their {} planned runs.\n",
-            analysis.points.len(),
-            analysis.planned_runs
-        );
+    let (sentence, short) = completeness(analysis);
+    if short.is_empty() {
+        let _ = writeln!(md, "{sentence}\n");
     } else {
-        let short: Vec<String> = analysis
-            .points
+        let short: Vec<String> = short
             .iter()
-            .filter(|p| p.runs < p.planned_runs)
-            .map(|p| format!("`{}` ({} of {})", p.name, p.runs, p.planned_runs))
+            .map(|(name, runs, planned)| format!("`{name}` ({runs} of {planned})"))
             .collect();
         let _ = writeln!(
             md,
-            "**INCOMPLETE: made from {} of the {} planned runs.** Points lacking runs: {}. Nothing below is a finished sweep's result.\n",
-            analysis.runs,
-            analysis.planned_runs,
+            "**{sentence}** Points lacking runs: {}. Nothing below is a finished sweep's result.\n",
             short.join(", ")
         );
     }
@@ -420,140 +623,25 @@ pub fn sweep_md(analysis: &SweepAnalysis, ctx: &ReportContext) -> String {
     md.push_str(
         "Mean of the repetitions ± the half-width of its 95% t-interval (n runs where fewer than planned).\n\n",
     );
-    let mut header = String::from("| point |");
-    let mut rule = String::from("| --- |");
-    for protocol in &analysis.protocols {
-        for p in &analysis.proportions {
-            let _ = write!(header, " {protocol} p={p} |");
-            rule.push_str(" ---: |");
-        }
-    }
-    let _ = writeln!(md, "{header}\n{rule}");
-    if analysis.published {
-        let mut row = String::from("| published (2016) |");
-        for protocol in &analysis.protocols {
-            for &p in &analysis.proportions {
-                match crate::analysis::report_value(protocol, p) {
-                    Some(v) => {
-                        let _ = write!(row, " {v:.4} |");
-                    }
-                    None => row.push_str(" - |"),
-                }
-            }
-        }
-        let _ = writeln!(md, "{row}");
-    }
-    for (i, point) in analysis.points.iter().enumerate() {
-        let mut row = format!("| `{}` |", point.name);
-        for protocol in &analysis.protocols {
-            for &p in &analysis.proportions {
-                match analysis.cell(i, protocol, p) {
-                    Some(c) if !c.finals.is_empty() => {
-                        let half = (c.summary.ci95_high - c.summary.ci95_low) / 2.0;
-                        let _ = write!(row, " {:.4} ± {half:.4}", c.summary.mean);
-                        if point
-                            .planned_repetitions
-                            .is_some_and(|n| c.finals.len() < n as usize)
-                        {
-                            let _ = write!(row, " (n={})", c.finals.len());
-                        }
-                        row.push_str(" |");
-                    }
-                    _ => row.push_str(" - |"),
-                }
-            }
-        }
-        let _ = writeln!(md, "{row}");
-    }
-    md.push('\n');
+    let table = point_table(analysis);
+    let mut columns = vec![("point".to_owned(), false)];
+    columns.extend(table.columns);
+    let published = table.published.map(|cells| {
+        let mut row = vec!["published (2016)".to_owned()];
+        row.extend(cells);
+        row
+    });
+    let points = table.rows.into_iter().map(|(name, cells)| {
+        let mut row = vec![format!("`{name}`")];
+        row.extend(cells);
+        row
+    });
+    md_table(&mut md, &columns, published.into_iter().chain(points));
     for effect in &analysis.effects {
         let _ = writeln!(md, "## Effect of `{}`\n", effect.axis);
-        let tested = effect.steps.iter().filter(|s| s.p_holm.is_some()).count();
-        let same = effect.steps.iter().filter(|s| s.same_runs).count();
-        let _ = writeln!(
-            md,
-            "Each step from one value to the next, per protocol and proportion: the difference in mean final accuracy (later value minus earlier), its 95% interval, and the two-sided p-value, paired over repetitions where the runs are paired by design (same repetitions, same seeds), Welch's otherwise; Holm-corrected over this axis's {tested} tested steps.{}\n",
-            if same > 0 {
-                format!(
-                    " {same} steps compare the very same runs (the setting is not one those runs read): no difference by construction, not tested."
-                )
-            } else {
-                String::new()
-            }
-        );
-        let significant: Vec<&AxisStep> = effect
-            .steps
-            .iter()
-            .filter(|s| s.p_holm.is_some_and(|p| p < 0.05))
-            .collect();
-        if significant.is_empty() {
-            let _ = writeln!(
-                md,
-                "No step is significant at the 5% level after Holm's correction.\n"
-            );
-        } else {
-            let words: Vec<String> = significant
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{} p={}{} {} → {} ({})",
-                        s.protocol,
-                        s.proportion,
-                        if s.context.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" [{}]", s.context)
-                        },
-                        s.from,
-                        s.to,
-                        signed(s.difference.unwrap_or(f64::NAN))
-                    )
-                })
-                .collect();
-            let _ = writeln!(
-                md,
-                "Significant after correction ({} of {tested}): {}.\n",
-                significant.len(),
-                words.join("; ")
-            );
-        }
-        let context_column = analysis.axes.len() > 1;
-        let _ = writeln!(
-            md,
-            "| {}protocol | p | step | n | difference | 95% interval | p | Holm p |",
-            if context_column { "other axes | " } else { "" }
-        );
-        let _ = writeln!(
-            md,
-            "| {}--- | ---: | --- | ---: | ---: | --- | ---: | ---: |",
-            if context_column { "--- | " } else { "" }
-        );
-        for s in &effect.steps {
-            let interval = match (s.ci95_low, s.ci95_high) {
-                (Some(lo), Some(hi)) => format!("[{}, {}]", signed(lo), signed(hi)),
-                _ if s.same_runs => "same runs".into(),
-                _ => "-".into(),
-            };
-            let _ = writeln!(
-                md,
-                "| {}{} | {} | {} → {} | {}{} | {} | {interval} | {} | {} |",
-                if context_column {
-                    format!("{} | ", s.context)
-                } else {
-                    String::new()
-                },
-                s.protocol,
-                s.proportion,
-                s.from,
-                s.to,
-                s.n,
-                if s.paired { " pairs" } else { "" },
-                s.difference.map_or_else(|| "-".into(), signed),
-                p_text(s.p),
-                p_text(s.p_holm)
-            );
-        }
-        md.push('\n');
+        let table = effect_table(analysis, effect);
+        let _ = writeln!(md, "{}\n\n{}\n", table.method, table.findings);
+        md_table(&mut md, &table.columns, table.rows);
     }
     md.push_str("## Figures\n\n");
     for stem in sweep_figures::stems(analysis) {
@@ -565,8 +653,8 @@ pub fn sweep_md(analysis: &SweepAnalysis, ctx: &ReportContext) -> String {
     md
 }
 
-/// Writes the sweep's report into `dir`: `sweep.csv`, `sweep.md`, `sweep.json` and
-/// `figures/sweep-*.svg` and `.png`. Returns the files written, each written atomically.
+/// Writes the sweep's report into `dir`: `sweep.csv`, `sweep.md`, `sweep.json`,
+/// `report.html` and `figures/sweep-*.svg` and `.png`. Returns the files written, each written atomically.
 pub fn write_sweep_report(
     dir: &Path,
     results: &SweepResults,
@@ -580,6 +668,7 @@ pub fn write_sweep_report(
     let json = serde_json::to_string_pretty(&analysis)
         .map_err(|e| ReportError::io(&dir.join("sweep.json"), std::io::Error::other(e)))?;
     put("sweep.json", json)?;
+    put("report.html", crate::sweep_html(&analysis, ctx))?;
     written.extend(sweep_figures::write(&analysis, &dir.join("figures"))?);
     Ok(written)
 }

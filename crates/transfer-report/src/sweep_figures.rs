@@ -11,29 +11,31 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::ReportError;
 use crate::analysis::report_value;
 use crate::figures::{
-    Area, Drawing, LEGEND_WIDTH, PALETTE, XScale, colour_of, draw_legend, draw_marks, write_drawing,
+    Area, Drawing, LEGEND_WIDTH, PALETTE, ProportionPoint, XScale, colour_of, draw_legend,
+    draw_marks, write_drawing,
 };
 use crate::sweep::SweepAnalysis;
 
-/// A value at an axis position: (position, value, its 95% interval if known).
-type Point = (f64, f64, Option<(f64, f64)>);
+/// A value at an axis position: (position, value, its 95% interval if known, the runs
+/// behind it).
+pub(crate) type Point = (f64, f64, Option<(f64, f64)>, usize);
 
 /// One line of a panel.
-struct Line {
-    label: String,
-    colour: RGBColor,
-    points: Vec<Point>,
+pub(crate) struct Line {
+    pub(crate) label: String,
+    pub(crate) colour: RGBColor,
+    pub(crate) points: Vec<Point>,
     /// A published value, drawn as a dashed horizontal line.
-    reference: Option<f64>,
+    pub(crate) reference: Option<f64>,
 }
 
 /// The x axis of a line figure: the swept values at their positions (the value, or its
 /// place for values that are not numbers).
-struct XAxis {
-    description: String,
-    labels: Vec<String>,
-    positions: Vec<f64>,
-    log: bool,
+pub(crate) struct XAxis {
+    pub(crate) description: String,
+    pub(crate) labels: Vec<String>,
+    pub(crate) positions: Vec<f64>,
+    pub(crate) log: bool,
 }
 
 impl XAxis {
@@ -114,7 +116,7 @@ impl Ranged for KeyedAxis {
     }
 }
 
-enum SweepPlot {
+pub(crate) enum SweepPlot {
     /// A value against an axis: a panel per proportion, a line per protocol.
     Lines {
         x: XAxis,
@@ -132,10 +134,11 @@ enum SweepPlot {
     },
 }
 
-struct SweepFigure {
-    title: String,
-    stem: String,
-    plot: SweepPlot,
+/// One figure of a sweep, drawn to SVG and PNG and into `report.html`.
+pub(crate) struct SweepFigure {
+    pub(crate) title: String,
+    pub(crate) stem: String,
+    pub(crate) plot: SweepPlot,
 }
 
 /// A name fit for a file: the context's commas become underscores.
@@ -163,7 +166,8 @@ fn x_axis(analysis: &SweepAnalysis, k: usize) -> XAxis {
     }
 }
 
-fn figures(analysis: &SweepAnalysis) -> Vec<SweepFigure> {
+/// Every figure of the sweep, in the order they are written.
+pub(crate) fn figures(analysis: &SweepAnalysis) -> Vec<SweepFigure> {
     let mut figures = Vec::new();
     let protocols = &analysis.protocols;
     for (k, axis) in analysis.axes.iter().enumerate() {
@@ -197,12 +201,18 @@ fn figures(analysis: &SweepAnalysis) -> Vec<SweepFigure> {
                                     .filter_map(|i| {
                                         let p = point(i)?;
                                         let position = positions[i];
+                                        let runs = |protocol: &str| {
+                                            analysis
+                                                .cell(p, protocol, proportion)
+                                                .map_or(0, |c| c.finals.len())
+                                        };
                                         if gain {
                                             let g = analysis.gain(p, protocol, proportion)?;
                                             Some((
                                                 position,
                                                 g.difference,
                                                 g.ci95_low.zip(g.ci95_high),
+                                                runs(protocol).min(runs("raw")),
                                             ))
                                         } else {
                                             let c = analysis.cell(p, protocol, proportion)?;
@@ -211,7 +221,7 @@ fn figures(analysis: &SweepAnalysis) -> Vec<SweepFigure> {
                                                     c.summary.ci95_low,
                                                     c.summary.ci95_high,
                                                 ));
-                                                (position, c.summary.mean, ci)
+                                                (position, c.summary.mean, ci, c.finals.len())
                                             })
                                         }
                                     })
@@ -430,7 +440,7 @@ where
     let values = lines.iter().flat_map(|l| {
         l.points
             .iter()
-            .flat_map(|(_, v, ci)| [Some(*v), ci.map(|c| c.0), ci.map(|c| c.1)])
+            .flat_map(|(_, v, ci, _)| [Some(*v), ci.map(|c| c.0), ci.map(|c| c.1)])
             .flatten()
             .chain(l.reference)
     });
@@ -500,10 +510,10 @@ where
                 ))
                 .map_err(|e| e.to_string())?;
         }
-        let points: Vec<Point> = line
+        let points: Vec<ProportionPoint> = line
             .points
             .iter()
-            .map(|&(p, v, interval)| (x.shifted(p, i, n), v, interval))
+            .map(|&(p, v, interval, _)| (x.shifted(p, i, n), v, interval))
             .collect();
         let scale = if x.log { XScale::Log } else { XScale::Linear };
         draw_marks(&mut chart, &points, colour, (y0, y1), scale)?;
@@ -512,7 +522,7 @@ where
 }
 
 /// The colour of `value` on a panel whose values span `low..=high`.
-fn heat_colour(value: f64, low: f64, high: f64, diverging: bool) -> RGBColor {
+pub(crate) fn heat_colour(value: f64, low: f64, high: f64, diverging: bool) -> RGBColor {
     let mix = |a: RGBColor, b: RGBColor, t: f64| {
         let t = t.clamp(0.0, 1.0);
         let channel = |x: u8, y: u8| (f64::from(x) + (f64::from(y) - f64::from(x)) * t) as u8;

@@ -6,7 +6,8 @@ use transfer_records::{
 };
 use transfer_report::{
     AnalysisOptions, CSV_HEADER, DEFAULT_EQUIVALENCE_MARGIN, PlannedCells, ReportContext,
-    StudyResults, Verdict, analyse, write_report,
+    StudyResults, SweepAxis, SweepPointResults, SweepResults, Verdict, analyse, analyse_sweep,
+    write_report, write_sweep_report,
 };
 
 /// Accuracy of a synthetic run: rises with data, frozen helps at small p.
@@ -211,15 +212,16 @@ fn writes_every_output_with_the_specified_table() {
             )
         })
         .collect();
-    check_in_a_browser(&dir.join("report.html"), &numbers);
+    check_in_a_browser(&dir.join("report.html"), &numbers, 11);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `page` is self-contained (no request of any kind) and renders in a real browser, headless
 /// Chromium with name resolution off: its script runs to the end, the console stays empty,
-/// and `numbers` are in the rendered page. Without Chromium the check is skipped, unless
-/// `REQUIRE_BROWSER` is set (as in CI), which makes a missing browser a failure.
-fn check_in_a_browser(page: &std::path::Path, numbers: &[String]) {
+/// and `numbers` and at least `charts` charts are in the rendered page. Without Chromium the
+/// check is skipped, unless `REQUIRE_BROWSER` is set (as in CI), which makes a missing browser
+/// a failure.
+fn check_in_a_browser(page: &std::path::Path, numbers: &[String], charts: usize) {
     let html = std::fs::read_to_string(page).unwrap();
     for external in ["http://", "https://", "<link", " src=", "@import", "url("] {
         assert!(
@@ -273,8 +275,88 @@ fn check_in_a_browser(page: &std::path::Path, numbers: &[String]) {
     for n in numbers {
         assert!(dom.contains(n.as_str()), "{n} is not in the rendered page");
     }
-    assert!(dom.matches("<svg").count() >= 11, "every figure is drawn");
+    assert!(
+        dom.matches("<svg").count() >= charts,
+        "every figure is drawn"
+    );
     let _ = std::fs::remove_dir_all(profile);
+}
+
+#[test]
+fn a_sweeps_page_holds_its_table_and_figures_and_renders_in_a_browser() {
+    let dir = std::env::temp_dir().join(format!("transfer-sweep-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings = settings();
+    // Two points of a pretraining axis; the second's pretrained protocols gain 0.002, and its
+    // last repetition of finetune at p = 1 is missing.
+    let point = |iterations: u32, at: usize| {
+        let mut runs = records(&settings, 3);
+        for run in &mut runs {
+            if at == 1 && run.protocol.needs_pretraining() {
+                run.final_accuracy += 0.002;
+            }
+        }
+        if at == 1 {
+            runs.retain(|r| {
+                !(r.protocol.name == "finetune" && r.proportion == 1.0 && r.repetition == 2)
+            });
+        }
+        SweepPointResults {
+            name: format!("pretrain-iters={iterations}"),
+            at: vec![at],
+            results: Some(StudyResults {
+                config: None,
+                settings: settings.clone(),
+                runs,
+                pretrains: Vec::new(),
+            }),
+            planned_runs: 48,
+        }
+    };
+    let results = SweepResults {
+        axes: vec![SweepAxis {
+            name: "pretrain-iters".into(),
+            labels: vec!["100".into(), "300".into()],
+            values: Some(vec![100.0, 300.0]),
+            log_scale: false,
+        }],
+        points: vec![point(100, 0), point(300, 1)],
+        protocols: ["raw", "frozen", "finetune", "dropout"]
+            .map(String::from)
+            .to_vec(),
+        proportions: vec![0.005, 0.01, 0.1, 1.0],
+    };
+    let files = write_sweep_report(&dir, &results, &ReportContext::default()).unwrap();
+    assert!(files.contains(&dir.join("report.html")));
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("INCOMPLETE: made from 95 of the 96 planned runs."),
+        "{html}"
+    );
+    assert!(html.contains("pretrain-iters=300 (47 of 48)"));
+    let analysis = analyse_sweep(&results);
+    let mut numbers = Vec::new();
+    for (i, point) in analysis.points.iter().enumerate() {
+        for cell in &point.cells {
+            let c = analysis.cell(i, &cell.protocol, cell.proportion).unwrap();
+            let half = (c.summary.ci95_high - c.summary.ci95_low) / 2.0;
+            numbers.push(format!("{:.4} ± {half:.4}", c.summary.mean));
+        }
+    }
+    assert_eq!(numbers.len(), 32);
+    // The step's difference in the effect table, as sweep.md prints it.
+    let frozen = analysis.effects[0]
+        .steps
+        .iter()
+        .find(|s| s.protocol == "frozen" && s.proportion == 0.005)
+        .unwrap();
+    assert!((frozen.difference.unwrap() - 0.002).abs() < 1e-9);
+    numbers.push("+0.0020".into());
+    // Accuracy and gain against the axis, a panel per proportion: 8 charts.
+    assert_eq!(html.matches("<svg").count(), 8);
+    check_in_a_browser(&dir.join("report.html"), &numbers, 8);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

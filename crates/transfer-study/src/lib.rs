@@ -19,7 +19,8 @@ pub use study::{
 };
 pub use sweep::{Axis, AxisValue, Setting, Sweep, SweepPoint};
 pub use sweep_run::{
-    PointWorkspace, SWEEP_FILE, SweepOutcome, SweepWorkspace, run_sweep, sweep_results,
+    PointWorkspace, SWEEP_FILE, SweepOutcome, SweepWorkspace, read_sweep, run_sweep,
+    sweep_report_context, sweep_results,
 };
 pub use transfer_records::StudyConfig;
 pub use workspace::{

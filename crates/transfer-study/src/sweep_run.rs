@@ -4,7 +4,7 @@
 //! ```text
 //! DIR/sweep-config.json          the sweep last run into DIR (its base study and axes)
 //! DIR/pretrain-iters=300/        a point: an ordinary results directory
-//! DIR/sweep.csv, sweep.md, sweep.json, figures/sweep-*   the sweep's report
+//! DIR/sweep.csv, sweep.md, sweep.json, report.html, figures/sweep-*   the sweep's report
 //! ```
 //!
 //! A run whose settings give it the same numbers in several points (the settings it reads
@@ -424,27 +424,12 @@ pub fn run_sweep(
         });
     }
     let results = sweep_results(&sw.root)?;
-    let ctx = ReportContext {
-        label: format!(
-            "Sweep of preset `{}` over {}, backend `{}`{}.",
-            sw.sweep.base().preset,
-            sw.sweep
-                .axes()
-                .iter()
-                .map(|a| format!("`{}`", a.setting()))
-                .collect::<Vec<_>>()
-                .join(" and "),
-            sw.sweep.base().training.backend,
-            on_hardware(&exec.hardware)
-        ),
-        hardware: exec.hardware.clone(),
-        command: sw
-            .points
-            .first()
-            .map(|p| p.ws.provenance.command.clone())
-            .unwrap_or_default(),
-        wall_seconds: None,
-    };
+    let command = sw
+        .points
+        .first()
+        .map(|p| p.ws.provenance.command.as_str())
+        .unwrap_or_default();
+    let ctx = sweep_report_context(&sw.sweep, &exec.hardware, command);
     Ok(SweepOutcome::Complete(write_sweep_report(
         &sw.root, &results, &ctx,
     )?))
@@ -453,6 +438,11 @@ pub fn run_sweep(
 /// The sweep stored in `root` and every point's results, for its report: points missing
 /// from the directory are read as empty (the report says they lack runs).
 pub fn sweep_results(root: &Path) -> Result<SweepResults> {
+    crate::sweep::results(&read_sweep(root)?, root)
+}
+
+/// The sweep last run into `root`, from its `sweep-config.json`.
+pub fn read_sweep(root: &Path) -> Result<Sweep> {
     let path = root.join(SWEEP_FILE);
     if !path.exists() {
         return Err(StudyError::Config(format!(
@@ -460,8 +450,29 @@ pub fn sweep_results(root: &Path) -> Result<SweepResults> {
             root.display()
         )));
     }
-    let sweep: Sweep = transfer_records::read_json(&path)?;
-    crate::sweep::results(&sweep, root)
+    Ok(transfer_records::read_json(&path)?)
+}
+
+/// What a sweep's report says of where it comes from: its preset, axes, backend and machine,
+/// and the command that ran it (empty when the report is regenerated from the records).
+pub fn sweep_report_context(sweep: &Sweep, hardware: &str, command: &str) -> ReportContext {
+    let axes: Vec<String> = sweep
+        .axes()
+        .iter()
+        .map(|a| format!("`{}`", a.setting()))
+        .collect();
+    ReportContext {
+        label: format!(
+            "Sweep of preset `{}` over {}, backend `{}`{}.",
+            sweep.base().preset,
+            axes.join(" and "),
+            sweep.base().training.backend,
+            on_hardware(hardware)
+        ),
+        hardware: hardware.to_owned(),
+        command: command.to_owned(),
+        wall_seconds: None,
+    }
 }
 
 /// The pretrained backbones of `blocks`, each with its point, repetition and seed: loaded,

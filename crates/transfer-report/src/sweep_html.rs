@@ -1,0 +1,229 @@
+//! A sweep's `report.html`: what the sweep holds, every point's table, each axis's tested
+//! steps and every figure, self-contained like a study's page (inline SVG whose points show
+//! their values on hover, series shown or hidden by their legend, no request of any kind).
+
+use std::fmt::Write;
+
+use crate::ReportContext;
+use crate::html::{Axes, Line, SCRIPT, STYLE, chart, escape, hex};
+use crate::sweep::{Column, SweepAnalysis, completeness, effect_table, point_table};
+use crate::sweep_figures::{SweepFigure, SweepPlot, figures, heat_colour};
+
+/// The whole page.
+pub fn sweep_html(analysis: &SweepAnalysis, ctx: &ReportContext) -> String {
+    let mut out =
+        String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    let axes: Vec<String> = analysis
+        .axes
+        .iter()
+        .map(|a| format!("{} = {}", a.name, a.labels.join(", ")))
+        .collect();
+    let axes = escape(&axes.join("; "));
+    let _ = writeln!(out, "<title>Sweep: {axes}</title>");
+    let _ = writeln!(out, "<style>{STYLE}</style>\n</head>\n<body>");
+    let _ = writeln!(out, "<h1>Sweep: {axes}</h1>");
+    if !ctx.label.is_empty() {
+        let _ = writeln!(out, "<p>{}</p>", escape(&ctx.label));
+    }
+    let (sentence, short) = completeness(analysis);
+    if short.is_empty() {
+        let _ = writeln!(out, "<p>{}</p>", escape(&sentence));
+    } else {
+        let short: Vec<String> = short
+            .iter()
+            .map(|(name, runs, planned)| format!("{name} ({runs} of {planned})"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<p class=\"notice\"><strong>{}</strong> Points lacking runs: {}. Nothing below is a finished sweep's result.</p>",
+            escape(&sentence),
+            escape(&short.join(", "))
+        );
+    }
+    if !ctx.command.is_empty() {
+        let _ = writeln!(out, "<p>Command: <code>{}</code></p>", escape(&ctx.command));
+    }
+    out.push_str("<h2>Mean final test accuracy at every point</h2>\n<p>Mean of the repetitions ± the half-width of its 95% t-interval (n runs where fewer than planned).</p>\n");
+    let table = point_table(analysis);
+    let mut columns = vec![("point".to_owned(), false)];
+    columns.extend(table.columns);
+    let published = table.published.map(|cells| {
+        let mut row = vec!["published (2016)".to_owned()];
+        row.extend(cells);
+        row
+    });
+    let points = table.rows.into_iter().map(|(name, cells)| {
+        let mut row = vec![name];
+        row.extend(cells);
+        row
+    });
+    html_table(&mut out, &columns, published.into_iter().chain(points));
+    for effect in &analysis.effects {
+        let table = effect_table(analysis, effect);
+        let _ = writeln!(
+            out,
+            "<h2>Effect of {}</h2>\n<p>{}</p>\n<p>{}</p>",
+            escape(&effect.axis),
+            escape(&table.method),
+            escape(&table.findings)
+        );
+        html_table(&mut out, &table.columns, table.rows);
+    }
+    let _ = writeln!(
+        out,
+        "<h2>Figures</h2>\n<p>Hover over a point or a cell for its values; tick a series to show or hide it.</p>"
+    );
+    for (i, figure) in figures(analysis).iter().enumerate() {
+        figure_html(&mut out, &format!("figure-{i}"), figure);
+    }
+    let _ = writeln!(
+        out,
+        "<p>Every point is an ordinary study: its own directory holds its records and its own report.html.</p>"
+    );
+    let _ = writeln!(out, "<script>{SCRIPT}</script>\n</body>\n</html>");
+    out
+}
+
+/// An HTML table: the header from `columns`, then `rows`.
+fn html_table(out: &mut String, columns: &[Column], rows: impl IntoIterator<Item = Vec<String>>) {
+    out.push_str("<table>\n<tr>");
+    for (name, _) in columns {
+        let _ = write!(out, "<th>{}</th>", escape(name));
+    }
+    out.push_str("</tr>\n");
+    for row in rows {
+        out.push_str("<tr>");
+        for cell in row {
+            let _ = write!(out, "<td>{}</td>", escape(&cell));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+}
+
+fn figure_html(out: &mut String, id: &str, figure: &SweepFigure) {
+    let _ = writeln!(
+        out,
+        "<div class=\"figure\" id=\"{id}\">\n<h3>{}</h3>\n<div class=\"panels\">",
+        escape(&figure.title)
+    );
+    match &figure.plot {
+        SweepPlot::Lines {
+            x,
+            panels,
+            y_label,
+            zero_line,
+        } => {
+            let axes = Axes {
+                x_log: x.log,
+                x_label: &x.description,
+                x_ticks: x.positions.iter().copied().zip(x.labels.clone()).collect(),
+                y_label,
+                zero_line: *zero_line,
+            };
+            for (title, lines) in panels {
+                let lines: Vec<Line> = lines
+                    .iter()
+                    .map(|l| Line {
+                        label: l.label.clone(),
+                        colour: l.colour,
+                        points: l.points.clone(),
+                        published: Vec::new(),
+                        reference: l.reference,
+                        band: false,
+                    })
+                    .collect();
+                let _ = writeln!(out, "<div><h4>{}</h4>", escape(title));
+                chart(out, &lines, &axes);
+                out.push_str("</div>\n");
+            }
+            out.push_str("</div>\n<div class=\"legend\">");
+            let legend = panels
+                .first()
+                .map(|(_, lines)| lines.as_slice())
+                .unwrap_or_default();
+            for (k, line) in legend.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    "<label><input type=\"checkbox\" checked data-figure=\"{id}\" data-series=\"{k}\"><span style=\"color:{}\">■</span> {}</label>",
+                    hex(line.colour),
+                    escape(&line.label)
+                );
+            }
+            if legend.iter().any(|l| l.reference.is_some()) {
+                out.push_str(" dashed: published (2016)");
+            }
+        }
+        SweepPlot::Heat {
+            rows,
+            columns,
+            panels,
+            diverging,
+        } => {
+            for (title, grid) in panels {
+                heat_table(out, title, rows, columns, grid, *diverging);
+            }
+            out.push_str("</div>\n<div class=\"legend\">");
+            out.push_str(if *diverging {
+                "orange: above raw; blue: below (each panel its own scale)"
+            } else {
+                "darker: higher accuracy (each panel its own scale)"
+            });
+        }
+    }
+    out.push_str("</div>\n</div>\n");
+}
+
+/// One panel of a heat map as a table of coloured cells, rows the first axis's values.
+fn heat_table(
+    out: &mut String,
+    title: &str,
+    rows: &(String, Vec<String>),
+    columns: &(String, Vec<String>),
+    grid: &[Vec<Option<f64>>],
+    diverging: bool,
+) {
+    let values = grid.iter().flatten().flatten().copied();
+    let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let _ = writeln!(
+        out,
+        "<div><h4>{}</h4>\n<table>\n<tr><th>{} \\ {}</th>",
+        escape(title),
+        escape(&rows.0),
+        escape(&columns.0)
+    );
+    for label in &columns.1 {
+        let _ = write!(out, "<th>{}</th>", escape(label));
+    }
+    out.push_str("</tr>\n");
+    for (label, cells) in rows.1.iter().zip(grid) {
+        let _ = write!(out, "<tr><th>{}</th>", escape(label));
+        for (column, value) in columns.1.iter().zip(cells) {
+            let Some(value) = value else {
+                out.push_str("<td>no runs</td>");
+                continue;
+            };
+            let fill = heat_colour(*value, low, high, diverging);
+            let dark = u32::from(fill.0) + u32::from(fill.1) + u32::from(fill.2) < 330;
+            let text = if diverging {
+                format!("{value:+.4}")
+            } else {
+                format!("{value:.4}")
+            };
+            let _ = write!(
+                out,
+                "<td style=\"background:{};color:{}\" title=\"{}={}, {}={}: {text}\">{text}</td>",
+                hex(fill),
+                if dark { "#fff" } else { "#000" },
+                escape(&rows.0),
+                escape(label),
+                escape(&columns.0),
+                escape(column)
+            );
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table></div>\n");
+}
