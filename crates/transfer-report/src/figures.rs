@@ -645,24 +645,7 @@ where
             .flatten()
             .chain(s.published.iter().map(|p| p.1))
     });
-    let (mut low, mut high) = values
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    if zero_line {
-        (low, high) = (low.min(0.0), high.max(0.0));
-    }
-    if !low.is_finite() {
-        (low, high) = (0.0, 1.0);
-    }
-    let pad = ((high - low) * 0.06).max(1e-3);
-    // Accuracies stop at 1: an interval reaching past it is clipped there.
-    let (y0, y1) = if zero_line {
-        (low - pad, high + pad)
-    } else {
-        ((low - pad).max(0.0), (high + pad).min(1.0))
-    };
+    let (y0, y1) = y_range(values, zero_line);
     let mut chart = ChartBuilder::on(area)
         .margin(16)
         .x_label_area_size(46)
@@ -739,6 +722,29 @@ impl XScale {
 /// A series drawn at `points` (x where they are drawn): its line, cut where it leaves
 /// `y0..=y1` (where the x axis is linear, by `scale`), then each point's interval, clipped to
 /// the plot, and a dot.
+/// The y range of a chart of `values`: their span with a margin, taking in 0 where a zero
+/// line is drawn; otherwise the values are accuracies, which stop at 0 and 1, and an interval
+/// reaching past either is clipped there.
+pub(crate) fn y_range(values: impl Iterator<Item = f64>, zero_line: bool) -> (f64, f64) {
+    let (mut low, mut high) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if zero_line {
+        (low, high) = (low.min(0.0), high.max(0.0));
+    }
+    if !low.is_finite() {
+        (low, high) = (0.0, 1.0);
+    }
+    let pad = ((high - low) * 0.06).max(1e-3);
+    if zero_line {
+        (low - pad, high + pad)
+    } else {
+        ((low - pad).max(0.0), (high + pad).min(1.0))
+    }
+}
+
 pub(crate) fn draw_marks<DB, X>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<X, RangedCoordf64>>,
     points: &[ProportionPoint],

@@ -394,6 +394,29 @@ pub(crate) struct PointTable {
     pub(crate) rows: Vec<(String, Vec<String>)>,
 }
 
+impl PointTable {
+    /// The whole table: a first column of the points' names (each as `name` writes it), the
+    /// published row first where there is one.
+    pub(crate) fn with_names(
+        self,
+        name: impl Fn(&str) -> String,
+    ) -> (Vec<Column>, Vec<Vec<String>>) {
+        let mut columns = vec![("point".to_owned(), false)];
+        columns.extend(self.columns);
+        let published = self.published.map(|cells| {
+            let mut row = vec!["published (2016)".to_owned()];
+            row.extend(cells);
+            row
+        });
+        let points = self.rows.into_iter().map(|(point, cells)| {
+            let mut row = vec![name(&point)];
+            row.extend(cells);
+            row
+        });
+        (columns, published.into_iter().chain(points).collect())
+    }
+}
+
 /// One axis's tested steps as a table, with the sentences that precede it.
 pub(crate) struct EffectTable {
     /// What the table holds and how its steps were tested.
@@ -623,20 +646,8 @@ pub fn sweep_md(analysis: &SweepAnalysis, ctx: &ReportContext) -> String {
     md.push_str(
         "Mean of the repetitions ± the half-width of its 95% t-interval (n runs where fewer than planned).\n\n",
     );
-    let table = point_table(analysis);
-    let mut columns = vec![("point".to_owned(), false)];
-    columns.extend(table.columns);
-    let published = table.published.map(|cells| {
-        let mut row = vec!["published (2016)".to_owned()];
-        row.extend(cells);
-        row
-    });
-    let points = table.rows.into_iter().map(|(name, cells)| {
-        let mut row = vec![format!("`{name}`")];
-        row.extend(cells);
-        row
-    });
-    md_table(&mut md, &columns, published.into_iter().chain(points));
+    let (columns, rows) = point_table(analysis).with_names(|name| format!("`{name}`"));
+    md_table(&mut md, &columns, rows);
     for effect in &analysis.effects {
         let _ = writeln!(md, "## Effect of `{}`\n", effect.axis);
         let table = effect_table(analysis, effect);

@@ -12,7 +12,7 @@ use crate::ReportError;
 use crate::analysis::report_value;
 use crate::figures::{
     Area, Drawing, LEGEND_WIDTH, PALETTE, ProportionPoint, XScale, colour_of, draw_legend,
-    draw_marks, write_drawing,
+    draw_marks, write_drawing, y_range,
 };
 use crate::sweep::SweepAnalysis;
 
@@ -444,23 +444,7 @@ where
             .flatten()
             .chain(l.reference)
     });
-    let (mut low, mut high) = values
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    if zero_line {
-        (low, high) = (low.min(0.0), high.max(0.0));
-    }
-    if !low.is_finite() {
-        (low, high) = (0.0, 1.0);
-    }
-    let pad = ((high - low) * 0.06).max(1e-3);
-    let (y0, y1) = if zero_line {
-        (low - pad, high + pad)
-    } else {
-        ((low - pad).max(0.0), (high + pad).min(1.0))
-    };
+    let (y0, y1) = y_range(values, zero_line);
     let (x0, x1) = x.range();
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 17))

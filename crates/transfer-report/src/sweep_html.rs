@@ -44,20 +44,8 @@ pub fn sweep_html(analysis: &SweepAnalysis, ctx: &ReportContext) -> String {
         let _ = writeln!(out, "<p>Command: <code>{}</code></p>", escape(&ctx.command));
     }
     out.push_str("<h2>Mean final test accuracy at every point</h2>\n<p>Mean of the repetitions ± the half-width of its 95% t-interval (n runs where fewer than planned).</p>\n");
-    let table = point_table(analysis);
-    let mut columns = vec![("point".to_owned(), false)];
-    columns.extend(table.columns);
-    let published = table.published.map(|cells| {
-        let mut row = vec!["published (2016)".to_owned()];
-        row.extend(cells);
-        row
-    });
-    let points = table.rows.into_iter().map(|(name, cells)| {
-        let mut row = vec![name];
-        row.extend(cells);
-        row
-    });
-    html_table(&mut out, &columns, published.into_iter().chain(points));
+    let (columns, rows) = point_table(analysis).with_names(str::to_owned);
+    html_table(&mut out, &columns, rows);
     for effect in &analysis.effects {
         let table = effect_table(analysis, effect);
         let _ = writeln!(
