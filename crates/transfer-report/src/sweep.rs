@@ -429,28 +429,35 @@ pub(crate) struct EffectTable {
     pub(crate) rows: Vec<Vec<String>>,
 }
 
-/// Whether the sweep is complete, in a sentence; incomplete sweeps also name the points
-/// lacking runs as `(name, runs, planned)`.
-pub(crate) fn completeness(analysis: &SweepAnalysis) -> (String, Vec<(&str, usize, usize)>) {
+/// Whether the sweep is complete, in a sentence, and for an incomplete sweep a second one
+/// naming the points lacking runs (each as `name` writes it).
+pub(crate) fn completeness(
+    analysis: &SweepAnalysis,
+    name: impl Fn(&str) -> String,
+) -> (String, Option<String>) {
     if analysis.complete {
         let sentence = format!(
             "Complete: {} points, every one of their {} planned runs.",
             analysis.points.len(),
             analysis.planned_runs
         );
-        return (sentence, Vec::new());
+        return (sentence, None);
     }
-    let short = analysis
+    let short: Vec<String> = analysis
         .points
         .iter()
         .filter(|p| p.runs < p.planned_runs)
-        .map(|p| (p.name.as_str(), p.runs, p.planned_runs))
+        .map(|p| format!("{} ({} of {})", name(&p.name), p.runs, p.planned_runs))
         .collect();
     let sentence = format!(
         "INCOMPLETE: made from {} of the {} planned runs.",
         analysis.runs, analysis.planned_runs
     );
-    (sentence, short)
+    let which = format!(
+        "Points lacking runs: {}. Nothing below is a finished sweep's result.",
+        short.join(", ")
+    );
+    (sentence, Some(which))
 }
 
 /// Every point's cells: mean ± the half-width of its 95% t-interval, `(n=K)` where fewer runs
@@ -625,19 +632,13 @@ pub fn sweep_md(analysis: &SweepAnalysis, ctx: &ReportContext) -> String {
     if !ctx.label.is_empty() {
         let _ = writeln!(md, "{}\n", ctx.label);
     }
-    let (sentence, short) = completeness(analysis);
-    if short.is_empty() {
-        let _ = writeln!(md, "{sentence}\n");
-    } else {
-        let short: Vec<String> = short
-            .iter()
-            .map(|(name, runs, planned)| format!("`{name}` ({runs} of {planned})"))
-            .collect();
-        let _ = writeln!(
-            md,
-            "**{sentence}** Points lacking runs: {}. Nothing below is a finished sweep's result.\n",
-            short.join(", ")
-        );
+    match completeness(analysis, |name| format!("`{name}`")) {
+        (sentence, None) => {
+            let _ = writeln!(md, "{sentence}\n");
+        }
+        (sentence, Some(which)) => {
+            let _ = writeln!(md, "**{sentence}** {which}\n");
+        }
     }
     if !ctx.command.is_empty() {
         let _ = writeln!(md, "Command: `{}`\n", ctx.command);

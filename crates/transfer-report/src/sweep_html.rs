@@ -25,20 +25,18 @@ pub fn sweep_html(analysis: &SweepAnalysis, ctx: &ReportContext) -> String {
     if !ctx.label.is_empty() {
         let _ = writeln!(out, "<p>{}</p>", escape(&ctx.label));
     }
-    let (sentence, short) = completeness(analysis);
-    if short.is_empty() {
-        let _ = writeln!(out, "<p>{}</p>", escape(&sentence));
-    } else {
-        let short: Vec<String> = short
-            .iter()
-            .map(|(name, runs, planned)| format!("{name} ({runs} of {planned})"))
-            .collect();
-        let _ = writeln!(
-            out,
-            "<p class=\"notice\"><strong>{}</strong> Points lacking runs: {}. Nothing below is a finished sweep's result.</p>",
-            escape(&sentence),
-            escape(&short.join(", "))
-        );
+    match completeness(analysis, str::to_owned) {
+        (sentence, None) => {
+            let _ = writeln!(out, "<p>{}</p>", escape(&sentence));
+        }
+        (sentence, Some(which)) => {
+            let _ = writeln!(
+                out,
+                "<p class=\"notice\"><strong>{}</strong> {}</p>",
+                escape(&sentence),
+                escape(&which)
+            );
+        }
     }
     if !ctx.command.is_empty() {
         let _ = writeln!(out, "<p>Command: <code>{}</code></p>", escape(&ctx.command));
