@@ -185,6 +185,58 @@ fn a_killed_or_sharded_sweep_ends_with_the_records_of_an_uninterrupted_one() {
 }
 
 #[test]
+fn a_sweep_over_vary_trains_repetition_0_once_and_holds_what_does_not_vary() {
+    let out = temp("sweep-vary");
+    let extra = ["--subset", "drawn"];
+    let text = sweep_ok(&out, &["vary=order,subset,all"], &extra);
+    // 3 points of 3 protocols at 2 proportions, 2 repetitions: repetition 0 is one run.
+    assert!(
+        text.contains("24 runs in this sweep (12 more runs of the 3 points are the same runs as another point's"),
+        "{text}"
+    );
+    // Backbone 1 only for the point that varies the pretraining.
+    assert!(text.contains("2 pretrained models to train"), "{text}");
+    let points = ["vary=order", "vary=subset", "vary=all"];
+    let runs: Vec<_> = points.iter().map(|p| records(&out.join(p))).collect();
+    // A record as trained: the settings' hash is each point's own.
+    let run = |point: usize, name: &str| {
+        let mut record = runs[point]
+            .iter()
+            .find(|(file, _)| file == name)
+            .map(|(_, record)| record.clone())
+            .unwrap_or_else(|| panic!("{}: no {name}", points[point]));
+        record.as_object_mut().unwrap().remove("settings_hash");
+        record
+    };
+    for point in 1..3 {
+        assert_eq!(
+            run(point, "frozen-p0.01-rep-00.json"),
+            run(0, "frozen-p0.01-rep-00.json")
+        );
+    }
+    // Held: repetition 1 starts from repetition 0's backbone; varied: from its own.
+    let pretrained = |point, rep: u32| {
+        run(point, &format!("frozen-p0.005-rep-0{rep}.json"))["pretrain_seed"].clone()
+    };
+    assert_eq!(pretrained(0, 1), pretrained(0, 0));
+    assert_eq!(pretrained(1, 1), pretrained(1, 0));
+    assert_ne!(pretrained(2, 1), pretrained(2, 0));
+    // Each source alone still moves the training.
+    for (point, name) in points.iter().enumerate() {
+        let losses: Vec<_> = (0..2)
+            .map(|rep| run(point, &format!("raw-p0.01-rep-0{rep}.json"))["loss_curve"].clone())
+            .collect();
+        assert_ne!(losses[1], losses[0], "{name}");
+    }
+    let report = std::fs::read_to_string(out.join("vary=subset/report.md")).unwrap();
+    assert!(
+        report.contains("The repetitions vary subset; they hold init, order, dropout and pretraining at repetition 0's draw. Images drawn afresh"),
+        "{report}"
+    );
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
 fn bad_sweeps_are_refused_in_one_line_before_anything_is_created() {
     let out = temp("sweep-refused");
     for (axes, expected) in [
@@ -206,6 +258,11 @@ fn bad_sweeps_are_refused_in_one_line_before_anything_is_created() {
             "too wide for images of 28x28 pixels (at most 55",
         ),
         (&["channels=16,0"], "conv1 channels 0"),
+        (
+            &["vary=init,subset"],
+            "sweep point vary=subset: vary: subset cannot vary under the prefix rule",
+        ),
+        (&["vary=init,seed"], "'seed' is not a source"),
         (&[], "at least one --axis"),
     ] {
         let mut args = vec!["sweep"];

@@ -199,12 +199,19 @@ struct StudyArgs {
     /// Proportions, comma-separated.
     #[arg(long, value_delimiter = ',')]
     props: Option<Vec<f64>>,
-    /// Subset rule: prefix (the report's) or stratified.
+    /// Subset rule: prefix (the report's: the file's first images), stratified (a share of
+    /// every class drawn afresh per repetition) or drawn (prefix's image count, drawn afresh
+    /// per repetition as stratified draws).
     #[arg(long)]
     subset: Option<SubsetRule>,
     /// Master seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// The sources of randomness that change between repetitions, comma-separated: init,
+    /// order, dropout, subset (not under prefix), pretraining; the others are held at
+    /// repetition 0's draw. Default all: every source the settings can vary.
+    #[arg(long, value_name = "SOURCES")]
+    vary: Option<String>,
     /// Results directory (default results/PRESET; for a sweep, results/sweep-PRESET).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -234,9 +241,9 @@ struct StudyArgs {
 struct SweepArgs {
     /// A setting and its values, NAME=V1,V2,... (repeatable: several axes form the full
     /// grid). NAME: iters, eval-every, pretrain-iters, batch, subset, source-classes,
-    /// target-classes, pretrain-learning-rate, seed, channels, kernel-size, fc-width, or
-    /// PROTOCOL.learning-rate, PROTOCOL.dropout. Digit sets are written together (012345),
-    /// channels as N or AxB. See docs/study.md.
+    /// target-classes, pretrain-learning-rate, seed, channels, kernel-size, fc-width, vary,
+    /// or PROTOCOL.learning-rate, PROTOCOL.dropout. Digit sets are written together (012345),
+    /// channels as N or AxB, sources as init+order or all. See docs/study.md.
     #[arg(long = "axis", value_name = "NAME=V1,V2,...")]
     axes: Vec<String>,
     #[command(flatten)]
@@ -500,6 +507,7 @@ fn study_inputs(args: &StudyArgs) -> Result<StudyInputs> {
         props: args.props.clone(),
         subset: args.subset,
         seed: args.seed,
+        vary: args.vary.clone(),
     };
     let config = build_config(args.preset, file.as_ref(), &flags)?;
     let shard = args

@@ -128,7 +128,7 @@ pub enum DataError {
     #[error("batch size must be at least 1")]
     ZeroBatch,
     /// A subset-rule name that is not known.
-    #[error("unknown subset rule '{0}' (accepted: prefix, stratified)")]
+    #[error("unknown subset rule '{0}' (accepted: prefix, stratified, drawn)")]
     UnknownRule(String),
 }
 

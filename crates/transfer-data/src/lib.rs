@@ -21,7 +21,7 @@ pub use images::{Batch, ImageSet};
 pub use load::{Dataset, locate, missing_files, read_content, read_verified, verify_content};
 pub use manifest::{FileSpec, MNIST_MIRRORS, Manifest, accepted_names, is_plain_name};
 pub use sampler::BatchSampler;
-pub use split::{SOURCE_CLASSES, TARGET_CLASSES, Task, check_classes};
+pub use split::{MNIST_TEST_DIGITS, SOURCE_CLASSES, TARGET_CLASSES, Task, check_classes};
 pub use subset::{SubsetRule, SubsetSpec, select_subset, subset_size};
 /// The generator behind subsets and batches, and the hash behind every check, from
 /// `transfer-core`.

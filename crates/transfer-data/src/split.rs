@@ -8,6 +8,8 @@ use crate::load::Dataset;
 pub const SOURCE_CLASSES: [u8; 6] = [0, 1, 2, 3, 4, 5];
 /// The target task's classes in the study: digits 6-9.
 pub const TARGET_CLASSES: [u8; 4] = [6, 7, 8, 9];
+/// Test images of each digit 0-9 in canonical MNIST (10,000 in all; 3,969 of digits 6-9).
+pub const MNIST_TEST_DIGITS: [usize; 10] = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];
 
 /// A classification task cut from a dataset: only the listed classes, relabelled so that
 /// `classes[k]` becomes label `k`. Images keep their file order.

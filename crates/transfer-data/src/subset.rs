@@ -20,6 +20,10 @@ pub enum SubsetRule {
     /// `round(N * p)` images drawn afresh for every seed, each class contributing in
     /// proportion to its share of the training set (largest-remainder rounding).
     Stratified,
+    /// As many images as [`SubsetRule::Prefix`] takes, drawn afresh for every seed as
+    /// [`SubsetRule::Stratified`] draws them: the published counts without the file's order,
+    /// so that which images a run sees and how many can be told apart.
+    Drawn,
 }
 
 impl SubsetRule {
@@ -28,7 +32,13 @@ impl SubsetRule {
         match self {
             SubsetRule::Prefix => "prefix",
             SubsetRule::Stratified => "stratified",
+            SubsetRule::Drawn => "drawn",
         }
+    }
+
+    /// Whether the images are drawn at random (so that which ones a run sees can vary).
+    pub fn draws(self) -> bool {
+        !matches!(self, SubsetRule::Prefix)
     }
 }
 
@@ -45,6 +55,7 @@ impl FromStr for SubsetRule {
         match s {
             "prefix" => Ok(SubsetRule::Prefix),
             "stratified" => Ok(SubsetRule::Stratified),
+            "drawn" => Ok(SubsetRule::Drawn),
             other => Err(DataError::UnknownRule(other.to_owned())),
         }
     }
@@ -61,7 +72,7 @@ pub fn subset_size(rule: SubsetRule, available: usize, p: f64, batch: usize) -> 
     }
     let share = (available as f64 * p).floor() as usize;
     let size = match rule {
-        SubsetRule::Prefix => batch * (share / batch),
+        SubsetRule::Prefix | SubsetRule::Drawn => batch * (share / batch),
         SubsetRule::Stratified => (available as f64 * p).round() as usize,
     };
     if size < batch {
@@ -76,8 +87,8 @@ pub fn subset_size(rule: SubsetRule, available: usize, p: f64, batch: usize) -> 
 }
 
 /// Which subset of a training set a run trains on: the rule, the proportion, the batch size
-/// (prefix subsets are whole batches) and the seed (stratified subsets are drawn afresh for
-/// every seed).
+/// (prefix and drawn subsets are whole batches) and the seed (stratified and drawn subsets
+/// are drawn afresh for every seed).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SubsetSpec {
     /// How the images are chosen.
@@ -86,7 +97,7 @@ pub struct SubsetSpec {
     pub proportion: f64,
     /// Images per training batch: the subset holds at least one.
     pub batch: usize,
-    /// The seed of a stratified draw (unused by [`SubsetRule::Prefix`]).
+    /// The seed of a draw (unused by [`SubsetRule::Prefix`]).
     pub seed: u64,
 }
 
@@ -97,7 +108,9 @@ pub fn select_subset(labels: &[u8], num_classes: usize, spec: SubsetSpec) -> Res
     let size = subset_size(spec.rule, labels.len(), spec.proportion, spec.batch)?;
     match spec.rule {
         SubsetRule::Prefix => Ok((0..size).collect()),
-        SubsetRule::Stratified => Ok(stratified(labels, num_classes, size, spec.seed)),
+        SubsetRule::Stratified | SubsetRule::Drawn => {
+            Ok(stratified(labels, num_classes, size, spec.seed))
+        }
     }
 }
 
@@ -167,6 +180,35 @@ mod tests {
             subset_size(SubsetRule::Stratified, 23_983, 1.0, 100).unwrap(),
             23_983
         );
+    }
+
+    #[test]
+    fn drawn_subsets_keep_the_prefix_count_and_every_class_share() {
+        // Labels 0..4 in blocks, as a file sorted by class would hold them.
+        let labels: Vec<u8> = (0..1000).map(|i| (i * 4 / 1000) as u8).collect();
+        let spec = |rule, seed| SubsetSpec {
+            rule,
+            proportion: 0.13,
+            batch: 20,
+            seed,
+        };
+        let prefix = select_subset(&labels, 4, spec(SubsetRule::Prefix, 1)).unwrap();
+        let drawn = select_subset(&labels, 4, spec(SubsetRule::Drawn, 1)).unwrap();
+        assert_eq!(drawn.len(), prefix.len());
+        assert_eq!(drawn.len(), 120);
+        // The prefix holds one class; the draw holds each in proportion.
+        for class in 0..4u8 {
+            let count = drawn.iter().filter(|&&i| labels[i] == class).count();
+            assert_eq!(count, 30, "class {class}");
+        }
+        assert!(drawn.windows(2).all(|w| w[0] < w[1]));
+        let again = select_subset(&labels, 4, spec(SubsetRule::Drawn, 1)).unwrap();
+        let other = select_subset(&labels, 4, spec(SubsetRule::Drawn, 2)).unwrap();
+        assert_eq!(drawn, again);
+        assert_ne!(drawn, other);
+        assert_eq!("drawn".parse::<SubsetRule>().unwrap(), SubsetRule::Drawn);
+        assert!(SubsetRule::Drawn.draws() && SubsetRule::Stratified.draws());
+        assert!(!SubsetRule::Prefix.draws());
     }
 
     #[test]

@@ -6,7 +6,9 @@ mod common;
 use std::time::Instant;
 
 use common::{TempDir, mnist_dir};
-use transfer_data::{Dataset, Manifest, SOURCE_CLASSES, SubsetRule, TARGET_CLASSES, subset_size};
+use transfer_data::{
+    Dataset, MNIST_TEST_DIGITS, Manifest, SOURCE_CLASSES, SubsetRule, TARGET_CLASSES, subset_size,
+};
 
 #[test]
 fn splits_and_subsets_have_the_specified_sizes() {
@@ -29,6 +31,15 @@ fn splits_and_subsets_have_the_specified_sizes() {
         .map(|&p| subset_size(SubsetRule::Prefix, target.train.len(), p, 100).unwrap())
         .collect();
     assert_eq!(sizes, [100, 200, 2300, 23_900]);
+    for digit in 0..10u8 {
+        let task = mnist.task(&[digit, (digit + 1) % 10]).unwrap();
+        let count = task.test.labels.iter().filter(|&&l| l == 0).count();
+        assert_eq!(
+            count,
+            MNIST_TEST_DIGITS[usize::from(digit)],
+            "digit {digit}"
+        );
+    }
 }
 
 #[test]

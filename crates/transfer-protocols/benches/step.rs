@@ -9,7 +9,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use transfer_data::{ImageSet, SeededRng};
 use transfer_model::CnnConfig;
 use transfer_protocols::{EvalSet, LoopSettings, RunInput, Silent, run_protocol};
-use transfer_records::Protocol;
+use transfer_records::{Protocol, RunSeeds};
 
 fn images(n: usize, seed: u64) -> ImageSet {
     let mut rng = SeededRng::new(seed);
@@ -46,7 +46,7 @@ fn train_step(c: &mut Criterion) {
                         num_classes: 4,
                         pretrained: None,
                         settings: &settings,
-                        seed: 3,
+                        seeds: RunSeeds::all(3, 0),
                     },
                     &mut Silent,
                 )

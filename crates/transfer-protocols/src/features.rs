@@ -11,7 +11,7 @@ use crate::error::TrainError;
 use crate::eval::{EvalSet, Tally};
 use crate::masks::classify;
 use crate::optimise::{Member, One, optimise_one};
-use crate::settings::{LoopSettings, Observer, Optimisation};
+use crate::settings::{LoopSeeds, LoopSettings, Observer, Optimisation};
 
 /// Backbone features of a set of images (`[N, 6272]`) with their labels, on one device. The
 /// features are kept in blocks of rows, none over the size limit given to
@@ -167,7 +167,7 @@ pub fn train_classifier_on_features(
     (train, test): (&FeatureSet, &FeatureSet),
     settings: &LoopSettings,
     optimisation: Optimisation,
-    seed: u64,
+    seeds: impl Into<LoopSeeds>,
     observer: &mut dyn Observer,
 ) -> Result<(Classifier, Vec<CurvePoint>, Vec<LossPoint>), TrainError> {
     let ad = device.clone().autodiff();
@@ -188,7 +188,7 @@ pub fn train_classifier_on_features(
     );
     let member = Member {
         images: train.len(),
-        seed,
+        seeds: seeds.into(),
     };
     let learning_rate = optimisation.learning_rate;
     let (classifier, curve, loss_curve) = optimise_one(

@@ -19,8 +19,8 @@ pub use eval::{DEFAULT_MAX_BUFFER_BYTES, EvalSet, batch_tensors};
 pub use features::{FeatureSet, train_classifier_on_features};
 pub use memory::keep_freed_memory;
 pub use settings::{
-    DEFAULT_EVAL_CHUNK, LoopSettings, Observer, Optimisation, RunInput, Silent, TrainOutcome,
-    network_config,
+    DEFAULT_EVAL_CHUNK, LoopSeeds, LoopSettings, Observer, Optimisation, RunInput, Silent,
+    TrainOutcome, network_config,
 };
 pub use stack::{pretrain_stack, run_protocol_stack};
 pub use train::{pretrain, run_protocol, train_model};

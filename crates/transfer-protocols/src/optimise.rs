@@ -13,7 +13,7 @@ use transfer_records::{CurvePoint, LossPoint};
 use crate::OnePassAdam;
 use crate::error::TrainError;
 use crate::eval::read_floats;
-use crate::settings::{DROPOUT_STREAM, LoopSettings, Observer};
+use crate::settings::{DROPOUT_STREAM, LoopSeeds, LoopSettings, Observer};
 
 /// What the loop minimises and how it scores: one network's loss, or a stack's.
 pub(crate) trait Objective<M> {
@@ -37,12 +37,12 @@ pub(crate) struct Curves {
     pub(crate) loss: Vec<Vec<LossPoint>>,
 }
 
-/// One member of a training: how many images it samples from, and its seed (batches and
-/// dropout masks).
+/// One member of a training: how many images it samples from, and the seeds of its batches
+/// and dropout masks.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Member {
     pub(crate) images: usize,
-    pub(crate) seed: u64,
+    pub(crate) seeds: LoopSeeds,
 }
 
 /// Trains `model` for `settings.iterations` steps of `learning_rate`, every member on its own
@@ -58,11 +58,11 @@ pub(crate) fn optimise<M: Module>(
 ) -> Result<(M, Curves), TrainError> {
     let mut samplers = members
         .iter()
-        .map(|m| BatchSampler::new(m.images, settings.batch_size, m.seed))
+        .map(|m| BatchSampler::new(m.images, settings.batch_size, m.seeds.order))
         .collect::<Result<Vec<_>, _>>()?;
     let mut rngs: Vec<SeededRng> = members
         .iter()
-        .map(|m| SeededRng::stream(m.seed, DROPOUT_STREAM))
+        .map(|m| SeededRng::stream(m.seeds.dropout, DROPOUT_STREAM))
         .collect();
     let mut optimizer = ModuleOptimizer::from(OnePassAdam::new(0.9, 0.999, 1e-8));
     let mut curves = Curves {
@@ -104,7 +104,7 @@ pub(crate) fn optimise<M: Module>(
 /// A module trained alone, with its test-accuracy and loss curves.
 pub(crate) type Trained<M> = (M, Vec<CurvePoint>, Vec<LossPoint>);
 
-/// [`optimise`] for one module trained on `images` images with `seed` (batches and dropout).
+/// [`optimise`] for one module.
 pub(crate) fn optimise_one<M: Module>(
     model: M,
     member: Member,

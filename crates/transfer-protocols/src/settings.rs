@@ -3,7 +3,7 @@
 
 use transfer_data::ImageSet;
 use transfer_model::{Backbone, Cnn, CnnConfig, StackedConv};
-use transfer_records::{CurvePoint, LossPoint, NetworkShape, Protocol};
+use transfer_records::{CurvePoint, LossPoint, NetworkShape, Protocol, RunSeeds};
 
 use crate::error::TrainError;
 use crate::eval::DEFAULT_MAX_BUFFER_BYTES;
@@ -141,8 +141,38 @@ pub struct RunInput<'a> {
     pub pretrained: Option<&'a Backbone>,
     /// Iterations and evaluation.
     pub settings: &'a LoopSettings,
-    /// The run's seed: classifier (and fresh backbone) initialisation, batches, dropout.
-    pub seed: u64,
+    /// The run's seeds: fresh weights (the classifier, and the backbone where it starts
+    /// fresh), batches and dropout masks (the subset and the backbone are already chosen).
+    pub seeds: RunSeeds,
+}
+
+impl RunInput<'_> {
+    /// The seeds of the training loop: batches and dropout masks.
+    pub fn loop_seeds(&self) -> LoopSeeds {
+        LoopSeeds {
+            order: self.seeds.order,
+            dropout: self.seeds.dropout,
+        }
+    }
+}
+
+/// The seeds of a training loop: the batches' and the dropout masks'. One seed for both is
+/// `LoopSeeds::from(seed)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoopSeeds {
+    /// The order of the batches.
+    pub order: u64,
+    /// The dropout masks (a stream of this seed).
+    pub dropout: u64,
+}
+
+impl From<u64> for LoopSeeds {
+    fn from(seed: u64) -> LoopSeeds {
+        LoopSeeds {
+            order: seed,
+            dropout: seed,
+        }
+    }
 }
 
 /// The network of shape `network` for `num_classes` classes on images the size of

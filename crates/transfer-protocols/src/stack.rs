@@ -23,7 +23,8 @@ use crate::features::{FeatureSet, stack_accuracies};
 use crate::masks::draw_keep;
 use crate::optimise::{Curves, Member, Stacked, optimise};
 use crate::settings::{
-    LoopSettings, Observer, Optimisation, RunInput, TrainOutcome, check_sets, network_config,
+    LoopSeeds, LoopSettings, Observer, Optimisation, RunInput, TrainOutcome, check_sets,
+    network_config,
 };
 use crate::train::{pretrain, run_protocol};
 
@@ -58,7 +59,7 @@ pub fn pretrain_stack(
             .map(|&seed| config.init(device, seed))
             .collect(),
         trains: vec![&source.train; seeds.len()],
-        seeds: seeds.to_vec(),
+        seeds: seeds.iter().map(|&seed| LoopSeeds::from(seed)).collect(),
         test: &source.test,
         settings,
         optimisation: Optimisation::without_dropout(learning_rate),
@@ -107,7 +108,7 @@ pub fn run_protocol_stack(
     for run in runs {
         check_sets(run.train, run.test)?;
         let backbone = match protocol.backbone {
-            BackboneStart::Fresh => config.init_backbone(device, run.seed),
+            BackboneStart::Fresh => config.init_backbone(device, run.seeds.init),
             BackboneStart::Pretrained => run
                 .pretrained
                 .ok_or_else(|| TrainError::NoPretrained(protocol.name.clone()))?
@@ -116,13 +117,13 @@ pub fn run_protocol_stack(
         };
         networks.push(Cnn {
             backbone,
-            classifier: config.init_classifier(device, first.num_classes, run.seed),
+            classifier: config.init_classifier(device, first.num_classes, run.seeds.init),
         });
     }
     let job = StackJob {
         networks,
         trains: runs.iter().map(|run| run.train).collect(),
-        seeds: runs.iter().map(|run| run.seed).collect(),
+        seeds: runs.iter().map(RunInput::loop_seeds).collect(),
         test: first.test,
         settings: first.settings,
         optimisation: Optimisation::of(protocol),
@@ -132,11 +133,11 @@ pub fn run_protocol_stack(
 }
 
 /// What a stack trains, on what, and how: member `r` is `networks[r]` trained on
-/// `trains[r]` with `seeds[r]` (batches and dropout).
+/// `trains[r]` with `seeds[r]` (batches and dropout masks).
 struct StackJob<'a> {
     networks: Vec<Cnn>,
     trains: Vec<&'a ImageSet>,
-    seeds: Vec<u64>,
+    seeds: Vec<LoopSeeds>,
     test: &'a ImageSet,
     settings: &'a LoopSettings,
     optimisation: Optimisation,
@@ -165,12 +166,12 @@ impl StackJob<'_> {
         self.networks.len()
     }
 
-    /// Each member's training-set size and seed.
+    /// Each member's training-set size and seeds.
     fn loop_members(&self) -> Vec<Member> {
         let sizes = self.trains.iter().map(|t| t.len());
         sizes
             .zip(&self.seeds)
-            .map(|(images, &seed)| Member { images, seed })
+            .map(|(images, &seeds)| Member { images, seeds })
             .collect()
     }
 

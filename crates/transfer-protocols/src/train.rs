@@ -15,7 +15,8 @@ use crate::features::{FeatureSet, train_classifier_on_features};
 use crate::masks::classify;
 use crate::optimise::{Member, One, optimise_one};
 use crate::settings::{
-    LoopSettings, Observer, Optimisation, RunInput, TrainOutcome, check_sets, network_config,
+    LoopSeeds, LoopSettings, Observer, Optimisation, RunInput, TrainOutcome, check_sets,
+    network_config,
 };
 
 /// Trains a fresh network on the source task (all its training images) and scores it on
@@ -52,7 +53,7 @@ pub fn run_protocol(
     let ad = device.clone().autodiff();
     let config = network_config(input.num_classes, input.train, &input.settings.network)?;
     let backbone = match protocol.backbone {
-        BackboneStart::Fresh => config.init_backbone(&ad, input.seed),
+        BackboneStart::Fresh => config.init_backbone(&ad, input.seeds.init),
         BackboneStart::Pretrained => input
             .pretrained
             .ok_or_else(|| TrainError::NoPretrained(protocol.name.clone()))?
@@ -62,7 +63,7 @@ pub fn run_protocol(
     };
     let model = Cnn {
         backbone,
-        classifier: config.init_classifier(&ad, input.num_classes, input.seed),
+        classifier: config.init_classifier(&ad, input.num_classes, input.seeds.init),
     };
     if protocol.freeze_backbone {
         let start = Instant::now();
@@ -78,7 +79,7 @@ pub fn run_protocol(
             (&train, &test),
             input.settings,
             optimisation,
-            input.seed,
+            input.loop_seeds(),
             observer,
         )?;
         let final_accuracy = curve.last().map_or(0.0, |p| p.accuracy);
@@ -102,7 +103,7 @@ pub fn run_protocol(
         sets,
         input.settings,
         optimisation,
-        input.seed,
+        input.loop_seeds(),
         observer,
     )
 }
@@ -116,7 +117,7 @@ pub fn train_model(
     (train, test): (&ImageSet, &ImageSet),
     settings: &LoopSettings,
     optimisation: Optimisation,
-    seed: u64,
+    seeds: impl Into<LoopSeeds>,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, TrainError> {
     let start = Instant::now();
@@ -141,7 +142,7 @@ pub fn train_model(
     );
     let member = Member {
         images: train.len(),
-        seed,
+        seeds: seeds.into(),
     };
     let learning_rate = optimisation.learning_rate;
     let (model, curve, loss_curve) = optimise_one(

@@ -14,7 +14,7 @@ use transfer_protocols::{
     EvalSet, LoopSettings, Optimisation, RunInput, Silent, StackedConv, TrainOutcome,
     batch_tensors, pretrain, pretrain_stack, run_protocol, run_protocol_stack, train_model,
 };
-use transfer_records::Protocol;
+use transfer_records::{Protocol, RunSeeds};
 
 /// The real MNIST from `MNIST_DIR`, else the workspace's `data/mnist` (downloaded if needed).
 fn tasks() -> &'static (Task, Task) {
@@ -85,7 +85,7 @@ fn run(
             num_classes: 4,
             pretrained: Some(&pretrained().backbone),
             settings,
-            seed,
+            seeds: RunSeeds::all(seed, 0),
         },
         &mut Silent,
     )
@@ -321,7 +321,7 @@ fn runs_trained_as_a_stack_are_the_runs_trained_alone() {
                     num_classes: 4,
                     pretrained: Some(backbone),
                     settings,
-                    seed,
+                    seeds: RunSeeds::all(seed, 0),
                 })
                 .collect()
         };
@@ -380,7 +380,7 @@ fn stacks_computing_convolutions_as_products_train_the_runs_alone() {
             num_classes: 4,
             pretrained: Some(&backbone),
             settings: &settings,
-            seed,
+            seeds: RunSeeds::all(seed, 0),
         })
         .collect();
     let stacked = run_protocol_stack(&device, &runs, &mut Silent).unwrap();
@@ -410,7 +410,7 @@ fn runs_that_differ_in_protocol_or_test_set_do_not_stack() {
         num_classes: 4,
         pretrained: None,
         settings: &settings,
-        seed: 0,
+        seeds: RunSeeds::all(0, 0),
     };
     for (inputs, what) in [
         ([input(&raw, &test), input(&dropout, &test)], "protocol"),
@@ -433,7 +433,7 @@ fn a_pretrained_protocol_without_a_backbone_is_an_error() {
             num_classes: 4,
             pretrained: None,
             settings: &LoopSettings::new(1, 1),
-            seed: 0,
+            seeds: RunSeeds::all(0, 0),
         },
         &mut Silent,
     )
@@ -466,7 +466,7 @@ fn accuracies_at_300_iterations() {
                 num_classes: 4,
                 pretrained: Some(&pre.model.backbone),
                 settings: &settings,
-                seed: 2,
+                seeds: RunSeeds::all(2, 0),
             },
             &mut Silent,
         )

@@ -121,6 +121,24 @@ impl ClaimSpec {
                 ));
             }
         }
+        if self.test != ClaimTest::MoreData {
+            let expand = |names: &[String]| -> Vec<String> {
+                names
+                    .iter()
+                    .flat_map(|n| match n.as_str() {
+                        ALL => protocols.iter().map(|p| p.to_string()).collect(),
+                        _ => vec![n.clone()],
+                    })
+                    .collect()
+            };
+            let (better, than) = (expand(&self.better), expand(&self.than));
+            if !better.iter().any(|a| than.iter().any(|b| a != b)) {
+                return bad(format!(
+                    "it compares {} with itself: `better` and `than` must name different protocols",
+                    better.join(", ")
+                ));
+            }
+        }
         for p in &self.proportions {
             if !proportions.contains(p) {
                 return bad(format!(

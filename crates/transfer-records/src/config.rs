@@ -6,6 +6,8 @@ use transfer_data::{Manifest, SubsetRule};
 use crate::claim::ClaimSpec;
 use crate::error::RecordError;
 use crate::protocol::Protocol;
+use crate::seeds::{run_seed, subset_seed};
+use crate::vary::{RunSeeds, Source, Sources};
 
 /// Which data a study trains on: its manifest's name and the SHA-256 of the decompressed
 /// content of its four files. Part of [`TrainingSettings`], so runs on one dataset are never
@@ -63,6 +65,13 @@ pub struct TrainingSettings {
     /// written before the shape was a setting keep their hash and read as the study's network.
     #[serde(default, skip_serializing_if = "NetworkShape::is_study_network")]
     pub network: NetworkShape,
+    /// The sources of randomness that change between repetitions; every other source is held
+    /// at repetition 0's draw. Absent: every source these settings can vary
+    /// ([`TrainingSettings::variable_sources`]), and then absent from the JSON too, so settings
+    /// written before sources could be held keep their hash. [`TrainingSettings::canonical`]
+    /// writes a list naming exactly those sources as absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vary: Option<Sources>,
 }
 
 /// The shape of the network besides its classes and image size: conv1's and conv2's output
@@ -128,8 +137,8 @@ impl Default for NetworkShape {
 /// Which kind of record a [`TrainingSettings::shared_key`] is for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum RecordKind<'a> {
-    /// A target-task run of this protocol.
-    Run(&'a Protocol),
+    /// A target-task run of this protocol and repetition.
+    Run(&'a Protocol, u32),
     /// A pretraining on the source task.
     Pretraining,
 }
@@ -151,6 +160,78 @@ impl TrainingSettings {
             backend: backend.to_owned(),
             dataset: DatasetIdentity::of(&Manifest::mnist()),
             network: NetworkShape::STUDY,
+            vary: None,
+        }
+    }
+
+    /// Every source these settings can vary: all of them where the subset rule draws the
+    /// images, all but [`Source::Subset`] under the prefix rule (every repetition trains on
+    /// the same first images of the file).
+    pub fn variable_sources(&self) -> Sources {
+        Sources::variable(self.subset.draws())
+    }
+
+    /// The sources that change between repetitions.
+    pub fn varied(&self) -> Sources {
+        self.vary.clone().unwrap_or_else(|| self.variable_sources())
+    }
+
+    /// Whether every source these settings can vary changes between repetitions (the
+    /// default).
+    pub fn varies_all(&self) -> bool {
+        self.varied() == self.variable_sources()
+    }
+
+    /// These settings with `vary` written as [`TrainingSettings::vary`] keeps it: absent when
+    /// it names every variable source, so that both spellings share a hash.
+    pub fn canonical(mut self) -> TrainingSettings {
+        if self.vary.as_ref() == Some(&self.variable_sources()) {
+            self.vary = None;
+        }
+        self
+    }
+
+    /// The repetition whose draw of `source` repetition `repetition` uses: its own where the
+    /// source varies, repetition 0's where it is held.
+    pub fn draw_of(&self, source: Source, repetition: u32) -> u32 {
+        if self.varied().contains(source) {
+            repetition
+        } else {
+            0
+        }
+    }
+
+    /// The repetition whose pretrained backbone repetition `repetition` starts from (where
+    /// its protocol starts from one).
+    pub fn pretraining_of(&self, repetition: u32) -> u32 {
+        self.draw_of(Source::Pretraining, repetition)
+    }
+
+    /// The seeds of the run of `protocol` at `proportion`, repetition `repetition`: each
+    /// source's from [`run_seed`] of the repetition whose draw it uses, but a drawn subset's,
+    /// which is shared by every protocol at one proportion and repetition ([`subset_seed`])
+    /// so that protocols are compared on the same images.
+    pub fn run_seeds(&self, protocol: &str, proportion: f64, repetition: u32) -> RunSeeds {
+        let seed = |source| {
+            run_seed(
+                self.seed,
+                protocol,
+                proportion,
+                self.draw_of(source, repetition),
+            )
+        };
+        let subset_draw = self.draw_of(Source::Subset, repetition);
+        RunSeeds {
+            init: seed(Source::Init),
+            order: seed(Source::Order),
+            dropout: seed(Source::Dropout),
+            subset: match self.subset {
+                SubsetRule::Drawn => subset_seed(self.seed, proportion, subset_draw),
+                SubsetRule::Stratified => seed(Source::Subset),
+                // Unused: the prefix draws nothing.
+                SubsetRule::Prefix => run_seed(self.seed, protocol, proportion, repetition),
+            },
+            pretraining: self.pretraining_of(repetition),
         }
     }
 
@@ -169,13 +250,24 @@ impl TrainingSettings {
     pub fn shared_key(&self, kind: RecordKind<'_>) -> String {
         let mut value = serde_json::to_value(self).unwrap_or_default();
         if let Some(fields) = value.as_object_mut() {
+            // What a run reads of `vary`: the sources it draws from that change, none for
+            // repetition 0, which draws every source from its own seed.
+            let varied: Vec<Source> = match kind {
+                RecordKind::Run(protocol, repetition) if repetition > 0 => self
+                    .varied()
+                    .iter()
+                    .filter(|s| s.read_by(protocol))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            fields.remove("vary");
             let unread: &[&str] = match kind {
-                RecordKind::Run(protocol) if !protocol.needs_pretraining() => &[
+                RecordKind::Run(protocol, _) if !protocol.needs_pretraining() => &[
                     "pretrain_iterations",
                     "pretrain_learning_rate",
                     "source_classes",
                 ],
-                RecordKind::Run(_) => &[],
+                RecordKind::Run(..) => &[],
                 RecordKind::Pretraining => {
                     &["iterations", "eval_every", "subset", "target_classes"]
                 }
@@ -184,10 +276,14 @@ impl TrainingSettings {
                 fields.remove(*field);
             }
             match kind {
-                RecordKind::Run(protocol) => {
+                RecordKind::Run(protocol, _) => {
                     fields.insert(
                         "protocol".into(),
                         serde_json::to_value(protocol).unwrap_or_default(),
+                    );
+                    fields.insert(
+                        "varied".into(),
+                        serde_json::to_value(varied).unwrap_or_default(),
                     );
                 }
                 RecordKind::Pretraining => {
@@ -207,6 +303,17 @@ impl TrainingSettings {
         self.dataset == DatasetIdentity::of(&Manifest::mnist())
             && self.source_classes == transfer_data::SOURCE_CLASSES
             && self.target_classes == transfer_data::TARGET_CLASSES
+    }
+
+    /// The target task's test images where the dataset is canonical MNIST (whose count per
+    /// digit is known), for records that do not say.
+    pub fn mnist_test_samples(&self) -> Option<usize> {
+        (self.dataset == DatasetIdentity::of(&Manifest::mnist())).then(|| {
+            self.target_classes
+                .iter()
+                .filter_map(|&d| transfer_data::MNIST_TEST_DIGITS.get(usize::from(d)))
+                .sum()
+        })
     }
 
     /// Hex SHA-256 of the settings' canonical JSON.
@@ -236,6 +343,14 @@ impl TrainingSettings {
             return bad("the pretraining learning rate must be a finite number above 0");
         }
         self.network.validate()?;
+        if let Some(vary) = &self.vary
+            && vary.contains(Source::Subset)
+            && !self.subset.draws()
+        {
+            return bad(
+                "vary: subset cannot vary under the prefix rule, where every repetition trains on the same first images of the file; subset = \"drawn\" draws the same number of images afresh",
+            );
+        }
         if self.source_classes.len() < 2 || self.target_classes.len() < 2 {
             return bad("each task needs at least two classes");
         }

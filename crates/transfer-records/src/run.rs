@@ -117,7 +117,8 @@ pub struct RunRecord {
     pub proportion: f64,
     /// Repetition index, from 0.
     pub repetition: u32,
-    /// The run's seed (subset, batches, classifier initialisation, dropout).
+    /// The run's seed: where every source varies, that of its subset, batches, fresh weights
+    /// and dropout ([`TrainingSettings::run_seeds`](crate::TrainingSettings::run_seeds)).
     pub seed: u64,
     /// Seed of the pretrained model used, if any.
     pub pretrain_seed: Option<u64>,
@@ -125,6 +126,9 @@ pub struct RunRecord {
     pub train_samples: usize,
     /// Training iterations done.
     pub iterations: u32,
+    /// Test images every evaluation scores (absent in records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_samples: Option<usize>,
     /// Test accuracy every `eval_every` iterations and after the last.
     pub curve: Vec<CurvePoint>,
     /// Training loss at the same points, up to (not including) the first point whose loss
@@ -206,6 +210,7 @@ mod tests {
             pretrain_seed: None,
             train_samples: 2300,
             iterations: 20,
+            test_samples: None,
             curve: vec![
                 CurvePoint {
                     iteration: 10,

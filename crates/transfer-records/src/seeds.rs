@@ -17,6 +17,15 @@ pub fn run_seed(master: u64, protocol: &str, proportion: f64, repetition: u32) -
     ))
 }
 
+/// The seed of the draw of training images at `proportion` for repetition `repetition` under
+/// the `drawn` rule: one draw for every protocol, so that they are compared on the same images.
+pub fn subset_seed(master: u64, proportion: f64, repetition: u32) -> u64 {
+    derive(&format!(
+        "subset|{master}|{:016x}|{repetition}",
+        proportion.to_bits()
+    ))
+}
+
 /// The seed of the pretraining of repetition `repetition`.
 pub fn pretrain_seed(master: u64, repetition: u32) -> u64 {
     derive(&format!("pretrain|{master}|{repetition}"))

@@ -385,7 +385,7 @@ impl ResultsDir {
     /// provenance naming `from`, a kept model copied with it. The copy is verified as any
     /// record read here, and returned.
     pub fn adopt_run(&self, from: &ResultsDir, record: &RunRecord) -> Result<RunRecord> {
-        self.check_shared(from, RecordKind::Run(&record.protocol))?;
+        self.check_shared(from, RecordKind::Run(&record.protocol, record.repetition))?;
         let mut copy = record.clone();
         let (protocol, proportion, repetition) =
             (&record.protocol.name, record.proportion, record.repetition);
@@ -442,7 +442,7 @@ impl ResultsDir {
             return Ok(());
         }
         let what = match kind {
-            RecordKind::Run(protocol) => format!("runs of {}", protocol.name),
+            RecordKind::Run(protocol, _) => format!("runs of {}", protocol.name),
             RecordKind::Pretraining => "pretrainings".to_owned(),
         };
         Err(StoreError::NotShared {
@@ -740,6 +740,7 @@ mod tests {
             pretrain_seed: None,
             train_samples: 200,
             iterations: 20,
+            test_samples: Some(3969),
             curve: vec![point(10, 0.5), point(20, 0.75 + f64::from(rep) / 100.0)],
             loss_curve: vec![loss(10, 1.0), loss(20, 0.5)],
             diverged_at: None,
@@ -923,12 +924,12 @@ mod tests {
             let mut other = base.clone();
             edit(&mut other);
             assert_eq!(
-                key(&base, RecordKind::Run(&raw)) == key(&other, RecordKind::Run(&raw)),
+                key(&base, RecordKind::Run(&raw, 1)) == key(&other, RecordKind::Run(&raw, 1)),
                 raw_same,
                 "case {i}"
             );
             assert_eq!(
-                key(&base, RecordKind::Run(&frozen)) == key(&other, RecordKind::Run(&frozen)),
+                key(&base, RecordKind::Run(&frozen, 1)) == key(&other, RecordKind::Run(&frozen, 1)),
                 frozen_same,
                 "case {i}"
             );
@@ -952,8 +953,56 @@ mod tests {
         let mut slower = raw.clone();
         slower.learning_rate = 1e-4;
         assert_ne!(
-            key(&base, RecordKind::Run(&raw)),
-            key(&base, RecordKind::Run(&slower))
+            key(&base, RecordKind::Run(&raw, 1)),
+            key(&base, RecordKind::Run(&slower, 1))
+        );
+    }
+
+    #[test]
+    fn shared_keys_follow_the_sources_a_run_draws_from() {
+        let base = small_settings();
+        let raw = crate::Protocol::preset("raw").unwrap();
+        let frozen = crate::Protocol::preset("frozen").unwrap();
+        let held = |sources: &str| TrainingSettings {
+            vary: Some(sources.parse().unwrap()),
+            ..base.clone()
+        };
+        let key = |s: &TrainingSettings, kind| s.shared_key(kind);
+        // Repetition 0 draws every source from its own seed, whatever varies.
+        for protocol in [&raw, &frozen] {
+            assert_eq!(
+                key(&base, RecordKind::Run(protocol, 0)),
+                key(&held("order"), RecordKind::Run(protocol, 0))
+            );
+            assert_ne!(
+                key(&base, RecordKind::Run(protocol, 1)),
+                key(&held("order"), RecordKind::Run(protocol, 1))
+            );
+        }
+        // A source a protocol does not draw from changes nothing of its runs.
+        assert_eq!(
+            key(&held("init,order"), RecordKind::Run(&raw, 3)),
+            key(
+                &held("init,order,pretraining,dropout"),
+                RecordKind::Run(&raw, 3)
+            )
+        );
+        assert_ne!(
+            key(&held("init,order"), RecordKind::Run(&frozen, 3)),
+            key(&held("init,order,pretraining"), RecordKind::Run(&frozen, 3))
+        );
+        // Naming every variable source is the default, in the key and in the hash.
+        let all = held("init,order,dropout,pretraining");
+        assert_eq!(
+            key(&base, RecordKind::Run(&frozen, 2)),
+            key(&all, RecordKind::Run(&frozen, 2))
+        );
+        assert_eq!(all.clone().canonical().hash(), base.hash());
+        assert_ne!(all.hash(), base.hash());
+        // Pretrainings do not read it.
+        assert_eq!(
+            key(&base, RecordKind::Pretraining),
+            key(&held("init"), RecordKind::Pretraining)
         );
     }
 

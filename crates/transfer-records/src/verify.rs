@@ -198,10 +198,10 @@ pub(crate) fn check_run(
     check(record.seed == seed, || {
         format!("seed {} is not this run's seed {seed}", record.seed)
     })?;
-    let pretrained = record
-        .protocol
-        .needs_pretraining()
-        .then(|| pretrain_seed(settings.seed, record.repetition));
+    let pretrained = record.protocol.needs_pretraining().then(|| {
+        let pretraining = settings.draw_of(crate::vary::Source::Pretraining, record.repetition);
+        pretrain_seed(settings.seed, pretraining)
+    });
     check(record.pretrain_seed == pretrained, || {
         format!(
             "pretrained-model seed {:?} is not this run's {pretrained:?}",

@@ -38,6 +38,104 @@ pub struct AnalysisOptions {
     pub seed: u64,
     /// The claims to test (the published four: [`ClaimSpec::published`]).
     pub claims: Vec<ClaimSpec>,
+    /// What the repetitions vary.
+    pub randomness: Randomness,
+}
+
+/// What a study's repetitions vary, and so what its intervals include.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Randomness {
+    /// The sources of randomness that change between repetitions (`init`, `order`, ...).
+    pub varied: Vec<String>,
+    /// The sources held at repetition 0's draw (the subset under the prefix rule, whose
+    /// images are the file's first).
+    pub held: Vec<String>,
+    /// The subset rule's name.
+    pub subset_rule: String,
+    /// Whether every repetition of a cell trains on the same images.
+    pub same_images: bool,
+    /// Test images each evaluation scores, where known: the binomial floor of every cell.
+    pub test_samples: Option<usize>,
+}
+
+impl Randomness {
+    /// What the settings vary; `test_samples` where known.
+    pub fn of(
+        settings: &transfer_records::TrainingSettings,
+        test_samples: Option<usize>,
+    ) -> Randomness {
+        let varied = settings.varied();
+        let names = |keep: bool| {
+            transfer_records::Source::ALL
+                .into_iter()
+                .filter(|&s| varied.contains(s) == keep)
+                .map(|s| s.name().to_owned())
+                .collect()
+        };
+        Randomness {
+            varied: names(true),
+            held: names(false),
+            subset_rule: settings.subset.name().to_owned(),
+            same_images: !varied.contains(transfer_records::Source::Subset),
+            test_samples,
+        }
+    }
+
+    /// What the intervals include, in plain sentences (no markup): which sources the
+    /// repetitions vary, which they hold, and whether every repetition trains on the same
+    /// images.
+    pub fn describe(&self) -> String {
+        let list = |names: &[String]| match names {
+            [] => String::new(),
+            [one] => one.clone(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        };
+        let mut text = format!("The repetitions vary {}", list(&self.varied));
+        let held: Vec<String> = self
+            .held
+            .iter()
+            .filter(|s| *s != "subset" || self.subset_rule != "prefix")
+            .cloned()
+            .collect();
+        if !held.is_empty() {
+            text.push_str(&format!(
+                "; they hold {} at repetition 0's draw",
+                list(&held)
+            ));
+        }
+        text.push_str(". ");
+        text.push_str(&if !self.same_images {
+            let count = if self.subset_rule == "drawn" {
+                " at the prefix rule's counts"
+            } else {
+                ""
+            };
+            format!(
+                "Images drawn afresh: every repetition trains on its own draw of the training images (the {} rule{count}, stratified by class, one draw for every protocol of a repetition), so the intervals and the claims hold beyond one draw of the data.",
+                self.subset_rule
+            )
+        } else if self.subset_rule == "prefix" {
+            "Every repetition trains on the same images, the first of the file (the prefix rule): the intervals and the claims describe that one set of training images, not a fresh draw of as many.".to_owned()
+        } else {
+            format!(
+                "Every repetition trains on repetition 0's draw of the images (the {} rule, the subset held): the intervals and the claims describe that one draw.",
+                self.subset_rule
+            )
+        });
+        if let Some(n) = self.test_samples {
+            text.push_str(&format!(
+                " Every accuracy is measured on the same {n} test images; another test sample of that size would move it by about its binomial standard error, which no number of repetitions removes."
+            ));
+        }
+        text
+    }
+
+    /// The binomial standard error of an accuracy `accuracy` measured on the test set:
+    /// `sqrt(a (1 - a) / n)`, the spread another test sample of the same size would show.
+    pub fn test_se(&self, accuracy: f64) -> Option<f64> {
+        let n = self.test_samples.filter(|&n| n > 0)? as f64;
+        Some((accuracy * (1.0 - accuracy) / n).max(0.0).sqrt())
+    }
 }
 
 /// The cells a study planned and the repetitions of each.
@@ -107,6 +205,9 @@ pub struct Cell {
     pub delta: Option<f64>,
     /// The mean's 95% percentile-bootstrap interval (absent with fewer than two runs).
     pub bootstrap: Option<Interval>,
+    /// The test set's binomial standard error at the mean, where the test set's size is
+    /// known: no number of repetitions removes it.
+    pub test_se: Option<f64>,
 }
 
 /// The mean test-accuracy curve of one (protocol, proportion) over its repetitions.
@@ -164,6 +265,8 @@ pub enum Verdict {
     NotTested,
     /// An equivalence claim with a comparison not shown within its margin.
     NotEquivalent,
+    /// A comparison could not be tested: a side has fewer than 2 repetitions.
+    Undecided,
 }
 
 impl Verdict {
@@ -181,6 +284,7 @@ impl Verdict {
             Verdict::NotEquivalent => {
                 "not shown (at least one comparison is not shown within the margin at the 5% level after Holm's correction)"
             }
+            Verdict::Undecided => "undecided (fewer than 2 repetitions)",
         }
     }
 }
@@ -259,6 +363,8 @@ impl Claim {
 fn verdict(comparisons: &[Comparison]) -> Verdict {
     if comparisons.is_empty() {
         Verdict::NotTested
+    } else if comparisons.iter().any(|c| c.test.is_none()) {
+        Verdict::Undecided
     } else if !comparisons.iter().all(Comparison::goes_the_claimed_way) {
         Verdict::DoesNotHold
     } else if comparisons.iter().all(Comparison::significant) {
@@ -299,6 +405,8 @@ pub struct Analysis {
     pub equivalence_margin: f64,
     /// Repetitions each planned cell should hold (absent without a configuration).
     pub planned_repetitions: Option<u32>,
+    /// What the repetitions vary.
+    pub randomness: Randomness,
     /// The master seed of the bootstraps.
     pub seed: u64,
 }
@@ -384,6 +492,7 @@ pub fn analyse(
             let bootstrap = mean_interval(&finals, &mut stream(options.seed, &label));
             cells.push(Cell {
                 bootstrap,
+                test_se: options.randomness.test_se(summary.mean),
                 protocol: protocol.clone(),
                 proportion,
                 train_samples,
@@ -442,6 +551,7 @@ pub fn analyse(
         equivalence_margin: options.equivalence_margin,
         planned_repetitions: options.planned.as_ref().map(|p| p.repetitions),
         seed: options.seed,
+        randomness: options.randomness.clone(),
     };
     analysis.gains = gains(&analysis);
     analysis.claims = claims(&analysis, &options.claims);
@@ -542,8 +652,9 @@ fn mean_curve(
             .collect();
         let s = summarize(&values);
         mean.push(s.mean);
-        low.push(s.ci95_low);
-        high.push(s.ci95_high);
+        // One run: a band of no width (no interval to draw).
+        low.push(s.ci95_low.unwrap_or(s.mean));
+        high.push(s.ci95_high.unwrap_or(s.mean));
         let losses: Vec<f64> = runs
             .iter()
             .filter_map(|(_, l)| l.iter().find(|p| p.iteration == *it).map(|p| p.loss))
@@ -727,7 +838,7 @@ fn check(analysis: &Analysis, spec: &ClaimSpec) -> Claim {
     let comparisons = correct(comparisons);
     let mut v = verdict(&comparisons);
     if spec.largest_at_smallest
-        && v != Verdict::NotTested
+        && !matches!(v, Verdict::NotTested | Verdict::Undecided)
         && !largest_at_smallest(analysis, spec, &props)
     {
         v = Verdict::DoesNotHold;
@@ -778,6 +889,8 @@ fn equivalence_claim(spec: &ClaimSpec, mut comparisons: Vec<Comparison>, margin:
     }
     let v = if comparisons.is_empty() {
         Verdict::NotTested
+    } else if comparisons.iter().any(|c| c.test.is_none()) {
+        Verdict::Undecided
     } else if comparisons.iter().all(Comparison::significant) {
         Verdict::Holds
     } else {

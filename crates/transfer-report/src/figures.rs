@@ -175,8 +175,7 @@ pub(crate) fn figures(analysis: &Analysis) -> Vec<Figure<'_>> {
                         .iter()
                         .filter(|c| &c.protocol == protocol && !c.finals.is_empty())
                         .map(|c| {
-                            let interval = (c.summary.n > 1)
-                                .then_some((c.summary.ci95_low, c.summary.ci95_high));
+                            let interval = c.summary.interval();
                             (c.proportion, c.summary.mean, interval)
                         })
                         .collect(),
@@ -886,6 +885,10 @@ mod tests {
             equivalence_margin: crate::DEFAULT_EQUIVALENCE_MARGIN,
             planned_repetitions: None,
             seed: 0,
+            randomness: crate::Randomness::of(
+                &transfer_records::TrainingSettings::paper("flex"),
+                None,
+            ),
         };
         let mut checked = 0;
         for figure in figures(&analysis) {

@@ -46,6 +46,11 @@ pub fn report_html(results: &StudyResults, analysis: &Analysis, ctx: &ReportCont
         "<h1>Transfer learning on MNIST digits: reproduction report</h1>"
     );
     let _ = writeln!(out, "<p>{}</p>", escape(&ctx.label));
+    let _ = writeln!(
+        out,
+        "<p class=\"randomness\">{}</p>",
+        escape(&analysis.randomness.describe())
+    );
     completeness(&mut out, analysis);
     table(&mut out, analysis);
     claims(&mut out, analysis);
@@ -125,7 +130,14 @@ fn table(out: &mut String, analysis: &Analysis) {
         for &p in &analysis.proportions {
             match analysis.cell(protocol, p) {
                 Some(c) if !c.finals.is_empty() => {
-                    let half = (c.summary.ci95_high - c.summary.ci95_low) / 2.0;
+                    let half = crate::tables::plus_minus(c.summary.half_width());
+                    let mut interval = match c.summary.interval() {
+                        Some((low, high)) => format!("95% interval [{low:.4}, {high:.4}]"),
+                        None => "no interval (1 repetition)".to_owned(),
+                    };
+                    if let Some(se) = c.test_se {
+                        interval.push_str(&format!(", test-set standard error {se:.4}"));
+                    }
                     let class = if analysis.best_mean(p) == Some(c.summary.mean) {
                         " class=\"best\""
                     } else {
@@ -133,8 +145,8 @@ fn table(out: &mut String, analysis: &Analysis) {
                     };
                     let _ = write!(
                         out,
-                        "<td{class} title=\"n = {}, 95% interval [{:.4}, {:.4}]\">{:.4} ± {half:.4}</td>",
-                        c.summary.n, c.summary.ci95_low, c.summary.ci95_high, c.summary.mean
+                        "<td{class} title=\"n = {}, {interval}\">{:.4}{half}</td>",
+                        c.summary.n, c.summary.mean
                     );
                 }
                 Some(_) => out.push_str("<td>diverged</td>"),
@@ -170,6 +182,15 @@ fn table(out: &mut String, analysis: &Analysis) {
         }
     }
     out.push_str("</table>\n");
+    if analysis.cells.iter().any(|c| c.summary.n == 1) {
+        let _ = writeln!(out, "<p>{}</p>", escape(crate::tables::NO_INTERVAL));
+    }
+    if let Some(n) = analysis.randomness.test_samples {
+        let _ = writeln!(
+            out,
+            "<p>Hover over a mean for its interval and the test set's binomial standard error, sqrt(a (1 - a) / {n}): the spread another sample of {n} test images would add, which no number of repetitions removes.</p>"
+        );
+    }
 }
 
 fn claims(out: &mut String, analysis: &Analysis) {
@@ -178,7 +199,7 @@ fn claims(out: &mut String, analysis: &Analysis) {
         let mark = match claim.verdict {
             Verdict::Holds => "✔",
             Verdict::DirectionOnly => "~",
-            Verdict::NotTested => "–",
+            Verdict::NotTested | Verdict::Undecided => "–",
             Verdict::DoesNotHold | Verdict::NotEquivalent => "✘",
         };
         let provisional = if claim.complete { "" } else { " (provisional)" };

@@ -22,7 +22,7 @@ use transfer_records::{
 
 pub use analysis::{
     Analysis, AnalysisOptions, Cell, Claim, Comparison, Completeness, DEFAULT_EQUIVALENCE_MARGIN,
-    Gain, MeanCurve, PlannedCells, REPORT_PROPORTIONS, REPORT_TABLE, Verdict, analyse,
+    Gain, MeanCurve, PlannedCells, REPORT_PROPORTIONS, REPORT_TABLE, Randomness, Verdict, analyse,
     report_value,
 };
 pub use figures::write_figures;
@@ -105,6 +105,15 @@ impl StudyResults {
         })
     }
 
+    /// Test images each evaluation scored: as the records say, else, for canonical MNIST,
+    /// those of the target digits.
+    pub fn test_samples(&self) -> Option<usize> {
+        if let Some(n) = self.runs.iter().find_map(|r| r.test_samples) {
+            return Some(n);
+        }
+        self.settings.mnist_test_samples()
+    }
+
     /// The statistics of these results, as the report states them: cells, mean curves, gains
     /// over raw and the published claims checked. Protocols keep the study's order; runs are
     /// paired by subset under the prefix rule; published values appear only for the published
@@ -124,7 +133,9 @@ impl StudyResults {
         });
         let options = AnalysisOptions {
             protocol_order: order,
-            shared_subsets: self.settings.subset == transfer_records::SubsetRule::Prefix,
+            // Under prefix every run at a proportion sees the same images; under drawn every
+            // protocol of a repetition sees that repetition's draw.
+            shared_subsets: self.settings.subset != transfer_records::SubsetRule::Stratified,
             published: self.settings.is_published_task(),
             equivalence_margin: self
                 .config
@@ -137,6 +148,7 @@ impl StudyResults {
                 .config
                 .as_ref()
                 .map_or_else(transfer_records::ClaimSpec::published, StudyConfig::claims),
+            randomness: Randomness::of(&self.settings, self.test_samples()),
         };
         analyse(&self.runs, &self.pretrains, &options)
     }

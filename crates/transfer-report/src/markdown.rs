@@ -18,6 +18,7 @@ pub fn report_md(results: &StudyResults, analysis: &Analysis, ctx: &ReportContex
         "# Transfer learning on MNIST digits: reproduction report\n"
     );
     let _ = writeln!(out, "{}\n", ctx.label);
+    let _ = writeln!(out, "{}\n", analysis.randomness.describe());
     completeness(&mut out, &analysis.completeness);
     configuration(&mut out, results, ctx);
     results_section(&mut out, results, analysis);
@@ -158,9 +159,9 @@ fn results_section(out: &mut String, results: &StudyResults, analysis: &Analysis
     if let Some(p) = &analysis.pretraining {
         let _ = writeln!(
             out,
-            "\nPretraining on the source digits reached a source-test accuracy of {:.4} ± {:.4} (mean ± 95% CI half-width, {} models).",
+            "\nPretraining on the source digits reached a source-test accuracy of {:.4}{} (mean ± 95% CI half-width, {} models).",
             p.mean,
-            (p.ci95_high - p.ci95_low) / 2.0,
+            crate::tables::plus_minus(p.half_width()),
             p.n
         );
     }
@@ -183,6 +184,7 @@ fn results_section(out: &mut String, results: &StudyResults, analysis: &Analysis
     }
     out.push_str(&table_md(analysis));
     bootstrap_table(out, analysis);
+    test_error_table(out, analysis);
     let diverged: Vec<String> = results
         .runs
         .iter()
@@ -225,9 +227,7 @@ fn results_section(out: &mut String, results: &StudyResults, analysis: &Analysis
     }
     for c in &analysis.cells {
         if let Some(d) = c.delta {
-            let inside = c
-                .report_value
-                .is_some_and(|v| v >= c.summary.ci95_low && v <= c.summary.ci95_high);
+            let inside = c.report_value.is_some_and(|v| c.summary.contains(v));
             let _ = writeln!(
                 out,
                 "- {} at p = {}: {d:+.4}{}",
@@ -343,11 +343,43 @@ fn comparison(out: &mut String, c: &Comparison, equivalence_claim: bool) {
 
 /// The cells' bootstrap intervals beside the t-intervals of the table.
 fn bootstrap_table(out: &mut String, analysis: &Analysis) {
-    let _ = writeln!(
-        out,
-        "\nThe same means with 95% percentile-bootstrap intervals ({} resamples drawn from the master seed; they stay within [0, 1], where a t-interval of few repetitions may not; also in `table-robust.csv`):\n",
+    let intro = format!(
+        "The same means with 95% percentile-bootstrap intervals ({} resamples drawn from the master seed; they stay within [0, 1], where a t-interval of few repetitions may not; also in `table-robust.csv`):",
         crate::robust::BOOTSTRAP_RESAMPLES
     );
+    cell_table(out, analysis, &intro, |c| {
+        c.bootstrap
+            .map(|b| format!("{:.4} [{:.4}, {:.4}]", c.summary.mean, b.low, b.high))
+    });
+}
+
+/// Each cell's mean with its interval's half-width and the test set's standard error.
+fn test_error_table(out: &mut String, analysis: &Analysis) {
+    let Some(n) = analysis.randomness.test_samples else {
+        return;
+    };
+    let intro = format!(
+        "Each mean ± its 95% CI half-width, and beside it the test set's binomial standard error, sqrt(a (1 - a) / {n}): the spread another sample of {n} test images would add, which no number of repetitions removes:"
+    );
+    cell_table(out, analysis, &intro, |c| {
+        let half = c
+            .summary
+            .half_width()
+            .map_or_else(|| "n/a".to_owned(), |h| format!("{h:.4}"));
+        c.test_se
+            .map(|se| format!("{:.4} ± {half} (test SE {se:.4})", c.summary.mean))
+    });
+}
+
+/// A table of one entry per cell, after `intro`; `entry` gives a cell's text (`-` where
+/// none).
+fn cell_table(
+    out: &mut String,
+    analysis: &Analysis,
+    intro: &str,
+    entry: impl Fn(&crate::analysis::Cell) -> Option<String>,
+) {
+    let _ = writeln!(out, "\n{intro}\n");
     let mut header = String::from("| protocol |");
     let mut rule = String::from("| --- |");
     for p in &analysis.proportions {
@@ -358,14 +390,8 @@ fn bootstrap_table(out: &mut String, analysis: &Analysis) {
     for protocol in &analysis.protocols {
         let mut row = format!("| {protocol} |");
         for &p in &analysis.proportions {
-            match analysis
-                .cell(protocol, p)
-                .and_then(|c| c.bootstrap.map(|b| (c, b)))
-            {
-                Some((c, b)) => row.push_str(&format!(
-                    " {:.4} [{:.4}, {:.4}] |",
-                    c.summary.mean, b.low, b.high
-                )),
+            match analysis.cell(protocol, p).and_then(&entry) {
+                Some(text) => row.push_str(&format!(" {text} |")),
                 None => row.push_str(" - |"),
             }
         }

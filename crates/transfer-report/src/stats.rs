@@ -10,15 +10,41 @@ pub struct Summary {
     pub n: usize,
     /// Arithmetic mean.
     pub mean: f64,
-    /// Sample standard deviation (n - 1 in the denominator; 0 for one value).
+    /// Sample standard deviation (n - 1 in the denominator; 0 for one value, where
+    /// [`Summary::has_spread`] is false).
     pub std: f64,
-    /// Lower end of the 95% confidence interval of the mean (Student's t).
-    pub ci95_low: f64,
-    /// Upper end of the 95% confidence interval of the mean.
-    pub ci95_high: f64,
+    /// Lower end of the 95% confidence interval of the mean (Student's t); absent with
+    /// fewer than two values, where no interval can be computed.
+    pub ci95_low: Option<f64>,
+    /// Upper end of the 95% confidence interval of the mean; absent with fewer than two
+    /// values.
+    pub ci95_high: Option<f64>,
 }
 
-/// Summarises a sample. An empty sample gives NaNs; one value gives a zero-width interval.
+impl Summary {
+    /// Whether the sample has two values or more, so that its spread and interval exist.
+    pub fn has_spread(&self) -> bool {
+        self.n > 1
+    }
+
+    /// The 95% confidence interval of the mean, where there is one.
+    pub fn interval(&self) -> Option<(f64, f64)> {
+        self.ci95_low.zip(self.ci95_high)
+    }
+
+    /// Half the width of the 95% confidence interval, where there is one.
+    pub fn half_width(&self) -> Option<f64> {
+        self.interval().map(|(low, high)| (high - low) / 2.0)
+    }
+
+    /// Whether `value` lies inside the 95% confidence interval (never without one).
+    pub fn contains(&self, value: f64) -> bool {
+        self.interval()
+            .is_some_and(|(low, high)| value >= low && value <= high)
+    }
+}
+
+/// Summarises a sample. An empty sample gives NaNs; one value gives no interval.
 pub fn summarize(values: &[f64]) -> Summary {
     let n = values.len();
     let mean = values.iter().sum::<f64>() / n as f64;
@@ -27,17 +53,13 @@ pub fn summarize(values: &[f64]) -> Summary {
     } else {
         0.0
     };
-    let half = if n > 1 {
-        t_quantile(0.975, (n - 1) as f64) * std / (n as f64).sqrt()
-    } else {
-        0.0
-    };
+    let half = (n > 1).then(|| t_quantile(0.975, (n - 1) as f64) * std / (n as f64).sqrt());
     Summary {
         n,
         mean,
         std,
-        ci95_low: mean - half,
-        ci95_high: mean + half,
+        ci95_low: half.map(|h| mean - h),
+        ci95_high: half.map(|h| mean + h),
     }
 }
 
@@ -131,6 +153,7 @@ pub fn paired(a: &[f64], b: &[f64]) -> Option<Difference> {
     }
     let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
     let s = summarize(&d);
+    let (ci95_low, ci95_high) = s.interval()?;
     let n = d.len() as f64;
     let df = n - 1.0;
     let se = s.std / n.sqrt();
@@ -140,8 +163,8 @@ pub fn paired(a: &[f64], b: &[f64]) -> Option<Difference> {
         effect_interval(effect_size, 1.0 / n + effect_size * effect_size / (2.0 * n));
     Some(Difference {
         difference: s.mean,
-        ci95_low: s.ci95_low,
-        ci95_high: s.ci95_high,
+        ci95_low,
+        ci95_high,
         effect_size,
         effect_ci95_low,
         effect_ci95_high,
@@ -291,7 +314,19 @@ mod tests {
         assert_eq!(s.mean, 2.5);
         assert!((s.std - 1.290_994).abs() < 1e-6);
         // 2.5 +- 3.182 * 1.291 / 2
-        assert!((s.ci95_high - 4.554_1).abs() < 1e-3, "{s:?}");
+        assert!((s.ci95_high.unwrap() - 4.554_1).abs() < 1e-3, "{s:?}");
+        assert!((s.half_width().unwrap() - 2.054_1).abs() < 1e-3, "{s:?}");
+    }
+
+    #[test]
+    fn one_value_has_no_interval() {
+        let s = summarize(&[0.7783]);
+        assert_eq!((s.n, s.mean), (1, 0.7783));
+        assert_eq!(s.interval(), None);
+        assert_eq!(s.half_width(), None);
+        assert!(!s.has_spread() && !s.contains(0.7783));
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"ci95_low\":null"), "{json}");
     }
 
     #[test]

@@ -489,8 +489,8 @@ pub(crate) fn point_table(analysis: &SweepAnalysis) -> PointTable {
         .map(|(i, point)| {
             let row = cells(&|protocol, p| match analysis.cell(i, protocol, p) {
                 Some(c) if !c.finals.is_empty() => {
-                    let half = (c.summary.ci95_high - c.summary.ci95_low) / 2.0;
-                    let mut text = format!("{:.4} ± {half:.4}", c.summary.mean);
+                    let half = crate::tables::plus_minus(c.summary.half_width());
+                    let mut text = format!("{:.4}{half}", c.summary.mean);
                     if point
                         .planned_repetitions
                         .is_some_and(|n| c.finals.len() < n as usize)

@@ -217,10 +217,7 @@ pub(crate) fn figures(analysis: &SweepAnalysis) -> Vec<SweepFigure> {
                                         } else {
                                             let c = analysis.cell(p, protocol, proportion)?;
                                             (!c.finals.is_empty()).then(|| {
-                                                let ci = (c.summary.n > 1).then_some((
-                                                    c.summary.ci95_low,
-                                                    c.summary.ci95_high,
-                                                ));
+                                                let ci = c.summary.interval();
                                                 (position, c.summary.mean, ci, c.finals.len())
                                             })
                                         }

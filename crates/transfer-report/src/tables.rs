@@ -10,6 +10,14 @@ fn opt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.6}")).unwrap_or_default()
 }
 
+/// What a table says, once beneath it, of a cell of one run.
+pub(crate) const NO_INTERVAL: &str = "n/a: a cell of 1 repetition has no confidence interval (its spread cannot be estimated from one run); run 2 or more for one.";
+
+/// ` ± H` for an interval's half-width `H`, ` ± n/a` without one.
+pub(crate) fn plus_minus(half: Option<f64>) -> String {
+    half.map_or_else(|| " ± n/a".to_owned(), |h| format!(" ± {h:.4}"))
+}
+
 /// One row per (protocol, proportion), protocol-major. `reps` counts the runs in the mean:
 /// diverged runs are left out, and a cell whose every run diverged has empty statistics.
 pub fn table_csv(analysis: &Analysis) -> String {
@@ -26,16 +34,17 @@ pub fn table_csv(analysis: &Analysis) -> String {
             ));
             continue;
         }
+        // One run has no spread and no interval: those columns stay empty.
         out.push_str(&format!(
-            "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{}\n",
+            "{},{},{},{},{:.6},{},{},{},{},{}\n",
             c.protocol,
             c.proportion,
             c.train_samples,
             c.summary.n,
             c.summary.mean,
-            c.summary.std,
-            c.summary.ci95_low,
-            c.summary.ci95_high,
+            opt(c.summary.has_spread().then_some(c.summary.std)),
+            opt(c.summary.ci95_low),
+            opt(c.summary.ci95_high),
             opt(c.report_value),
             opt(c.delta),
         ));
@@ -63,7 +72,7 @@ pub fn table_md(analysis: &Analysis) -> String {
                     out.push_str(&format!(" diverged ({} of {}) |", c.diverged, c.diverged));
                 }
                 Some(c) => {
-                    let half = (c.summary.ci95_high - c.summary.ci95_low) / 2.0;
+                    let half = plus_minus(c.summary.half_width());
                     let report = c
                         .report_value
                         .map(|v| format!(" (report {v:.4})"))
@@ -80,7 +89,7 @@ pub fn table_md(analysis: &Analysis) -> String {
                         _ => String::new(),
                     };
                     out.push_str(&format!(
-                        " {:.4} ± {half:.4}{report}{diverged}{short} |",
+                        " {:.4}{half}{report}{diverged}{short} |",
                         c.summary.mean
                     ));
                 }
@@ -107,6 +116,10 @@ pub fn table_md(analysis: &Analysis) -> String {
     out.push_str(&format!(
         "\nMean final test accuracy on the target test set over {reps}, ± the half-width of its 95% confidence interval (Student's t){published}.\n"
     ));
+    if analysis.cells.iter().any(|c| c.summary.n == 1) {
+        out.push_str(NO_INTERVAL);
+        out.push('\n');
+    }
     let diverged: usize = analysis.cells.iter().map(|c| c.diverged).sum();
     if diverged > 0 {
         out.push_str(&format!(
@@ -142,12 +155,14 @@ pub fn table_tex(analysis: &Analysis) -> String {
         for (&p, best) in analysis.proportions.iter().zip(&best) {
             let cell = match analysis.cell(protocol, p) {
                 Some(c) if !c.finals.is_empty() => {
-                    let half = (c.summary.ci95_high - c.summary.ci95_low) / 2.0;
-                    let value = format!("{:.4} \\pm {half:.4}", c.summary.mean);
+                    let (value, note) = match c.summary.half_width() {
+                        Some(half) => (format!("{:.4} \\pm {half:.4}", c.summary.mean), ""),
+                        None => (format!("{:.4}", c.summary.mean), " (n/a)"),
+                    };
                     if Some(c.summary.mean) == *best {
-                        format!("$\\mathbf{{{value}}}$")
+                        format!("$\\mathbf{{{value}}}${note}")
                     } else {
-                        format!("${value}$")
+                        format!("${value}${note}")
                     }
                 }
                 Some(_) => "diverged".to_owned(),
@@ -181,6 +196,9 @@ pub fn table_tex(analysis: &Analysis) -> String {
         }
     }
     out.push_str("\\bottomrule\n\\end{tabular}\n");
+    if analysis.cells.iter().any(|c| c.summary.n == 1) {
+        out.push_str(&format!("% {NO_INTERVAL}\n"));
+    }
     out
 }
 
@@ -205,8 +223,10 @@ pub fn table_robust_csv(analysis: &Analysis) -> String {
             ",,,".to_owned()
         } else {
             format!(
-                "{:.6},{:.6},{:.6}",
-                c.summary.mean, c.summary.ci95_low, c.summary.ci95_high
+                "{:.6},{},{}",
+                c.summary.mean,
+                opt(c.summary.ci95_low),
+                opt(c.summary.ci95_high)
             )
         };
         out.push_str(&format!(

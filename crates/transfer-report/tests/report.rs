@@ -66,6 +66,7 @@ fn records(settings: &TrainingSettings, reps: u32) -> Vec<RunRecord> {
                     repetition: rep,
                     train_samples: (23_983.0 * p) as usize,
                     iterations: 100,
+                    test_samples: Some(4000),
                     curve: (1..=10)
                         .map(|i| CurvePoint {
                             iteration: i * 10,
@@ -208,7 +209,7 @@ fn writes_every_output_with_the_specified_table() {
             format!(
                 "{:.4} ± {:.4}",
                 c.summary.mean,
-                (c.summary.ci95_high - c.summary.ci95_low) / 2.0
+                c.summary.half_width().unwrap()
             )
         })
         .collect();
@@ -340,7 +341,7 @@ fn a_sweeps_page_holds_its_table_and_figures_and_renders_in_a_browser() {
     for (i, point) in analysis.points.iter().enumerate() {
         for cell in &point.cells {
             let c = analysis.cell(i, &cell.protocol, cell.proportion).unwrap();
-            let half = (c.summary.ci95_high - c.summary.ci95_low) / 2.0;
+            let half = c.summary.half_width().unwrap();
             numbers.push(format!("{:.4} ± {half:.4}", c.summary.mean));
         }
     }
@@ -414,6 +415,62 @@ fn diverged_runs_are_left_out_and_shown() {
 }
 
 #[test]
+fn one_repetition_gives_no_interval_and_no_verdict() {
+    let dir = std::env::temp_dir().join(format!("transfer-report-one-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let settings = settings();
+    let store = ResultsDir::create(&dir, &settings).unwrap();
+    for run in records(&settings, 1) {
+        store.write_run(&run).unwrap();
+    }
+    let results = StudyResults::read(&dir).unwrap();
+    write_report(&dir, &results, &ReportContext::default()).unwrap();
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    // table.csv: mean, then empty std and interval.
+    let csv = read("table.csv");
+    let raw = csv.lines().find(|l| l.starts_with("raw,0.005,")).unwrap();
+    let fields: Vec<&str> = raw.split(',').collect();
+    assert_eq!(fields[3], "1", "{raw}");
+    assert_eq!(&fields[5..8], ["", "", ""], "{raw}");
+    let robust = read("table-robust.csv");
+    assert!(
+        robust
+            .lines()
+            .skip(1)
+            .all(|l| l.contains(",,,,") || l.ends_with(",,")),
+        "{robust}"
+    );
+    for name in ["table.md", "report.md", "report.html"] {
+        let text = read(name);
+        assert!(!text.contains("± 0.0000"), "{name}: {text}");
+        assert!(text.contains("± n/a"), "{name}");
+        assert_eq!(
+            text.matches("a cell of 1 repetition has no confidence interval")
+                .count(),
+            1,
+            "{name}"
+        );
+    }
+    assert!(read("table.tex").contains("(n/a)"));
+    let report = read("report.md");
+    assert!(!report.contains("does not hold"), "{report}");
+    assert!(
+        report.contains("undecided (fewer than 2 repetitions)"),
+        "{report}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(&read("summary.json")).unwrap();
+    let cell = &summary["analysis"]["cells"][0]["summary"];
+    assert!(
+        cell["ci95_low"].is_null() && cell["ci95_high"].is_null(),
+        "{cell}"
+    );
+    for claim in summary["analysis"]["claims"].as_array().unwrap() {
+        assert_eq!(claim["verdict"], "undecided", "{claim}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn another_task_is_never_set_against_the_published_table() {
     let dir = std::env::temp_dir().join(format!("transfer-report-other-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -460,6 +517,7 @@ fn options(planned: Option<PlannedCells>) -> AnalysisOptions {
         planned,
         seed: 2016,
         claims: ClaimSpec::published(),
+        randomness: transfer_report::Randomness::of(&settings(), Some(3969)),
     }
 }
 
@@ -553,7 +611,7 @@ fn the_latex_table_bolds_the_best_and_sets_the_published_values_apart() {
             .filter(|c| c.proportion == p)
             .max_by(|a, b| a.summary.mean.total_cmp(&b.summary.mean))
             .unwrap();
-        let half = (best.summary.ci95_high - best.summary.ci95_low) / 2.0;
+        let half = best.summary.half_width().unwrap();
         let bold = format!("$\\mathbf{{{:.4} \\pm {half:.4}}}$", best.summary.mean);
         assert!(tex.contains(&bold), "{bold} in {tex}");
     }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 use transfer_data::SubsetRule;
-use transfer_records::{ClaimSpec, Protocol, StudyConfig, TrainingSettings};
+use transfer_records::{ClaimSpec, Protocol, Sources, StudyConfig, TrainingSettings};
 
 use crate::error::{Result, StudyError};
 use crate::sweep::{Axis, Sweep};
@@ -123,6 +123,9 @@ pub struct ConfigFile {
     pub subset: Option<String>,
     /// Master seed.
     pub seed: Option<u64>,
+    /// The sources of randomness that change between repetitions (`["init", "order"]`, or
+    /// `["all"]`, the default: every source the settings can vary).
+    pub vary: Option<Vec<String>>,
     /// Source digits.
     pub source_classes: Option<Vec<u8>>,
     /// Target digits.
@@ -205,6 +208,17 @@ pub struct Overrides {
     pub subset: Option<SubsetRule>,
     /// Master seed.
     pub seed: Option<u64>,
+    /// The sources of randomness that change between repetitions (`init,order,...` or `all`).
+    pub vary: Option<String>,
+}
+
+/// `vary` as written: source names joined by commas or `+`, or `all` (every source the
+/// settings can vary).
+pub fn parse_vary(text: &str) -> Result<Option<Sources>> {
+    if text.trim() == "all" {
+        return Ok(None);
+    }
+    Ok(Some(text.parse()?))
 }
 
 /// Builds the effective configuration: the preset (from the flag, else the file, else
@@ -255,6 +269,12 @@ pub fn build_config(
     if let Some(v) = flags.props.clone().or_else(|| file.props.clone()) {
         config.proportions = v;
     }
+    match (&flags.vary, &file.vary) {
+        (Some(text), _) => t.vary = parse_vary(text)?,
+        (None, Some(names)) => t.vary = parse_vary(&names.join(","))?,
+        (None, None) => {}
+    }
+    config.training = config.training.canonical();
     config.equivalence_margin = file.equivalence_margin;
     config.claims = file.claim.clone();
     for p in &file.protocol {
@@ -396,6 +416,55 @@ mod tests {
     }
 
     #[test]
+    fn vary_is_read_from_the_file_and_the_flag_and_checked() {
+        let file: ConfigFile =
+            toml::from_str("subset = \"drawn\"\nvary = [\"subset\", \"order\"]").unwrap();
+        let config = build_config(None, Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(config.training.vary, Some("order,subset".parse().unwrap()));
+        let flags = Overrides {
+            vary: Some("all".into()),
+            ..Overrides::default()
+        };
+        let config = build_config(None, Some(&file), &flags).unwrap();
+        assert_eq!(config.training.vary, None);
+        // Every source the prefix rule can vary, spelled out, is the default.
+        let flags = Overrides {
+            vary: Some("pretraining,dropout,order,init".into()),
+            ..Overrides::default()
+        };
+        let config = build_config(None, None, &flags).unwrap();
+        assert_eq!(config.training, Preset::Paper.config().training);
+        for (vary, expected) in [
+            ("init,seed", "unknown source 'seed'"),
+            ("order,order", "order is listed twice"),
+            ("init,subset", "subset cannot vary under the prefix rule"),
+        ] {
+            let flags = Overrides {
+                vary: Some(vary.into()),
+                ..Overrides::default()
+            };
+            let err = build_config(None, None, &flags).unwrap_err().to_string();
+            assert!(err.contains(expected), "{vary}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_claim_comparing_a_protocol_with_itself_is_refused() {
+        let text = "[[claim]]\nstatement = \"raw beats raw\"\ntest = \"better\"\nbetter = [\"raw\"]\nthan = [\"raw\"]\n";
+        let file: ConfigFile = toml::from_str(text).unwrap();
+        let err = build_config(None, Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("compares raw with itself"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        // Against every other protocol is fine.
+        let file: ConfigFile =
+            toml::from_str(&text.replace("than = [\"raw\"]", "than = [\"*\"]")).unwrap();
+        assert!(build_config(None, Some(&file), &Overrides::default()).is_ok());
+    }
+
+    #[test]
     fn a_new_protocol_is_a_config_entry() {
         let file: ConfigFile = toml::from_str(
             "protocols = [\"raw\", \"ft-drop\"]\n[[protocol]]\nname = \"ft-drop\"\nbackbone = \"pretrained\"\nfreeze_backbone = false\ndropout = 0.5\nlearning_rate = 0.0003\n",
@@ -424,6 +493,7 @@ mod tests {
                 "props",
                 "subset",
                 "seed",
+                "vary",
                 "source_classes",
                 "target_classes",
                 "nope",
@@ -441,6 +511,7 @@ mod tests {
                 "[0.5, 2.0]",
                 "[6, 7]",
                 "[\"raw\", \"zz\"]",
+                "[\"init\", \"subset\"]",
                 "[[1]]",
                 "true",
                 "{}",

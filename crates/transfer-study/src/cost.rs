@@ -45,7 +45,7 @@ pub fn seconds_per_step(
                 num_classes: target.num_classes(),
                 pretrained: Some(pretrained),
                 settings: &settings,
-                seed,
+                seeds: transfer_records::RunSeeds::all(seed, 0),
             })
             .collect();
         let start = Instant::now();

@@ -147,7 +147,7 @@ pub fn run_study(
         None => every_stack,
     };
     let (todo, todo_runs) = unfinished(ws, &mine)?;
-    let pretrain_stacks = pretrain_stacks(&todo, exec.stack, config.repetitions);
+    let pretrain_stacks = pretrain_stacks(&todo, exec.stack, config);
     let pretrainings = pretrain_stacks
         .iter()
         .flatten()
@@ -180,7 +180,7 @@ pub fn run_study(
                 let pretrained = match run.protocol.backbone {
                     BackboneStart::Pretrained => backbones
                         .iter()
-                        .find(|(rep, _, _)| *rep == run.repetition)
+                        .find(|(rep, _, _)| *rep == config.training.pretraining_of(run.repetition))
                         .map(|(_, b, seed)| (b, *seed)),
                     BackboneStart::Fresh => None,
                 };
@@ -274,19 +274,20 @@ fn unfinished(ws: &Workspace, stacks: &[Vec<PlannedRun>]) -> Result<(Vec<Vec<Pla
     Ok((todo, runs))
 }
 
-/// The pretrainings the unfinished stacks need, stacked like runs: repetitions in blocks of
+/// The pretrainings the unfinished stacks of `config` need (each run's, as
+/// [`transfer_records::TrainingSettings::pretraining_of`] says), stacked like runs: repetitions in blocks of
 /// `stack`, whole blocks.
 pub(crate) fn pretrain_stacks(
     todo: &[Vec<PlannedRun>],
     stack: usize,
-    repetitions: u32,
+    config: &StudyConfig,
 ) -> Vec<Vec<u32>> {
-    let block = stack.max(1) as u32;
+    let (block, repetitions) = (stack.max(1) as u32, config.repetitions);
     let mut blocks: Vec<u32> = todo
         .iter()
         .flatten()
         .filter(|r| r.protocol.needs_pretraining())
-        .map(|r| r.repetition / block)
+        .map(|r| config.training.pretraining_of(r.repetition) / block)
         .collect();
     blocks.sort_unstable();
     blocks.dedup();

@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use transfer_data::SubsetRule;
-use transfer_records::StudyConfig;
+use transfer_records::{Sources, StudyConfig};
 use transfer_report::{StudyResults, SweepAxis, SweepPointResults, SweepResults};
 
 use crate::error::{Result, StudyError};
@@ -43,6 +43,8 @@ pub enum Setting {
     KernelSize,
     /// `fc-width`: fc1's width.
     FcWidth,
+    /// `vary`: the sources of randomness that change between repetitions.
+    Vary,
     /// `PROTOCOL.learning-rate`: a protocol's learning rate.
     LearningRate(String),
     /// `PROTOCOL.dropout`: a protocol's dropout probability.
@@ -57,12 +59,13 @@ enum Kind {
     Rule,
     Digits,
     Widths,
+    Sources,
 }
 
 impl Setting {
     /// The settings of the study itself (a protocol's are `PROTOCOL.learning-rate` and
     /// `PROTOCOL.dropout`).
-    pub const STUDY: [Setting; 12] = [
+    pub const STUDY: [Setting; 13] = [
         Setting::Iterations,
         Setting::EvalEvery,
         Setting::PretrainIterations,
@@ -75,6 +78,7 @@ impl Setting {
         Setting::Channels,
         Setting::KernelSize,
         Setting::FcWidth,
+        Setting::Vary,
     ];
 
     /// The setting called `name`.
@@ -116,6 +120,7 @@ impl Setting {
             Setting::Channels => "channels",
             Setting::KernelSize => "kernel-size",
             Setting::FcWidth => "fc-width",
+            Setting::Vary => "vary",
             Setting::LearningRate(p) => return format!("{p}.learning-rate"),
             Setting::Dropout(p) => return format!("{p}.dropout"),
         };
@@ -145,6 +150,7 @@ impl Setting {
             Setting::Subset => Kind::Rule,
             Setting::SourceClasses | Setting::TargetClasses => Kind::Digits,
             Setting::Channels => Kind::Widths,
+            Setting::Vary => Kind::Sources,
         }
     }
 
@@ -153,9 +159,12 @@ impl Setting {
         match self.kind() {
             Kind::Count => "a whole number",
             Kind::Rate => "a number such as 0.0003 or 3e-4",
-            Kind::Rule => "prefix or stratified",
+            Kind::Rule => "prefix, stratified or drawn",
             Kind::Digits => "a set of digits written together, such as 012345",
             Kind::Widths => "a channel count for both convolutions (32) or one for each (16x32)",
+            Kind::Sources => {
+                "a source (init, order, dropout, subset, pretraining), several joined by + (init+order), or all"
+            }
         }
     }
 
@@ -180,6 +189,8 @@ impl Setting {
                     .map(|(a, b)| AxisValue::Widths([a, b])),
                 None => text.parse().ok().map(|c| AxisValue::Widths([c, c])),
             },
+            Kind::Sources if text == "all" => Some(AxisValue::Sources(None)),
+            Kind::Sources => text.parse().ok().map(|s| AxisValue::Sources(Some(s))),
         };
         parsed.ok_or_else(|| {
             StudyError::Config(format!(
@@ -205,6 +216,7 @@ impl Setting {
             (Setting::FcWidth, AxisValue::Count(v)) => t.network.fc_width = count(self, *v)?,
             (Setting::Channels, AxisValue::Widths(v)) => t.network.channels = *v,
             (Setting::Subset, AxisValue::Rule(v)) => t.subset = *v,
+            (Setting::Vary, AxisValue::Sources(v)) => t.vary = v.clone(),
             (Setting::SourceClasses, AxisValue::Digits(v)) => t.source_classes = v.clone(),
             (Setting::TargetClasses, AxisValue::Digits(v)) => t.target_classes = v.clone(),
             (Setting::PretrainLearningRate, AxisValue::Rate(v)) => t.pretrain_learning_rate = *v,
@@ -261,6 +273,8 @@ pub enum AxisValue {
     Digits(Vec<u8>),
     /// conv1's and conv2's channels.
     Widths([usize; 2]),
+    /// The sources of randomness varied; `None`: all the settings can vary (`all`).
+    Sources(Option<Sources>),
 }
 
 impl AxisValue {
@@ -285,6 +299,8 @@ impl fmt::Display for AxisValue {
             AxisValue::Digits(d) => d.iter().try_for_each(|d| write!(f, "{d}")),
             AxisValue::Widths([a, b]) if a == b => write!(f, "{a}"),
             AxisValue::Widths([a, b]) => write!(f, "{a}x{b}"),
+            AxisValue::Sources(Some(s)) => write!(f, "{s}"),
+            AxisValue::Sources(None) => f.write_str("all"),
         }
     }
 }
@@ -496,6 +512,7 @@ impl Sweep {
             values.push(value.clone());
         }
         let name = names.join(",");
+        config.training = config.training.canonical();
         config
             .validate()
             .map_err(|e| StudyError::Config(format!("sweep point {name}: {e}")))?;
@@ -605,6 +622,8 @@ mod tests {
             "fc-width=64",
             "finetune.learning-rate=0.0001,0.0003,0.001",
             "dropout.dropout=0.25,0.5,0.75",
+            "vary=init,order,dropout,pretraining,init+order,all",
+            "subset=drawn",
         ] {
             let axis: Axis = text.parse().unwrap();
             assert_eq!(axis.to_string(), text);
@@ -617,6 +636,14 @@ mod tests {
         let config = &s.points()[0].config;
         assert_eq!(config.protocols[2].learning_rate, 1e-4);
         assert_eq!(config.training.source_classes, [0, 1, 2, 3, 4]);
+        // A value naming every source the settings can vary is the default, hash and all.
+        let s = sweep(&["vary=init+order+dropout+pretraining,order"]).unwrap();
+        let points = s.points();
+        assert_eq!(points[0].config.training, Preset::Smoke.config().training);
+        assert_eq!(
+            points[1].config.training.vary,
+            Some("order".parse().unwrap())
+        );
     }
 
     #[test]
@@ -645,6 +672,12 @@ mod tests {
             (
                 &["iters=0"],
                 "iters (training iterations per run) must be at least 1",
+            ),
+            (&["vary=seed"], "'seed' is not a source"),
+            (&["vary=init+init"], "'init+init' is not a source"),
+            (
+                &["vary=init,subset"],
+                "sweep point vary=subset: vary: subset cannot vary under the prefix rule",
             ),
         ] {
             let err = sweep(axes).unwrap_err().to_string();

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use transfer_data::Dataset;
 use transfer_model::Backbone;
 use transfer_records::{
-    BackboneStart, PretrainRecord, Protocol, RecordKind, ResultsDir, RunRecord, StudyConfig,
+    BackboneStart, PretrainRecord, RecordKind, ResultsDir, RunRecord, StudyConfig,
 };
 use transfer_report::{
     ReportContext, StudyResults, SweepResults, write_report, write_sweep_report,
@@ -156,33 +156,44 @@ impl Sharing<'_> {
         &self.points[p].ws.store
     }
 
-    /// The points holding runs of `protocol` at `proportion` whose numbers are point `p`'s,
-    /// in the grid's order (`p` among them).
-    fn run_peers(&self, p: usize, protocol: &Protocol, proportion: f64) -> Vec<usize> {
-        let key = |q: usize| {
-            self.points[q]
-                .ws
-                .settings()
-                .shared_key(RecordKind::Run(protocol))
-        };
+    /// The points holding the run `run` of point `p` with the same numbers, in the grid's
+    /// order (`p` among them).
+    fn run_peers(&self, p: usize, run: &PlannedRun) -> Vec<usize> {
+        let kind = RecordKind::Run(&run.protocol, run.repetition);
+        let key = |q: usize| self.points[q].ws.settings().shared_key(kind);
         let own = key(p);
         (0..self.points.len())
             .filter(|&q| {
                 let config = self.config(q);
-                config.protocols.contains(protocol)
-                    && config.proportions.contains(&proportion)
+                config.protocols.contains(&run.protocol)
+                    && config.proportions.contains(&run.proportion)
+                    && run.repetition < config.repetitions
                     && key(q) == own
             })
             .collect()
     }
 
-    /// The point whose directory trains the runs of `protocol` at `proportion` that point `p`
-    /// holds: the first that holds them.
-    fn run_owner(&self, p: usize, protocol: &Protocol, proportion: f64) -> usize {
-        self.run_peers(p, protocol, proportion)
-            .first()
-            .copied()
-            .unwrap_or(p)
+    /// The point whose directory trains the run `run` of point `p`: the first that holds it.
+    fn run_owner(&self, p: usize, run: &PlannedRun) -> usize {
+        self.run_peers(p, run).first().copied().unwrap_or(p)
+    }
+
+    /// Copies the run `record` of point `p`, just stored there, into every other point that
+    /// holds it and lacks it; returns how many.
+    fn share_run(&self, p: usize, run: &PlannedRun, record: &RunRecord) -> Result<usize> {
+        let mut copied = 0;
+        for q in self.run_peers(p, run) {
+            let peer = &self.points[q].ws;
+            if q != p
+                && peer
+                    .finished_run(&run.protocol, run.proportion, run.repetition)?
+                    .is_none()
+            {
+                self.store(q).adopt_run(self.store(p), record)?;
+                copied += 1;
+            }
+        }
+        Ok(copied)
     }
 
     /// The points needing pretrainings whose numbers are point `p`'s, in order.
@@ -211,7 +222,7 @@ impl Sharing<'_> {
         if let Some(record) = ws.finished_run(&run.protocol, run.proportion, run.repetition)? {
             return Ok(Some((record, false)));
         }
-        for q in self.run_peers(p, &run.protocol, run.proportion) {
+        for q in self.run_peers(p, run) {
             if q == p {
                 continue;
             }
@@ -299,13 +310,14 @@ pub fn run_sweep(
     transfer_records::write_json(&sw.root.join(SWEEP_FILE), &sw.sweep)?;
     let share = Sharing { points: &sw.points };
 
-    // The whole grid's stacks, each in the point that trains it.
+    // The whole grid's stacks, each in the point that trains it: the first to hold one of
+    // its runs (a stack whose runs are all another point's is that point's to train).
     let mut units = Vec::new();
     let mut shared = 0;
     for (p, point) in sw.points.iter().enumerate() {
         for stack in stacks(&plan(&point.point.config), exec.stack) {
-            let first = &stack[0];
-            if share.run_owner(p, &first.protocol, first.proportion) == p {
+            let owned = stack.iter().filter(|run| share.run_owner(p, run) == p);
+            if owned.count() > 0 {
                 units.push(Unit { point: p, stack });
             } else {
                 shared += stack.len();
@@ -336,8 +348,9 @@ pub fn run_sweep(
     let mut blocks: Vec<(usize, Vec<u32>)> = Vec::new();
     for unit in &todo {
         let owner = share.pretrain_owner(unit.point);
-        let reps = sw.points[owner].point.config.repetitions;
-        for block in pretrain_stacks(std::slice::from_ref(&unit.stack), exec.stack, reps) {
+        // The backbones the unit's own point starts from, trained in the owner's directory.
+        let config = &sw.points[unit.point].point.config;
+        for block in pretrain_stacks(std::slice::from_ref(&unit.stack), exec.stack, config) {
             if !blocks.contains(&(owner, block.clone())) {
                 blocks.push((owner, block));
             }
@@ -374,10 +387,13 @@ pub fn run_sweep(
             .iter()
             .map(|run| {
                 let pretrained = match run.protocol.backbone {
-                    BackboneStart::Pretrained => backbones
-                        .iter()
-                        .find(|(q, rep, _, _)| *q == owner && *rep == run.repetition)
-                        .map(|(_, _, b, seed)| (b, *seed)),
+                    BackboneStart::Pretrained => {
+                        let pretraining = point.ws.settings().pretraining_of(run.repetition);
+                        backbones
+                            .iter()
+                            .find(|(q, rep, _, _)| *q == owner && *rep == pretraining)
+                            .map(|(_, _, b, seed)| (b, *seed))
+                    }
                     BackboneStart::Fresh => None,
                 };
                 (run.repetition, pretrained)
@@ -393,6 +409,8 @@ pub fn run_sweep(
         drop(observer);
         for (run, finished) in unit.stack.iter().zip(records) {
             if !finished.reused {
+                // Shared at once, so that an interrupted sweep's points hold what exists.
+                share.share_run(unit.point, run, &finished.record)?;
                 let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                 let label = format!("{}: {}", point.point.name, run.label());
                 events.finished(&label, &finished.record, n, todo_runs);

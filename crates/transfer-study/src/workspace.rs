@@ -408,8 +408,9 @@ impl Workspace {
             .ok_or(StudyError::Internal("a stack of one run gave none"))
     }
 
-    /// Runs `protocol` at `proportion` for several repetitions, each with its pretrained
-    /// backbone and that backbone's seed where the protocol needs one, and returns their
+    /// Runs `protocol` at `proportion` for several repetitions, each with the pretrained
+    /// backbone it starts from ([`TrainingSettings::run_seeds`] says whose) and that
+    /// backbone's seed where the protocol needs one, and returns their
     /// records in order. When any is unfinished, all are trained together as one stack (so
     /// that a run's numbers do not depend on which of them an interrupted study had
     /// finished) and the unfinished ones stored; the others are returned as stored.
@@ -438,15 +439,15 @@ impl Workspace {
         let mut seeds = Vec::with_capacity(members.len());
         let mut trains = Vec::with_capacity(members.len());
         for &(repetition, _) in members {
-            let seed = run_seed(s.seed, &protocol.name, proportion, repetition);
+            let run_seeds = s.run_seeds(&protocol.name, proportion, repetition);
             let spec = SubsetSpec {
                 rule: s.subset,
                 proportion,
                 batch: s.batch_size,
-                seed,
+                seed: run_seeds.subset,
             };
             let subset = select_subset(&self.target.train.labels, self.target.num_classes(), spec)?;
-            seeds.push(seed);
+            seeds.push(run_seeds);
             trains.push(self.target.train.select(&subset));
         }
         let settings = self.compute.apply(run_loop(s));
@@ -454,19 +455,19 @@ impl Workspace {
             .iter()
             .zip(&seeds)
             .zip(&trains)
-            .map(|((&(_, pretrained), &seed), train)| RunInput {
+            .map(|((&(_, pretrained), &seeds), train)| RunInput {
                 protocol,
                 train,
                 test: &self.target.test,
                 num_classes: self.target.num_classes(),
                 pretrained: pretrained.map(|(b, _)| b),
                 settings: &settings,
-                seed,
+                seeds,
             })
             .collect();
         let outcomes = run_protocol_stack(&self.device, &inputs, observer)?;
         let mut finished = Vec::with_capacity(members.len());
-        for ((((&(repetition, pretrained), seed), train), outcome), stored) in members
+        for ((((&(repetition, pretrained), _), train), outcome), stored) in members
             .iter()
             .zip(seeds)
             .zip(&trains)
@@ -502,7 +503,7 @@ impl Workspace {
                 protocol: protocol.clone(),
                 proportion,
                 repetition,
-                seed,
+                seed: run_seed(s.seed, &protocol.name, proportion, repetition),
                 pretrain_seed: if protocol.needs_pretraining() {
                     pretrained.map(|(_, seed)| seed)
                 } else {
@@ -510,6 +511,7 @@ impl Workspace {
                 },
                 train_samples: train.len(),
                 iterations: s.iterations,
+                test_samples: Some(self.target.test.len()),
                 curve: outcome.curve,
                 loss_curve,
                 diverged_at,
