@@ -45,7 +45,7 @@ pub fn report_html(results: &StudyResults, analysis: &Analysis, ctx: &ReportCont
         out,
         "<h1>Transfer learning on MNIST digits: reproduction report</h1>"
     );
-    let _ = writeln!(out, "<p>{}</p>", escape(&ctx.label));
+    let _ = writeln!(out, "<p>{}</p>", inline_code(&ctx.label));
     let _ = writeln!(
         out,
         "<p class=\"randomness\">{}</p>",
@@ -267,6 +267,56 @@ pub(crate) struct Axes<'a> {
     pub(crate) x_ticks: Vec<(f64, String)>,
     pub(crate) y_label: &'a str,
     pub(crate) zero_line: bool,
+    /// Where the plotted quantity can lie (accuracies in [0, 1], their differences in
+    /// [-1, 1]): intervals are clipped to it, as in the PNG and SVG figures.
+    pub(crate) y_limits: Option<(f64, f64)>,
+}
+
+/// Where an accuracy lies.
+pub(crate) const ACCURACY: Option<(f64, f64)> = Some((0.0, 1.0));
+/// Where a difference of accuracies lies.
+pub(crate) const DIFFERENCE: Option<(f64, f64)> = Some((-1.0, 1.0));
+
+/// Ticks at round values between `low` and `high`: multiples of the smallest step of 1, 2 or
+/// 5 times a power of ten that gives at most `most` of them, each with its label.
+pub(crate) fn nice_ticks(low: f64, high: f64, most: usize) -> Vec<(f64, String)> {
+    if !(low.is_finite() && high.is_finite() && high > low) || most == 0 {
+        return Vec::new();
+    }
+    let span = high - low;
+    let mut power = 10f64.powf(span.log10().floor() - 1.0);
+    let step = loop {
+        if let Some(step) = [1.0, 2.0, 5.0]
+            .iter()
+            .map(|m| m * power)
+            .find(|step| ((span / step).floor() as usize) < most)
+        {
+            break step;
+        }
+        power *= 10.0;
+    };
+    let decimals = (-step.log10().floor()).max(0.0) as usize;
+    let first = (low / step).ceil() as i64;
+    let last = (high / step).floor() as i64;
+    (first..=last)
+        .map(|k| {
+            let value = k as f64 * step;
+            (value, format!("{value:.decimals$}"))
+        })
+        .collect()
+}
+
+/// `text` escaped for HTML, with Markdown's `code` spans as `<code>` elements.
+pub(crate) fn inline_code(text: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in text.split('`').enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<code>{}</code>", escape(part));
+        } else {
+            out.push_str(&escape(part));
+        }
+    }
+    out
 }
 
 fn figure_html(out: &mut String, id: &str, figure: &Figure<'_>, analysis: &Analysis) {
@@ -309,6 +359,7 @@ fn figure_html(out: &mut String, id: &str, figure: &Figure<'_>, analysis: &Analy
                 x_ticks: Vec::new(),
                 y_label,
                 zero_line: *zero_line,
+                y_limits: if *zero_line { DIFFERENCE } else { ACCURACY },
             };
             chart(out, &lines, &axes);
             lines_of(&lines)
@@ -361,10 +412,12 @@ fn figure_html(out: &mut String, id: &str, figure: &Figure<'_>, analysis: &Analy
                 x_ticks: Vec::new(),
                 y_label: "mean test accuracy",
                 zero_line: false,
+                y_limits: ACCURACY,
             };
             chart(out, &accuracy, &axes);
             let axes = Axes {
                 y_label: "mean training loss",
+                y_limits: None,
                 ..axes
             };
             chart(out, &loss, &axes);
@@ -403,12 +456,15 @@ pub(crate) fn chart(out: &mut String, lines: &[Line], axes: &Axes) {
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.0))
         .collect();
+    let clip = |v: f64| axes.y_limits.map_or(v, |(low, high)| v.clamp(low, high));
+    let clipped = |ci: Option<(f64, f64)>| ci.map(|(low, high)| (clip(low), clip(high)));
     let ys: Vec<f64> = lines
         .iter()
         .flat_map(|l| {
             l.points
                 .iter()
-                .flat_map(|&(_, y, ci, _)| [Some(y), ci.map(|c| c.0), ci.map(|c| c.1)])
+                .map(|&(_, y, ci, _)| (y, clipped(ci)))
+                .flat_map(|(y, ci)| [Some(y), ci.map(|c| c.0), ci.map(|c| c.1)])
                 .flatten()
                 .chain(l.published.iter().map(|p| p.1))
                 .chain(l.reference)
@@ -430,27 +486,24 @@ pub(crate) fn chart(out: &mut String, lines: &[Line], axes: &Axes) {
         out,
         "<line x1=\"{LEFT}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\" stroke=\"#333\"/><line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{bottom}\" stroke=\"#333\"/>"
     );
-    for i in 0..=4 {
-        let y = y0 + (y1 - y0) * f64::from(i) / 4.0;
+    for (y, label) in nice_ticks(y0, y1, 6) {
         let _ = writeln!(
             out,
-            "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{right}\" y2=\"{0:.1}\" stroke=\"#eee\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\">{y:.4}</text>",
+            "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{right}\" y2=\"{0:.1}\" stroke=\"#eee\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\">{label}</text>",
             py(y),
             LEFT - 4.0,
             py(y) + 4.0
         );
     }
-    let ticks = if axes.x_ticks.is_empty() {
+    let ticks = if !axes.x_ticks.is_empty() {
+        axes.x_ticks.clone()
+    } else if axes.x_log {
         let mut ticks: Vec<f64> = xs.clone();
         ticks.sort_by(f64::total_cmp);
         ticks.dedup();
-        if !axes.x_log && ticks.len() > 6 {
-            let last = ticks.len() - 1;
-            ticks = (0..=4).map(|i| ticks[i * last / 4]).collect();
-        }
         ticks.into_iter().map(|x| (x, x.to_string())).collect()
     } else {
-        axes.x_ticks.clone()
+        nice_ticks(x0, x1, 6)
     };
     for (x, label) in ticks {
         let _ = writeln!(
@@ -488,13 +541,17 @@ pub(crate) fn chart(out: &mut String, lines: &[Line], axes: &Axes) {
             let upper: Vec<String> = line
                 .points
                 .iter()
-                .filter_map(|&(x, _, ci, _)| ci.map(|c| format!("{:.1},{:.1}", px(x), py(c.1))))
+                .filter_map(|&(x, _, ci, _)| {
+                    clipped(ci).map(|c| format!("{:.1},{:.1}", px(x), py(c.1)))
+                })
                 .collect();
             let lower: Vec<String> = line
                 .points
                 .iter()
                 .rev()
-                .filter_map(|&(x, _, ci, _)| ci.map(|c| format!("{:.1},{:.1}", px(x), py(c.0))))
+                .filter_map(|&(x, _, ci, _)| {
+                    clipped(ci).map(|c| format!("{:.1},{:.1}", px(x), py(c.0)))
+                })
                 .collect();
             let _ = writeln!(
                 out,
@@ -514,6 +571,7 @@ pub(crate) fn chart(out: &mut String, lines: &[Line], axes: &Axes) {
             path.join(" ")
         );
         for &(x, y, ci, n) in &line.points {
+            let ci = clipped(ci);
             let interval = ci
                 .map(|(lo, hi)| format!(", 95% interval [{lo:.4}, {hi:.4}]"))
                 .unwrap_or_default();
@@ -567,4 +625,84 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
     let pad = if hi > lo { (hi - lo) * 0.05 } else { 0.5 };
     (lo - pad, hi + pad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_fall_on_round_values() {
+        let values = |ticks: Vec<(f64, String)>| ticks.into_iter().map(|t| t.1).collect::<Vec<_>>();
+        assert_eq!(
+            values(nice_ticks(0.8372, 0.8659, 6)),
+            ["0.840", "0.845", "0.850", "0.855", "0.860", "0.865"]
+        );
+        assert_eq!(
+            values(nice_ticks(0.0, 1000.0, 6)),
+            ["0", "200", "400", "600", "800", "1000"]
+        );
+        assert_eq!(
+            values(nice_ticks(-0.013, 0.021, 6)),
+            ["-0.01", "0.00", "0.01", "0.02"]
+        );
+        for (low, high) in [(0.8447, 0.8612), (0.91, 0.99), (1e-4, 7e-3), (3.0, 9000.0)] {
+            let ticks = nice_ticks(low, high, 6);
+            assert!((2..=6).contains(&ticks.len()), "{low}..{high}: {ticks:?}");
+            let step = ticks[1].0 - ticks[0].0;
+            let mantissa = step / 10f64.powf(step.log10().floor());
+            assert!(
+                [1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6),
+                "{low}..{high}: step {step}"
+            );
+            assert!(ticks.iter().all(|t| (low..=high).contains(&t.0)));
+        }
+        assert!(nice_ticks(1.0, 1.0, 6).is_empty());
+    }
+
+    #[test]
+    fn markdown_code_spans_become_code_elements() {
+        assert_eq!(
+            inline_code("Preset `paper`, backend `flex` <x>"),
+            "Preset <code>paper</code>, backend <code>flex</code> &lt;x&gt;"
+        );
+    }
+
+    #[test]
+    fn an_accuracys_interval_is_clipped_to_one() {
+        let line = Line {
+            label: "raw".into(),
+            colour: RGBColor(0, 0, 0),
+            points: vec![
+                (0.01, 0.97, Some((0.34, 1.6)), 2),
+                (0.1, 0.99, Some((0.98, 1.0)), 2),
+            ],
+            published: Vec::new(),
+            reference: None,
+            band: false,
+        };
+        let axes = Axes {
+            x_log: true,
+            x_label: "p",
+            x_ticks: Vec::new(),
+            y_label: "accuracy",
+            zero_line: false,
+            y_limits: ACCURACY,
+        };
+        let mut out = String::new();
+        chart(&mut out, &[line], &axes);
+        assert!(out.contains("95% interval [0.3400, 1.0000]"), "{out}");
+        assert!(!out.contains("1.6"), "{out}");
+        let labels: Vec<&str> = out
+            .split("text-anchor=\"end\">")
+            .skip(1)
+            .filter_map(|s| s.split('<').next())
+            .collect();
+        assert!(
+            labels
+                .iter()
+                .all(|l| l.parse::<f64>().is_ok_and(|v| v <= 1.0)),
+            "{labels:?}"
+        );
+    }
 }

@@ -4,14 +4,16 @@ mod analysis;
 mod figures;
 mod html;
 mod markdown;
-pub mod power;
-pub mod robust;
-pub mod stats;
 mod sweep;
 mod sweep_figures;
 mod sweep_html;
+mod sweep_md;
 mod tables;
 mod tidy;
+
+/// Summaries, t-tests and Holm's correction, from `transfer-stats`.
+pub use transfer_stats::summary as stats;
+pub use transfer_stats::{power, robust};
 
 use std::path::{Path, PathBuf};
 
@@ -29,10 +31,11 @@ pub use figures::write_figures;
 pub use html::report_html;
 pub use markdown::{duration, report_md};
 pub use sweep::{
-    AxisEffect, AxisStep, PointSummary, SweepAnalysis, SweepAxis, SweepPointResults, SweepResults,
-    analyse_sweep, sweep_csv, sweep_csv_header, sweep_md, write_sweep_report,
+    ALL_SOURCES, AxisEffect, AxisStep, PointSummary, SourceSpread, SweepAnalysis, SweepAxis,
+    SweepPointResults, SweepResults, VARY_AXIS, analyse_sweep, sweep_csv, sweep_csv_header,
 };
 pub use sweep_html::sweep_html;
+pub use sweep_md::{sweep_md, write_sweep_report};
 pub use tables::{CSV_HEADER, ROBUST_CSV_HEADER, table_csv, table_md, table_robust_csv, table_tex};
 pub use tidy::{CURVES_HEADER, RUNS_HEADER, curves_csv, runs_csv};
 

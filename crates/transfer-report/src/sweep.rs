@@ -1,17 +1,17 @@
-//! A sweep's report: every point's cells side by side, each axis's effect tested between
-//! neighbouring values, `sweep.csv`, `sweep.md`, `sweep.json`, `report.html` and the sweep's
-//! figures.
+//! A sweep's analysis: every point's cells side by side, each axis's effect tested between
+//! neighbouring values, where the spread comes from along a `vary` axis, `sweep.csv`, and the
+//! tables its pages show (`sweep_md`, `sweep_html` write them; `sweep_figures` draws it).
 
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use transfer_records::RunRecord;
 
+use crate::StudyResults;
 use crate::analysis::{Analysis, Cell, Gain};
 use crate::stats::{Difference, holm, paired, unpaired};
 use crate::tidy::{RUNS_HEADER, runs_csv};
-use crate::{ReportContext, ReportError, StudyResults, sweep_figures};
+use transfer_stats::{Decomposition, Spread, decompose, spread};
 
 /// One axis of a sweep, as its report shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -112,6 +112,31 @@ pub struct AxisEffect {
     pub steps: Vec<AxisStep>,
 }
 
+/// The name of the axis whose values are sources of randomness.
+pub const VARY_AXIS: &str = "vary";
+/// The value of that axis that varies every source the settings can vary.
+pub const ALL_SOURCES: &str = "all";
+
+/// Where one protocol's spread at one proportion comes from: the standard deviation of its
+/// final accuracy at every value of the `vary` axis, each source alone against all together.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceSpread {
+    /// The protocol.
+    pub protocol: String,
+    /// The proportion.
+    pub proportion: f64,
+    /// The other axes' values (`NAME=V`, joined by commas; empty for a one-axis sweep).
+    pub context: String,
+    /// Each value of the axis (`init`, `init+order`, `all`) with the spread of its runs
+    /// (absent below 2 runs).
+    pub values: Vec<(String, Option<Spread>)>,
+    /// The values that name one source, set against `all`.
+    pub decomposition: Decomposition,
+    /// The test set's binomial standard error at the mean accuracy: the floor no number of
+    /// repetitions removes (absent where the test set's size is unknown).
+    pub test_se: Option<f64>,
+}
+
 /// Everything the sweep's report states.
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepAnalysis {
@@ -133,6 +158,9 @@ pub struct SweepAnalysis {
     pub complete: bool,
     /// Whether every point poses the published task (its values are the reference lines).
     pub published: bool,
+    /// Where the spread comes from, where an axis is `vary`: by context, protocol and
+    /// proportion.
+    pub spreads: Vec<SourceSpread>,
 }
 
 impl SweepAnalysis {
@@ -270,6 +298,7 @@ pub fn analyse_sweep(results: &SweepResults) -> SweepAnalysis {
                 .as_ref()
                 .is_some_and(|r| r.settings.is_published_task())
         }),
+        spreads: Vec::new(),
     };
     let empty = Vec::new();
     let runs_of = |p: usize| {
@@ -338,7 +367,58 @@ pub fn analyse_sweep(results: &SweepResults) -> SweepAnalysis {
             steps,
         });
     }
+    if let Some(k) = results.axes.iter().position(|a| a.name == VARY_AXIS) {
+        sweep.spreads = source_spreads(&sweep, k);
+    }
     sweep
+}
+
+/// The spread at every value of the `vary` axis `k`, by context, protocol and proportion.
+fn source_spreads(sweep: &SweepAnalysis, k: usize) -> Vec<SourceSpread> {
+    let labels = &sweep.axes[k].labels;
+    let mut out = Vec::new();
+    for (at, context) in sweep.contexts(k) {
+        for protocol in &sweep.protocols {
+            for &proportion in &sweep.proportions {
+                let cells: Vec<Option<&Cell>> = (0..labels.len())
+                    .map(|i| {
+                        let mut at = at.clone();
+                        at[k] = i;
+                        sweep.cell(sweep.point_at(&at)?, protocol, proportion)
+                    })
+                    .collect();
+                if cells.iter().all(Option::is_none) {
+                    continue;
+                }
+                let finals = |i: usize| cells[i].map_or(&[][..], |c| c.finals.as_slice());
+                let single: Vec<(&str, &[f64])> = (0..labels.len())
+                    .filter(|&i| !labels[i].contains('+') && labels[i] != ALL_SOURCES)
+                    .map(|i| (labels[i].as_str(), finals(i)))
+                    .collect();
+                let all = labels
+                    .iter()
+                    .position(|l| l == ALL_SOURCES)
+                    .map_or(&[][..], finals);
+                let all_cell = labels
+                    .iter()
+                    .position(|l| l == ALL_SOURCES)
+                    .and_then(|i| cells[i]);
+                out.push(SourceSpread {
+                    protocol: protocol.clone(),
+                    proportion,
+                    context: context.clone(),
+                    values: (0..labels.len())
+                        .map(|i| (labels[i].clone(), spread(finals(i))))
+                        .collect(),
+                    decomposition: decompose(&single, all),
+                    test_se: all_cell
+                        .or_else(|| cells.iter().flatten().next().copied())
+                        .and_then(|c| c.test_se),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The exact header of `sweep.csv`: one column per axis, then `runs.csv`'s.
@@ -378,6 +458,122 @@ fn p_text(p: Option<f64>) -> String {
 
 fn signed(v: f64) -> String {
     format!("{v:+.4}")
+}
+
+/// What the tables of where the spread comes from show, in words.
+pub(crate) const SPREAD_METHOD: &str = "Each value of the vary axis trains the same repetitions with only the named sources of randomness changing between them (the others held at repetition 0's draw). A cell is the standard deviation of the final test accuracy over those repetitions with its 95% chi-square interval. Sum/all: the single sources' variances added up over the variance with every source varied (near 1: they add up; near the largest single share: one source alone gives about all the spread). Test SE: the test set's binomial standard error at the mean accuracy, sqrt(a (1 - a) / n), a floor that no number of repetitions removes.";
+
+/// The table of where the spread comes from at one context and proportion.
+pub(crate) struct SpreadTable {
+    /// `p = P` and the context, if any.
+    pub(crate) title: String,
+    /// The columns: protocol, each value of the axis, sum/all, test SE.
+    pub(crate) columns: Vec<Column>,
+    /// A row per protocol.
+    pub(crate) rows: Vec<Vec<String>>,
+    /// A sentence per protocol: which source gives the most spread, and whether they add up.
+    pub(crate) findings: Vec<String>,
+}
+
+/// `sd [low, high]`, or `-` without a spread.
+fn sd_text(s: Option<&Spread>) -> String {
+    s.map_or_else(
+        || "-".to_owned(),
+        |s| format!("{:.4} [{:.4}, {:.4}]", s.sd, s.sd_low, s.sd_high),
+    )
+}
+
+/// The tables of where the spread comes from: one per context and proportion.
+pub(crate) fn spread_tables(analysis: &SweepAnalysis) -> Vec<SpreadTable> {
+    let mut keys: Vec<(String, f64)> = Vec::new();
+    for s in &analysis.spreads {
+        if !keys
+            .iter()
+            .any(|(c, p)| *c == s.context && *p == s.proportion)
+        {
+            keys.push((s.context.clone(), s.proportion));
+        }
+    }
+    keys.into_iter()
+        .map(|(context, proportion)| {
+            let spreads: Vec<&SourceSpread> = analysis
+                .spreads
+                .iter()
+                .filter(|s| s.context == context && s.proportion == proportion)
+                .collect();
+            let mut columns: Vec<Column> = vec![("protocol".into(), false)];
+            if let Some(first) = spreads.first() {
+                columns.extend(
+                    first
+                        .values
+                        .iter()
+                        .map(|(v, _)| (format!("{v}: sd [95%]"), true)),
+                );
+            }
+            columns.push(("sum/all".into(), true));
+            columns.push(("test SE".into(), true));
+            let rows = spreads
+                .iter()
+                .map(|s| {
+                    let mut row = vec![s.protocol.clone()];
+                    row.extend(s.values.iter().map(|(_, spread)| sd_text(spread.as_ref())));
+                    row.push(
+                        s.decomposition
+                            .sum_over_all
+                            .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+                    );
+                    row.push(
+                        s.test_se
+                            .map_or_else(|| "-".to_owned(), |se| format!("{se:.4}")),
+                    );
+                    row
+                })
+                .collect();
+            let findings = spreads.iter().filter_map(|s| spread_finding(s)).collect();
+            let title = if context.is_empty() {
+                format!("p = {proportion}")
+            } else {
+                format!("p = {proportion}, {context}")
+            };
+            SpreadTable {
+                title,
+                columns,
+                rows,
+                findings,
+            }
+        })
+        .collect()
+}
+
+/// Which single source gives a protocol the most spread, its share of all sources' variance,
+/// and whether the single sources add up.
+fn spread_finding(s: &SourceSpread) -> Option<String> {
+    let d = &s.decomposition;
+    let (name, share) = d.largest.as_ref()?;
+    let sd = d
+        .single
+        .iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, s)| s.map(|s| s.sd))?;
+    let all = d.all.map(|a| a.sd)?;
+    let adds = d.sum_over_all.map_or_else(String::new, |r| {
+        let verdict = if r < 0.67 {
+            "less than all sources give together"
+        } else if r <= 1.5 {
+            "about what all sources give together"
+        } else {
+            "more than all sources give together"
+        };
+        format!("; the single sources' variances add up to {r:.2} times all sources' ({verdict})")
+    });
+    let floor = s.test_se.map_or_else(String::new, |se| {
+        format!("; the test set's error is {se:.4}")
+    });
+    Some(format!(
+        "{}: {name} alone gives the most spread (sd {sd:.4}, {:.0}% of the variance with every source varied, sd {all:.4}){adds}{floor}.",
+        s.protocol,
+        share * 100.0
+    ))
 }
 
 /// A column of a report's table: its heading and whether its numbers align right.
@@ -606,85 +802,6 @@ pub(crate) fn effect_table(analysis: &SweepAnalysis, effect: &AxisEffect) -> Eff
     }
 }
 
-/// A Markdown table: the header from `columns`, then `rows`.
-fn md_table(md: &mut String, columns: &[Column], rows: impl IntoIterator<Item = Vec<String>>) {
-    let names: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
-    let rules: Vec<&str> = columns
-        .iter()
-        .map(|c| if c.1 { "---:" } else { "---" })
-        .collect();
-    let _ = writeln!(md, "| {} |\n| {} |", names.join(" | "), rules.join(" | "));
-    for row in rows {
-        let _ = writeln!(md, "| {} |", row.join(" | "));
-    }
-    md.push('\n');
-}
-
-/// `sweep.md`: what the sweep holds, every point's table, and each axis's effect.
-pub fn sweep_md(analysis: &SweepAnalysis, ctx: &ReportContext) -> String {
-    let mut md = String::new();
-    let axes: Vec<String> = analysis
-        .axes
-        .iter()
-        .map(|a| format!("`{}` = {}", a.name, a.labels.join(", ")))
-        .collect();
-    let _ = writeln!(md, "# Sweep: {}\n", axes.join("; "));
-    if !ctx.label.is_empty() {
-        let _ = writeln!(md, "{}\n", ctx.label);
-    }
-    match completeness(analysis, |name| format!("`{name}`")) {
-        (sentence, None) => {
-            let _ = writeln!(md, "{sentence}\n");
-        }
-        (sentence, Some(which)) => {
-            let _ = writeln!(md, "**{sentence}** {which}\n");
-        }
-    }
-    if !ctx.command.is_empty() {
-        let _ = writeln!(md, "Command: `{}`\n", ctx.command);
-    }
-    md.push_str("## Mean final test accuracy at every point\n\n");
-    md.push_str(
-        "Mean of the repetitions ± the half-width of its 95% t-interval (n runs where fewer than planned).\n\n",
-    );
-    let (columns, rows) = point_table(analysis).with_names(|name| format!("`{name}`"));
-    md_table(&mut md, &columns, rows);
-    for effect in &analysis.effects {
-        let _ = writeln!(md, "## Effect of `{}`\n", effect.axis);
-        let table = effect_table(analysis, effect);
-        let _ = writeln!(md, "{}\n\n{}\n", table.method, table.findings);
-        md_table(&mut md, &table.columns, table.rows);
-    }
-    md.push_str("## Figures\n\n");
-    for stem in sweep_figures::stems(analysis) {
-        let _ = writeln!(md, "![{stem}](figures/{stem}.svg)\n");
-    }
-    md.push_str(
-        "Every point is an ordinary study: its own directory holds its records and its own report (`report.md`, `table.csv`, figures).\n",
-    );
-    md
-}
-
-/// Writes the sweep's report into `dir`: `sweep.csv`, `sweep.md`, `sweep.json`,
-/// `report.html` and `figures/sweep-*.svg` and `.png`. Returns the files written, each written atomically.
-pub fn write_sweep_report(
-    dir: &Path,
-    results: &SweepResults,
-    ctx: &ReportContext,
-) -> Result<Vec<PathBuf>, ReportError> {
-    let analysis = analyse_sweep(results);
-    let mut written = Vec::new();
-    let mut put = |name: &str, text: String| crate::put_text(dir, name, &text, &mut written);
-    put("sweep.csv", sweep_csv(results))?;
-    put("sweep.md", sweep_md(&analysis, ctx))?;
-    let json = serde_json::to_string_pretty(&analysis)
-        .map_err(|e| ReportError::io(&dir.join("sweep.json"), std::io::Error::other(e)))?;
-    put("sweep.json", json)?;
-    put("report.html", crate::sweep_html(&analysis, ctx))?;
-    written.extend(sweep_figures::write(&analysis, &dir.join("figures"))?);
-    Ok(written)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,6 +846,7 @@ mod tests {
             planned_runs: 0,
             complete: true,
             published: false,
+            spreads: Vec::new(),
         };
         let mut points = Vec::new();
         for a in ["1", "2"] {

@@ -14,7 +14,7 @@ use crate::figures::{
     Area, Drawing, LEGEND_WIDTH, PALETTE, ProportionPoint, XScale, colour_of, draw_legend,
     draw_marks, write_drawing, y_range,
 };
-use crate::sweep::SweepAnalysis;
+use crate::sweep::{SourceSpread, SweepAnalysis};
 
 /// A value at an axis position: (position, value, its 95% interval if known, the runs
 /// behind it).
@@ -132,7 +132,25 @@ pub(crate) enum SweepPlot {
         panels: Vec<(String, Vec<Vec<Option<f64>>>)>,
         diverging: bool,
     },
+    /// Where the spread comes from at one proportion: a row per protocol, a mark per value of
+    /// the vary axis (the standard deviation with its 95% interval), the test set's error as
+    /// a grey tick on each row.
+    Spreads {
+        rows: Vec<String>,
+        series: Vec<SpreadSeries>,
+        floors: Vec<Option<f64>>,
+    },
 }
+
+/// One value of the vary axis across the protocols: `(sd, low, high)` per row.
+pub(crate) struct SpreadSeries {
+    pub(crate) label: String,
+    pub(crate) colour: RGBColor,
+    pub(crate) values: Vec<Option<(f64, f64, f64)>>,
+}
+
+/// The grey of the test set's error.
+pub(crate) const FLOOR_COLOUR: RGBColor = RGBColor(110, 110, 110);
 
 /// One figure of a sweep, drawn to SVG and PNG and into `report.html`.
 pub(crate) struct SweepFigure {
@@ -321,7 +339,66 @@ pub(crate) fn figures(analysis: &SweepAnalysis) -> Vec<SweepFigure> {
             }
         }
     }
+    figures.extend(spread_figures(analysis));
     figures
+}
+
+/// A figure of where the spread comes from per context and proportion of a vary sweep.
+fn spread_figures(analysis: &SweepAnalysis) -> Vec<SweepFigure> {
+    let mut keys: Vec<(String, f64)> = Vec::new();
+    for s in &analysis.spreads {
+        if !keys
+            .iter()
+            .any(|(c, p)| *c == s.context && *p == s.proportion)
+        {
+            keys.push((s.context.clone(), s.proportion));
+        }
+    }
+    keys.into_iter()
+        .map(|(context, proportion)| {
+            let spreads: Vec<&SourceSpread> = analysis
+                .spreads
+                .iter()
+                .filter(|s| s.context == context && s.proportion == proportion)
+                .collect();
+            let labels: Vec<String> = spreads
+                .first()
+                .map(|s| s.values.iter().map(|(l, _)| l.clone()).collect())
+                .unwrap_or_default();
+            let series = labels
+                .iter()
+                .enumerate()
+                .map(|(j, label)| SpreadSeries {
+                    label: label.clone(),
+                    colour: PALETTE[j % PALETTE.len()],
+                    values: spreads
+                        .iter()
+                        .map(|s| {
+                            s.values
+                                .get(j)
+                                .and_then(|(_, v)| v.map(|v| (v.sd, v.sd_low, v.sd_high)))
+                        })
+                        .collect(),
+                })
+                .collect();
+            let (suffix, where_) = if context.is_empty() {
+                (String::new(), String::new())
+            } else {
+                (format!("-{}", file_part(&context)), format!(", {context}"))
+            };
+            SweepFigure {
+                title: format!(
+                    "Spread by source at p = {proportion}{where_} (sd, 95% intervals; grey: test set's error)"
+                ),
+                stem: format!("sweep-spread-p{proportion}{suffix}"),
+                plot: SweepPlot::Spreads {
+                    rows: spreads.iter().map(|s| s.protocol.clone()).collect(),
+                    series,
+                    floors: spreads.iter().map(|s| s.test_se).collect(),
+                },
+            }
+        })
+        .collect()
 }
 
 /// The stems of the sweep's figures, in the order they are written.
@@ -347,6 +424,7 @@ impl Drawing for SweepFigure {
         let panels = match &self.plot {
             SweepPlot::Lines { panels, .. } => panels.len(),
             SweepPlot::Heat { panels, .. } => panels.len(),
+            SweepPlot::Spreads { .. } => 2,
         } as u32;
         (LEGEND_WIDTH + 430 * panels.max(1), 560)
     }
@@ -416,6 +494,19 @@ impl Drawing for SweepFigure {
                 legend
                     .draw(&Text::new("(each panel its own scale)", (6, 94), style))
                     .map_err(|e| e.to_string())?;
+            }
+            SweepPlot::Spreads {
+                rows,
+                series,
+                floors,
+            } => {
+                draw_spreads(&plots, rows, series, floors)?;
+                let mut entries: Vec<(String, RGBColor, bool)> = series
+                    .iter()
+                    .map(|s| (s.label.clone(), s.colour, false))
+                    .collect();
+                entries.push(("test set's error".into(), FLOOR_COLOUR, false));
+                draw_legend(&legend, &entries)?;
             }
         }
         root.present().map_err(|e| e.to_string())
@@ -498,6 +589,85 @@ where
             .collect();
         let scale = if x.log { XScale::Log } else { XScale::Linear };
         draw_marks(&mut chart, &points, colour, (y0, y1), scale)?;
+    }
+    Ok(())
+}
+
+/// Where the spread comes from: a row per protocol, each series' standard deviation as a dot
+/// with its interval, offset within the row, and the test set's error as a grey tick.
+fn draw_spreads<DB: DrawingBackend>(
+    area: &Area<DB>,
+    rows: &[String],
+    series: &[SpreadSeries],
+    floors: &[Option<f64>],
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let high = series
+        .iter()
+        .flat_map(|s| s.values.iter().flatten().map(|v| v.2))
+        .chain(floors.iter().flatten().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let x1 = if high > 0.0 { high * 1.08 } else { 0.01 };
+    let n = rows.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(46)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0.0..x1, -0.5..n - 0.5)
+        .map_err(|e| e.to_string())?;
+    let name = |y: f64| {
+        let i = y.round();
+        if (y - i).abs() < 1e-6 && i >= 0.0 {
+            rows.get(i as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .x_desc("standard deviation of the final test accuracy")
+        .y_labels(rows.len() * 2 + 1)
+        .y_label_formatter(&|y| name(*y))
+        .x_label_formatter(&|v| crate::figures::tick(v))
+        .disable_y_mesh()
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 16))
+        .light_line_style(RGBColor(246, 246, 246))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let m = series.len().max(1) as f64;
+    for (r, floor) in floors.iter().enumerate() {
+        if let Some(se) = floor {
+            let y = r as f64;
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(*se, y - 0.45), (*se, y + 0.45)],
+                    FLOOR_COLOUR.stroke_width(3),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    for (j, s) in series.iter().enumerate() {
+        // The first series on top of its row.
+        let offset = ((m - 1.0) / 2.0 - j as f64) * (0.7 / m);
+        for (r, value) in s.values.iter().enumerate() {
+            let Some((sd, low, high)) = value else {
+                continue;
+            };
+            let y = r as f64 + offset;
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(*low, y), (high.min(x1), y)],
+                    s.colour.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series(std::iter::once(Circle::new((*sd, y), 5, s.colour.filled())))
+                .map_err(|e| e.to_string())?;
+        }
     }
     Ok(())
 }

@@ -5,9 +5,15 @@
 use std::fmt::Write;
 
 use crate::ReportContext;
-use crate::html::{Axes, Line, SCRIPT, STYLE, chart, escape, hex};
-use crate::sweep::{Column, SweepAnalysis, completeness, effect_table, point_table};
-use crate::sweep_figures::{SweepFigure, SweepPlot, figures, heat_colour};
+use crate::html::{
+    ACCURACY, Axes, DIFFERENCE, Line, SCRIPT, STYLE, chart, escape, hex, inline_code, nice_ticks,
+};
+use crate::sweep::{
+    Column, SPREAD_METHOD, SweepAnalysis, completeness, effect_table, point_table, spread_tables,
+};
+use crate::sweep_figures::{
+    FLOOR_COLOUR, SpreadSeries, SweepFigure, SweepPlot, figures, heat_colour,
+};
 
 /// The whole page.
 pub fn sweep_html(analysis: &SweepAnalysis, ctx: &ReportContext) -> String {
@@ -23,7 +29,7 @@ pub fn sweep_html(analysis: &SweepAnalysis, ctx: &ReportContext) -> String {
     let _ = writeln!(out, "<style>{STYLE}</style>\n</head>\n<body>");
     let _ = writeln!(out, "<h1>Sweep: {axes}</h1>");
     if !ctx.label.is_empty() {
-        let _ = writeln!(out, "<p>{}</p>", escape(&ctx.label));
+        let _ = writeln!(out, "<p>{}</p>", inline_code(&ctx.label));
     }
     match completeness(analysis, str::to_owned) {
         (sentence, None) => {
@@ -54,6 +60,23 @@ pub fn sweep_html(analysis: &SweepAnalysis, ctx: &ReportContext) -> String {
             escape(&table.findings)
         );
         html_table(&mut out, &table.columns, table.rows);
+    }
+    let spreads = spread_tables(analysis);
+    if !spreads.is_empty() {
+        let _ = writeln!(
+            out,
+            "<h2>Where the spread comes from</h2>\n<p>{}</p>",
+            escape(SPREAD_METHOD)
+        );
+        for table in spreads {
+            let _ = writeln!(out, "<h3>{}</h3>", escape(&table.title));
+            html_table(&mut out, &table.columns, table.rows);
+            out.push_str("<ul>\n");
+            for finding in &table.findings {
+                let _ = writeln!(out, "<li>{}</li>", escape(finding));
+            }
+            out.push_str("</ul>\n");
+        }
     }
     let _ = writeln!(
         out,
@@ -106,6 +129,7 @@ fn figure_html(out: &mut String, id: &str, figure: &SweepFigure) {
                 x_ticks: x.positions.iter().copied().zip(x.labels.clone()).collect(),
                 y_label,
                 zero_line: *zero_line,
+                y_limits: if *zero_line { DIFFERENCE } else { ACCURACY },
             };
             for (title, lines) in panels {
                 let lines: Vec<Line> = lines
@@ -156,8 +180,123 @@ fn figure_html(out: &mut String, id: &str, figure: &SweepFigure) {
                 "darker: higher accuracy (each panel its own scale)"
             });
         }
+        SweepPlot::Spreads {
+            rows,
+            series,
+            floors,
+        } => {
+            spread_chart(out, rows, series, floors);
+            out.push_str("</div>\n<div class=\"legend\">");
+            for (k, s) in series.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    "<label><input type=\"checkbox\" checked data-figure=\"{id}\" data-series=\"{k}\"><span style=\"color:{}\">■</span> {}</label>",
+                    hex(s.colour),
+                    escape(&s.label)
+                );
+            }
+            let _ = write!(
+                out,
+                " <span style=\"color:{}\">|</span> the test set's error",
+                hex(FLOOR_COLOUR)
+            );
+        }
     }
     out.push_str("</div>\n</div>\n");
+}
+
+/// Where the spread comes from as an SVG: a row per protocol, each series' standard deviation
+/// as a dot with its 95% interval (values on hover), the test set's error as a grey tick.
+fn spread_chart(
+    out: &mut String,
+    rows: &[String],
+    series: &[SpreadSeries],
+    floors: &[Option<f64>],
+) {
+    const WIDTH: f64 = 720.0;
+    const LEFT: f64 = 100.0;
+    const RIGHT: f64 = 20.0;
+    const TOP: f64 = 10.0;
+    const ROW: f64 = 56.0;
+    const BOTTOM: f64 = 44.0;
+    let height = TOP + ROW * rows.len().max(1) as f64 + BOTTOM;
+    let high = series
+        .iter()
+        .flat_map(|s| s.values.iter().flatten().map(|v| v.2))
+        .chain(floors.iter().flatten().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let x1 = if high > 0.0 { high * 1.08 } else { 0.01 };
+    let px = |x: f64| LEFT + x.clamp(0.0, x1) / x1 * (WIDTH - LEFT - RIGHT);
+    let row_y = |r: usize| TOP + ROW * (r as f64 + 0.5);
+    let bottom = height - BOTTOM;
+    let _ = writeln!(
+        out,
+        "<svg width=\"{WIDTH}\" height=\"{height}\" viewBox=\"0 0 {WIDTH} {height}\" role=\"img\">"
+    );
+    let _ = writeln!(
+        out,
+        "<line x1=\"{LEFT}\" y1=\"{bottom}\" x2=\"{0}\" y2=\"{bottom}\" stroke=\"#333\"/>",
+        WIDTH - RIGHT
+    );
+    for (x, label) in nice_ticks(0.0, x1, 6) {
+        let _ = writeln!(
+            out,
+            "<line x1=\"{0:.1}\" y1=\"{TOP}\" x2=\"{0:.1}\" y2=\"{bottom}\" stroke=\"#eee\"/><text x=\"{0:.1}\" y=\"{1:.1}\" text-anchor=\"middle\">{label}</text>",
+            px(x),
+            bottom + 14.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">standard deviation of the final test accuracy</text>",
+        (LEFT + WIDTH - RIGHT) / 2.0,
+        height - 8.0
+    );
+    for (r, (name, floor)) in rows.iter().zip(floors).enumerate() {
+        let y = row_y(r);
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            LEFT - 6.0,
+            y + 4.0,
+            escape(name)
+        );
+        if let Some(se) = floor {
+            let _ = writeln!(
+                out,
+                "<line x1=\"{0:.1}\" y1=\"{1:.1}\" x2=\"{0:.1}\" y2=\"{2:.1}\" stroke=\"{3}\" stroke-width=\"3\"><title>{4}: the test set's error {se:.4}</title></line>",
+                px(*se),
+                y - ROW * 0.45,
+                y + ROW * 0.45,
+                hex(FLOOR_COLOUR),
+                escape(name)
+            );
+        }
+    }
+    let m = series.len().max(1) as f64;
+    for (k, s) in series.iter().enumerate() {
+        let colour = hex(s.colour);
+        let offset = (k as f64 - (m - 1.0) / 2.0) * (0.7 / m) * ROW;
+        let _ = writeln!(out, "<g data-series=\"{k}\">");
+        for (r, value) in s.values.iter().enumerate() {
+            let Some((sd, low, high)) = value else {
+                continue;
+            };
+            let y = row_y(r) + offset;
+            let _ = writeln!(
+                out,
+                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{colour}\" stroke-width=\"2\"/><circle cx=\"{:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"{colour}\"><title>{}, {}: sd {sd:.4}, 95% interval [{low:.4}, {high:.4}]</title></circle>",
+                px(*low),
+                px(*high),
+                px(*sd),
+                escape(&rows[r]),
+                escape(&s.label)
+            );
+        }
+        out.push_str("</g>\n");
+    }
+    out.push_str("</svg>\n");
 }
 
 /// One panel of a heat map as a table of coloured cells, rows the first axis's values.

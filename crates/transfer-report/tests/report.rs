@@ -361,6 +361,93 @@ fn a_sweeps_page_holds_its_table_and_figures_and_renders_in_a_browser() {
 }
 
 #[test]
+fn a_vary_sweep_says_where_the_spread_comes_from() {
+    let dir = std::env::temp_dir().join(format!("transfer-vary-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings = settings();
+    // Three values of the vary axis: each run's accuracy spread by a factor per value.
+    let labels = ["init", "order", "all"];
+    let scale = [1.0, 0.25, 1.2];
+    let point = |at: usize| {
+        let mut runs = records(&settings, 4);
+        for run in &mut runs {
+            let centre = accuracy(&run.protocol.name, run.proportion, 0);
+            run.final_accuracy = centre + (run.final_accuracy - centre) * scale[at];
+        }
+        SweepPointResults {
+            name: format!("vary={}", labels[at]),
+            at: vec![at],
+            results: Some(StudyResults {
+                config: None,
+                settings: settings.clone(),
+                runs,
+                pretrains: Vec::new(),
+            }),
+            planned_runs: 64,
+        }
+    };
+    let results = SweepResults {
+        axes: vec![SweepAxis {
+            name: "vary".into(),
+            labels: labels.map(String::from).to_vec(),
+            values: None,
+            log_scale: false,
+        }],
+        points: (0..3).map(point).collect(),
+        protocols: ["raw", "frozen", "finetune", "dropout"]
+            .map(String::from)
+            .to_vec(),
+        proportions: vec![0.005, 0.01, 0.1, 1.0],
+    };
+    let analysis = analyse_sweep(&results);
+    assert_eq!(analysis.spreads.len(), 16);
+    let raw = &analysis.spreads[0];
+    assert_eq!((raw.protocol.as_str(), raw.proportion), ("raw", 0.005));
+    let sd = |i: usize| raw.values[i].1.unwrap().sd;
+    let finals: Vec<f64> = analysis.cell(0, "raw", 0.005).unwrap().finals.clone();
+    assert!((sd(0) - transfer_report::stats::summarize(&finals).std).abs() < 1e-12);
+    assert!((sd(1) / sd(0) - 0.25).abs() < 1e-9 && (sd(2) / sd(0) - 1.2).abs() < 1e-9);
+    let d = &raw.decomposition;
+    assert_eq!(d.largest.as_ref().unwrap().0, "init");
+    assert!(
+        (d.sum_over_all.unwrap() - (1.0 + 0.0625) / 1.44).abs() < 1e-9,
+        "{d:?}"
+    );
+    // The test set's error at the all-source mean, on the 4000 test images the records name.
+    let mean = analysis.cell(2, "raw", 0.005).unwrap().summary.mean;
+    assert!((raw.test_se.unwrap() - (mean * (1.0 - mean) / 4000.0).sqrt()).abs() < 1e-12);
+
+    let files = write_sweep_report(&dir, &results, &ReportContext::default()).unwrap();
+    let md = std::fs::read_to_string(dir.join("sweep.md")).unwrap();
+    assert!(md.contains("## Where the spread comes from"), "{md}");
+    assert!(
+        md.contains(
+            "| protocol | init: sd [95%] | order: sd [95%] | all: sd [95%] | sum/all | test SE |"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("raw: init alone gives the most spread"), "{md}");
+    for p in ["0.005", "0.01", "0.1", "1"] {
+        for ext in ["svg", "png"] {
+            let figure = dir.join(format!("figures/sweep-spread-p{p}.{ext}"));
+            assert!(files.contains(&figure), "{}", figure.display());
+        }
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let spread = raw.values[0].1.unwrap();
+    let hover = format!(
+        "raw, init: sd {:.4}, 95% interval [{:.4}, {:.4}]",
+        spread.sd, spread.sd_low, spread.sd_high
+    );
+    assert!(html.contains(&hover), "{hover}");
+    // Accuracy and gain against the axis (8 panels) and a spread chart per proportion.
+    assert_eq!(html.matches("<svg").count(), 12);
+    check_in_a_browser(&dir.join("report.html"), &[hover], 12);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn claims_are_judged_from_the_numbers() {
     let settings = settings();
     let runs = records(&settings, 4);

@@ -10,7 +10,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 use statrs::function::beta::beta_reg;
 use statrs::function::gamma::ln_gamma;
 
-use crate::stats::{Difference, student_t_tail, t_quantile};
+use crate::summary::{Difference, student_t_tail, t_quantile};
 
 /// The level of every test here: 5%, one-sided.
 pub const ALPHA: f64 = 0.05;
@@ -231,7 +231,7 @@ pub fn equivalence(t: &Difference, margin: f64) -> Equivalence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{paired, unpaired};
+    use crate::summary::{paired, unpaired};
 
     // Reference values: tests/reference/power_tost.py (statsmodels 0.14, scipy).
 

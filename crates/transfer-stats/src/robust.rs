@@ -219,7 +219,7 @@ mod tests {
         let near_one = [0.9990, 0.9700];
         let i = mean_interval(&near_one, &mut stream(3, "x")).unwrap();
         assert!(i.low >= 0.97 && i.high <= 0.999, "{i:?}");
-        let t = crate::stats::summarize(&near_one);
+        let t = crate::summary::summarize(&near_one);
         assert!(t.ci95_high.unwrap() > 1.0, "{t:?}");
     }
 
