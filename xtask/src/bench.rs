@@ -162,6 +162,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             frozen_step: 1.0 / torch.frozen_steps_per_s,
             eval_image: 1.0 / torch.eval_images_per_s,
             frozen_reuses_features: false,
+            disturbed: false,
         };
         torch.paper_estimate_s = paper_seconds(costs, sizes);
         print_comparison(&figures, &torch);
@@ -223,10 +224,15 @@ fn measure(
     let (stack, compute) = args.stacking.compute();
     let rate = |name: &str| -> Result<f64> {
         let protocol = Protocol::resolve(name, &[])?;
-        let seconds = seconds_per_step(
+        let time = seconds_per_step(
             device, target, &protocol, network, args.steps, stack, compute,
         )?;
-        Ok(1.0 / seconds)
+        if time.disturbed {
+            eprintln!(
+                "warning: {name}'s step time was disturbed by other work on the machine three times; its figure is an upper bound"
+            );
+        }
+        Ok(1.0 / time.seconds)
     };
     // One untimed pass first, so that the first protocol timed does not pay for the process's
     // first page faults and cold caches.
@@ -246,6 +252,7 @@ fn measure(
         frozen_step: 1.0 / frozen,
         eval_image,
         frozen_reuses_features: true,
+        disturbed: false,
     };
     Ok(BenchFigures {
         backend: info.backend.clone(),

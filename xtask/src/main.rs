@@ -533,7 +533,6 @@ fn execution(args: &StudyArgs, shard: Option<Shard>) -> (Execution, Compute) {
         stack,
         shard,
         estimate: !args.no_estimate,
-        hardware: hardware::describe(),
     };
     (exec, compute)
 }
@@ -666,11 +665,8 @@ fn report(args: ReportArgs) -> Result<()> {
     }
     let results = transfer_report::StudyResults::read(&args.out)?;
     let ctx = match &results.config {
-        Some(config) => transfer_study::report_context(config, &hardware::describe(), "", None),
-        None => transfer_report::ReportContext {
-            hardware: hardware::describe(),
-            ..Default::default()
-        },
+        Some(config) => transfer_study::report_context(config, "", None),
+        None => transfer_report::ReportContext::default(),
     };
     let files = transfer_report::write_report(&args.out, &results, &ctx)?;
     let completeness = results.analysis().completeness;

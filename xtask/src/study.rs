@@ -73,14 +73,13 @@ pub fn run_sweep(sw: &SweepWorkspace, exec: &Execution, quiet: bool) -> Result<(
 /// Writes the report of every point of the sweep in `dir` that holds runs, and the sweep's.
 pub fn report_sweep(dir: &Path) -> Result<()> {
     let results = transfer_study::sweep_results(dir)?;
-    let hardware = crate::hardware::describe();
     let mut files = 0;
     for point in &results.points {
         let Some(point_results) = point.results.as_ref().filter(|r| !r.runs.is_empty()) else {
             continue;
         };
         let ctx = match &point_results.config {
-            Some(config) => transfer_study::report_context(config, &hardware, "", None),
+            Some(config) => transfer_study::report_context(config, "", None),
             None => transfer_report::ReportContext::default(),
         };
         files += transfer_report::write_report(&dir.join(&point.name), point_results, &ctx)?.len();
@@ -96,7 +95,7 @@ pub fn report_sweep(dir: &Path) -> Result<()> {
         .max_by(|a, b| a.date.cmp(&b.date))
         .map_or("", |p| p.command.as_str());
     let sweep = transfer_study::read_sweep(dir)?;
-    let ctx = transfer_study::sweep_report_context(&sweep, &hardware, command);
+    let ctx = transfer_study::sweep_report_context(&sweep, command);
     files += transfer_report::write_sweep_report(dir, &results, &ctx)?.len();
     let analysis = transfer_report::analyse_sweep(&results);
     println!(
@@ -271,6 +270,11 @@ fn print_estimate(estimate: &Estimate, config: &StudyConfig, jobs: usize, stack:
         estimate.frozen_step,
         estimate.eval_images_per_s
     );
+    if estimate.disturbed {
+        println!(
+            "  (other work on this machine disturbed the measurement: the step times are upper bounds from whole timed runs, and the estimate may be long)"
+        );
+    }
     if estimate.seconds <= 1800.0 {
         return;
     }

@@ -48,6 +48,11 @@ pub fn report_html(results: &StudyResults, analysis: &Analysis, ctx: &ReportCont
     let _ = writeln!(out, "<p>{}</p>", inline_code(&ctx.label));
     let _ = writeln!(
         out,
+        "<p>Trained on {}.</p>",
+        inline_code(&results.machines().join("; "))
+    );
+    let _ = writeln!(
+        out,
         "<p class=\"randomness\">{}</p>",
         escape(&analysis.randomness.describe())
     );

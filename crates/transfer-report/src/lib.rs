@@ -108,6 +108,43 @@ impl StudyResults {
         })
     }
 
+    /// The machines and backends the records were trained on, as their records name them,
+    /// each with how many runs and pretrainings it trained (most first).
+    pub fn machines(&self) -> Vec<String> {
+        let mut machines: Vec<((String, String, usize), usize, usize)> = Vec::new();
+        let backends = self
+            .runs
+            .iter()
+            .map(|r| (&r.backend, true))
+            .chain(self.pretrains.iter().map(|p| (&p.backend, false)));
+        for (b, is_run) in backends {
+            let key = (b.device.clone(), b.backend.clone(), b.threads);
+            let at = match machines.iter().position(|(k, _, _)| *k == key) {
+                Some(at) => at,
+                None => {
+                    machines.push((key, 0, 0));
+                    machines.len() - 1
+                }
+            };
+            if is_run {
+                machines[at].1 += 1;
+            } else {
+                machines[at].2 += 1;
+            }
+        }
+        machines.sort_by(|a, b| (b.1 + b.2).cmp(&(a.1 + a.2)));
+        machines
+            .into_iter()
+            .map(|((device, backend, threads), runs, pretrains)| {
+                let what = match pretrains {
+                    0 => format!("{runs} runs"),
+                    _ => format!("{runs} runs and {pretrains} pretrainings"),
+                };
+                format!("{device}, backend `{backend}`, {threads} CPU threads ({what})")
+            })
+            .collect()
+    }
+
     /// Test images each evaluation scored: as the records say, else, for canonical MNIST,
     /// those of the target digits.
     pub fn test_samples(&self) -> Option<usize> {
@@ -160,10 +197,8 @@ impl StudyResults {
 /// What the records cannot know: where and how the study ran.
 #[derive(Debug, Clone, Default)]
 pub struct ReportContext {
-    /// A line naming the study (preset, backend, machine), shown under the title.
+    /// A line naming the study (preset, backend), shown under the title.
     pub label: String,
-    /// CPU or GPU model, cores, memory.
-    pub hardware: String,
     /// The command that produced the results.
     pub command: String,
     /// Wall time of the invocation that finished the study, if known.

@@ -118,20 +118,7 @@ fn configuration(out: &mut String, results: &StudyResults, ctx: &ReportContext) 
             p.learning_rate
         );
     }
-    let backend = results.runs.first().map(|r| &r.backend);
-    if let Some(b) = backend {
-        let driver = if b.driver.is_empty() {
-            String::new()
-        } else {
-            format!(", driver {}", b.driver)
-        };
-        let _ = writeln!(
-            out,
-            "- backend `{}` on {}{driver}, {} CPU threads",
-            b.backend, b.device, b.threads
-        );
-    }
-    let _ = writeln!(out, "- hardware: {}", ctx.hardware);
+    let _ = writeln!(out, "- trained on: {}", results.machines().join("; "));
     let run_seconds: f64 = results.runs.iter().map(|r| r.wall_seconds).sum::<f64>()
         + results
             .pretrains

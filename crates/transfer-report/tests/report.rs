@@ -502,6 +502,43 @@ fn diverged_runs_are_left_out_and_shown() {
 }
 
 #[test]
+fn a_report_names_the_machines_its_records_were_trained_on() {
+    let dir = std::env::temp_dir().join(format!("transfer-report-machines-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let settings = settings();
+    let store = ResultsDir::create(&dir, &settings).unwrap();
+    for (i, mut run) in records(&settings, 2).into_iter().enumerate() {
+        if i % 4 == 0 {
+            run.backend.device = "Intel Xeon".into();
+            run.backend.threads = 16;
+        }
+        store.write_run(&run).unwrap();
+    }
+    let results = StudyResults::read(&dir).unwrap();
+    assert_eq!(
+        results.machines(),
+        [
+            format!(
+                "{}, backend `flex`, 2 CPU threads (24 runs)",
+                backend().device
+            ),
+            "Intel Xeon, backend `flex`, 16 CPU threads (8 runs)".to_owned()
+        ]
+    );
+    write_report(&dir, &results, &ReportContext::default()).unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("- trained on: ")
+            && md.contains("Intel Xeon, backend `flex`, 16 CPU threads (8 runs)"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("Intel Xeon, backend <code>flex</code>, 16 CPU threads (8 runs)"));
+    assert!(!html.contains('`'), "Markdown in the page");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn one_repetition_gives_no_interval_and_no_verdict() {
     let dir = std::env::temp_dir().join(format!("transfer-report-one-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -13,12 +13,24 @@ use transfer_records::{NetworkShape, Protocol, TrainingSettings};
 use crate::error::Result;
 use crate::workspace::{Compute, pretrain_loop, run_loop};
 
+/// A measured time per step, and whether the measurement was disturbed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepTime {
+    /// Seconds per step.
+    pub seconds: f64,
+    /// Whether other work on the machine disturbed the measurement three times running, so
+    /// that `seconds` is the long run's time per iteration, set-up included: an upper bound.
+    pub disturbed: bool,
+}
+
 /// Seconds per training step (batch 100) of one run of `protocol` on a network of shape
 /// `network` (a fresh backbone standing in for a pretrained one), trained in stacks of
 /// `stack` runs (1: alone) computed as `compute` says, from the difference between runs of `warmup` and
 /// `warmup + steps` iterations, which cancels set-up and evaluation. A frozen protocol's
 /// steps are ~40 times cheaper than its set-up (the feature pass), so it is timed over 25
-/// times as many steps.
+/// times as many steps. A difference that comes out at or near zero (below a tenth of the
+/// long run's time per iteration: the machine was busy during the short run) is measured
+/// again, up to three times, and then the long run's time per iteration is used instead.
 pub fn seconds_per_step(
     device: &Device,
     target: &Task,
@@ -27,7 +39,7 @@ pub fn seconds_per_step(
     steps: u32,
     stack: usize,
     compute: Compute,
-) -> Result<f64> {
+) -> Result<StepTime> {
     let train = first(&target.train, 500);
     let test = first(&target.test, 100);
     let stack = stack.max(1);
@@ -59,9 +71,35 @@ pub fn seconds_per_step(
     };
     let warmup = 2;
     time(warmup)?; // first use: allocations, kernel selection
-    let short = time(warmup)?;
-    let long = time(warmup + steps)?;
-    Ok(((long - short) / f64::from(steps)).max(1e-6))
+    step_time(time, warmup, steps)
+}
+
+/// The time per step from `time(iterations)`, the seconds of a run of that many iterations:
+/// the difference of runs of `warmup` and `warmup + steps` iterations per step, measured up
+/// to three times while it comes out below a tenth of the long run's time per iteration,
+/// else that time per iteration, marked disturbed.
+fn step_time(
+    mut time: impl FnMut(u32) -> Result<f64>,
+    warmup: u32,
+    steps: u32,
+) -> Result<StepTime> {
+    let mut ceiling = f64::INFINITY;
+    for _ in 0..3 {
+        let short = time(warmup)?;
+        let long = time(warmup + steps)?;
+        let per_step = (long - short) / f64::from(steps);
+        ceiling = ceiling.min(long / f64::from(warmup + steps));
+        if per_step.is_finite() && per_step >= 0.1 * ceiling {
+            return Ok(StepTime {
+                seconds: per_step,
+                disturbed: false,
+            });
+        }
+    }
+    Ok(StepTime {
+        seconds: ceiling.max(1e-9),
+        disturbed: true,
+    })
 }
 
 /// Seconds per image and network of scoring the whole target test set with fresh networks of
@@ -129,6 +167,8 @@ pub struct Costs {
     /// classifier on them (this project), rather than running the whole network at every
     /// step and evaluation (a straightforward implementation).
     pub frozen_reuses_features: bool,
+    /// Whether a step time could not be measured cleanly ([`StepTime::disturbed`]).
+    pub disturbed: bool,
 }
 
 /// Image counts the cost model needs.
@@ -183,4 +223,51 @@ pub fn study_seconds(
         };
     }
     seconds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A timer whose runs take `setup + iterations * step`, but for the `slow` calls (0-based),
+    /// which another process slowed by `extra` seconds.
+    fn timer(
+        step: f64,
+        setup: f64,
+        slow: &'static [usize],
+        extra: f64,
+    ) -> impl FnMut(u32) -> Result<f64> {
+        let mut call = 0;
+        move |iterations| {
+            let seconds = setup
+                + f64::from(iterations) * step
+                + if slow.contains(&call) { extra } else { 0.0 };
+            call += 1;
+            Ok(seconds)
+        }
+    }
+
+    #[test]
+    fn a_clean_measurement_is_the_difference_per_step() {
+        let t = step_time(timer(0.025, 0.3, &[], 0.0), 2, 3).unwrap();
+        assert!((t.seconds - 0.025).abs() < 1e-12 && !t.disturbed, "{t:?}");
+    }
+
+    #[test]
+    fn a_short_run_slowed_by_other_work_is_measured_again() {
+        // The first short run took a second longer: the difference came out negative.
+        let t = step_time(timer(0.025, 0.3, &[0], 1.0), 2, 3).unwrap();
+        assert!((t.seconds - 0.025).abs() < 1e-12 && !t.disturbed, "{t:?}");
+    }
+
+    #[test]
+    fn a_measurement_disturbed_every_time_is_an_upper_bound_and_says_so() {
+        let t = step_time(timer(0.025, 0.3, &[0, 2, 4], 1.0), 2, 3).unwrap();
+        assert!(t.disturbed, "{t:?}");
+        // The long run's time per iteration, set-up included: never near zero.
+        assert!(
+            (t.seconds - (0.3 + 5.0 * 0.025) / 5.0).abs() < 1e-12,
+            "{t:?}"
+        );
+    }
 }

@@ -27,8 +27,6 @@ pub struct Execution {
     pub shard: Option<Shard>,
     /// Measure a few steps and estimate the study's time before training.
     pub estimate: bool,
-    /// The machine, in words, for the report.
-    pub hardware: String,
 }
 
 impl Default for Execution {
@@ -38,7 +36,6 @@ impl Default for Execution {
             stack: 1,
             shard: None,
             estimate: false,
-            hardware: String::new(),
         }
     }
 }
@@ -81,6 +78,9 @@ pub struct Estimate {
     pub frozen_step: f64,
     /// Test images scored per second.
     pub eval_images_per_s: f64,
+    /// Whether other work on the machine disturbed the measurement (the step times are
+    /// upper bounds then).
+    pub disturbed: bool,
 }
 
 /// How a study ended in this process.
@@ -215,7 +215,7 @@ pub fn run_study(
     let results = StudyResults::read(ws.store.root())?;
     let wall = Some(started.elapsed().as_secs_f64());
     let command = &ws.provenance.command;
-    let ctx = report_context(config, &exec.hardware, command, wall);
+    let ctx = report_context(config, command, wall);
     Ok(Outcome::Complete(write_report(
         ws.store.root(),
         &results,
@@ -223,32 +223,20 @@ pub fn run_study(
     )?))
 }
 
-/// The report's context for a configuration run on `hardware` by `command`.
+/// The report's context for a configuration run by `command` (the machines that trained its
+/// records are the records' to say).
 pub fn report_context(
     config: &StudyConfig,
-    hardware: &str,
     command: &str,
     wall_seconds: Option<f64>,
 ) -> ReportContext {
     ReportContext {
         label: format!(
-            "Preset `{}`, backend `{}`{}.",
-            config.preset,
-            config.training.backend,
-            on_hardware(hardware)
+            "Preset `{}`, backend `{}`.",
+            config.preset, config.training.backend
         ),
-        hardware: hardware.to_owned(),
         command: command.to_owned(),
         wall_seconds,
-    }
-}
-
-/// `, on HARDWARE` for a label, or nothing when the machine is not described.
-pub(crate) fn on_hardware(hardware: &str) -> String {
-    if hardware.is_empty() {
-        String::new()
-    } else {
-        format!(", on {hardware}")
     }
 }
 
@@ -367,7 +355,7 @@ pub(crate) fn parallel<T: Sync>(
 /// at a time.
 pub(crate) fn measure_costs(ws: &Workspace, stack: usize) -> Result<Costs> {
     let network = &ws.settings().network;
-    let step = |name: &str| -> Result<f64> {
+    let step = |name: &str| -> Result<crate::cost::StepTime> {
         let protocol = Protocol::resolve(name, &[])?;
         seconds_per_step(
             &ws.device, &ws.target, &protocol, network, 3, stack, ws.compute,
@@ -377,10 +365,11 @@ pub(crate) fn measure_costs(ws: &Workspace, stack: usize) -> Result<Costs> {
     let eval_image =
         seconds_per_eval_image(&ws.device, &ws.target, 100, 1, stack, ws.compute, network)?;
     Ok(Costs {
-        step: full,
-        frozen_step: frozen,
+        step: full.seconds,
+        frozen_step: frozen.seconds,
         eval_image,
         frozen_reuses_features: true,
+        disturbed: full.disturbed || frozen.disturbed,
     })
 }
 
@@ -405,6 +394,7 @@ pub(crate) fn estimate_with(
         step: costs.step,
         frozen_step: costs.frozen_step,
         eval_images_per_s: 1.0 / costs.eval_image,
+        disturbed: costs.disturbed,
     }
 }
 

@@ -31,8 +31,8 @@ use crate::cost::Costs;
 use crate::error::{Result, StudyError};
 use crate::plan::{PlannedRun, plan, stack_label, stacks};
 use crate::study::{
-    Estimate, Execution, PlanSummary, StudyEvents, estimate_with, measure_costs, on_hardware,
-    parallel, pretrain_stacks, report_context,
+    Estimate, Execution, PlanSummary, StudyEvents, estimate_with, measure_costs, parallel,
+    pretrain_stacks, report_context,
 };
 use crate::sweep::{Sweep, SweepPoint};
 use crate::workspace::{Workspace, bind_settings, feasible_tasks};
@@ -426,12 +426,7 @@ pub fn run_sweep(
         if share.complete(p)? {
             complete += 1;
             let results = StudyResults::read(point.ws.store.root())?;
-            let ctx = report_context(
-                &point.point.config,
-                &exec.hardware,
-                &point.ws.provenance.command,
-                None,
-            );
+            let ctx = report_context(&point.point.config, &point.ws.provenance.command, None);
             write_report(point.ws.store.root(), &results, &ctx)?;
         }
     }
@@ -447,7 +442,7 @@ pub fn run_sweep(
         .first()
         .map(|p| p.ws.provenance.command.as_str())
         .unwrap_or_default();
-    let ctx = sweep_report_context(&sw.sweep, &exec.hardware, command);
+    let ctx = sweep_report_context(&sw.sweep, command);
     Ok(SweepOutcome::Complete(write_sweep_report(
         &sw.root, &results, &ctx,
     )?))
@@ -471,9 +466,9 @@ pub fn read_sweep(root: &Path) -> Result<Sweep> {
     Ok(transfer_records::read_json(&path)?)
 }
 
-/// What a sweep's report says of where it comes from: its preset, axes, backend and machine,
-/// and the command that ran it (empty when the report is regenerated from the records).
-pub fn sweep_report_context(sweep: &Sweep, hardware: &str, command: &str) -> ReportContext {
+/// What a sweep's report says of where it comes from: its preset, axes and backend, and the
+/// command that ran it (empty when the report is regenerated from the records).
+pub fn sweep_report_context(sweep: &Sweep, command: &str) -> ReportContext {
     let axes: Vec<String> = sweep
         .axes()
         .iter()
@@ -481,13 +476,11 @@ pub fn sweep_report_context(sweep: &Sweep, hardware: &str, command: &str) -> Rep
         .collect();
     ReportContext {
         label: format!(
-            "Sweep of preset `{}` over {}, backend `{}`{}.",
+            "Sweep of preset `{}` over {}, backend `{}`.",
             sweep.base().preset,
             axes.join(" and "),
             sweep.base().training.backend,
-            on_hardware(hardware)
         ),
-        hardware: hardware.to_owned(),
         command: command.to_owned(),
         wall_seconds: None,
     }
@@ -566,6 +559,7 @@ fn estimate(
             None => one,
             Some(t) => Estimate {
                 seconds: t.seconds + one.seconds,
+                disturbed: t.disturbed || one.disturbed,
                 ..t
             },
         });
