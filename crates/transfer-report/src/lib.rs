@@ -132,7 +132,7 @@ impl StudyResults {
                 machines[at].2 += 1;
             }
         }
-        machines.sort_by(|a, b| (b.1 + b.2).cmp(&(a.1 + a.2)));
+        machines.sort_by_key(|m| std::cmp::Reverse(m.1 + m.2));
         machines
             .into_iter()
             .map(|((device, backend, threads), runs, pretrains)| {
