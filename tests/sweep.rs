@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{records, run_err, run_ok, temp, xtask};
+use common::{records, refused, run_ok, temp, xtask};
 
 /// A small study: raw, frozen and finetune at two proportions, 2 repetitions of 4
 /// iterations, one evaluation each.
@@ -194,6 +194,11 @@ fn a_sweep_over_vary_trains_repetition_0_once_and_holds_what_does_not_vary() {
         text.contains("24 runs in this sweep (12 more runs of the 3 points are the same runs as another point's"),
         "{text}"
     );
+    // The configuration shows the axis's values where the base's are replaced.
+    assert!(
+        text.contains("repetitions vary {order, subset, all}; the other sources are held"),
+        "{text}"
+    );
     // Backbone 1 only for the point that varies the pretraining.
     assert!(text.contains("2 pretrained models to train"), "{text}");
     let points = ["vary=order", "vary=subset", "vary=all"];
@@ -250,8 +255,8 @@ fn bad_sweeps_are_refused_in_one_line_before_anything_is_created() {
             "protocol 'dropout' is not in the study (raw, frozen, finetune)",
         ),
         (
-            &["batch=100,1000"],
-            "sweep point batch=1000: the target task (classes [6, 7, 8, 9]) cannot be trained at proportion 0.005",
+            &["batch=100,100000"],
+            "sweep point batch=100000: dataset MNIST (train-images-idx3-ubyte): the source task (classes [0, 1, 2, 3, 4, 5]) has 36017 training images, fewer than one batch of 100000",
         ),
         (
             &["kernel-size=3,57"],
@@ -271,7 +276,7 @@ fn bad_sweeps_are_refused_in_one_line_before_anything_is_created() {
             args.extend(["--axis", axis]);
         }
         args.extend(["--out", out.to_str().unwrap()]);
-        let err = run_err(&args);
+        let err = refused(&args);
         assert!(err.contains(expected), "{axes:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         assert!(!out.exists(), "{axes:?} created {}", out.display());

@@ -46,6 +46,24 @@ pub fn run_err(args: &[&str]) -> String {
     err
 }
 
+/// Runs `xtask` with `args`, expects a refusal and returns its message: nothing printed on
+/// stdout before it (no plan or configuration of what is refused).
+pub fn refused(args: &[&str]) -> String {
+    let out: Output = xtask(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} should fail");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.trim().is_empty(),
+        "{args:?} printed before refusing:\n{stdout}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    err
+}
+
 /// The run records of a results directory without what differs between invocations (wall
 /// time, provenance, and so the checksum), by file name.
 pub fn records(dir: &Path) -> Vec<(String, serde_json::Value)> {

@@ -557,7 +557,6 @@ fn study(args: StudyArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("results").join(&config.preset));
-    study::print_configuration(&config, args.backend.name(), &out);
     let backend = args.backend.device()?;
     let dataset = load_dataset(&args.data.dir, &manifest)?;
     let mut ws = Workspace::new(
@@ -567,6 +566,8 @@ fn study(args: StudyArgs) -> Result<()> {
         &config.training,
         &config.proportions,
     )?;
+    // Printed once every check has passed: a refusal comes alone.
+    study::print_configuration(&config, args.backend.name(), &out, &[]);
     let (exec, compute) = execution(&args, shard);
     ws.compute = compute;
     ws.save_models = args.save_models;
@@ -587,10 +588,11 @@ fn sweep(args: SweepArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("results").join(format!("sweep-{}", sweep.base().preset)));
-    study::print_sweep(&sweep, study_args.backend.name(), &out);
     let backend = study_args.backend.device()?;
     let dataset = load_dataset(&study_args.data.dir, &manifest)?;
     let mut sw = SweepWorkspace::new(&dataset, backend, &out, &sweep)?;
+    // Printed once every point has passed its checks: a refusal comes alone.
+    study::print_sweep(&sweep, study_args.backend.name(), &out);
     let (exec, compute) = execution(study_args, shard);
     for point in &mut sw.points {
         point.ws.compute = compute;

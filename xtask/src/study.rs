@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use transfer_protocols::{Observer, Silent};
 use transfer_records::{PretrainRecord, RunRecord, SetAside, StudyConfig};
 use transfer_study::{
-    Estimate, Execution, Outcome, PlanSummary, StudyEvents, Sweep, SweepOutcome, SweepWorkspace,
-    Workspace, run_study,
+    Axis, Estimate, Execution, Outcome, PlanSummary, StudyEvents, Sweep, SweepOutcome,
+    SweepWorkspace, Workspace, run_study,
 };
 
 use crate::backend::Backend;
@@ -124,8 +124,7 @@ pub fn print_sweep(sweep: &Sweep, backend: &str, out: &Path) {
     for axis in sweep.axes() {
         println!("  axis {axis}");
     }
-    print_configuration(sweep.base(), backend, &out.join("NAME"));
-    println!("  (each point's axis values replace the base's values of those settings)");
+    print_configuration(sweep.base(), backend, &out.join("NAME"), sweep.axes());
 }
 
 /// The line that says a record was not trusted and moved aside.
@@ -138,8 +137,16 @@ pub fn set_aside_line(moved: &SetAside) -> String {
     )
 }
 
-/// Prints the effective configuration before a study starts.
-pub fn print_configuration(config: &StudyConfig, backend: &str, out: &Path) {
+/// Prints the effective configuration before a study starts; a setting one of `axes` sweeps
+/// shows the axis's values rather than the base's.
+pub fn print_configuration(config: &StudyConfig, backend: &str, out: &Path, axes: &[Axis]) {
+    let show = |name: &str, base: String| match axes.iter().find(|a| a.setting().name() == name) {
+        Some(axis) => {
+            let values: Vec<String> = axis.values().iter().map(ToString::to_string).collect();
+            format!("{{{}}}", values.join(", "))
+        }
+        None => base,
+    };
     println!(
         "effective configuration (stored in {}/study.json):",
         out.display()
@@ -157,8 +164,22 @@ pub fn print_configuration(config: &StudyConfig, backend: &str, out: &Path) {
     let t = &config.training;
     println!(
         "  {} iterations (eval every {}), pretraining {} iterations, batch {}, subset {}, seed {}, backend {}",
-        t.iterations, t.eval_every, t.pretrain_iterations, t.batch_size, t.subset, t.seed, backend
+        show("iters", t.iterations.to_string()),
+        show("eval-every", t.eval_every.to_string()),
+        show("pretrain-iters", t.pretrain_iterations.to_string()),
+        show("batch", t.batch_size.to_string()),
+        show("subset", t.subset.to_string()),
+        show("seed", t.seed.to_string()),
+        backend
     );
+    let vary = t
+        .vary
+        .as_ref()
+        .map_or_else(|| "all".to_owned(), |v| v.to_string());
+    let vary = show("vary", vary);
+    if vary != "all" {
+        println!("  repetitions vary {vary}; the other sources are held at repetition 0's draw");
+    }
 }
 
 /// The study's events as bars and lines on stdout.
