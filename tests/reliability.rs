@@ -339,3 +339,33 @@ fn manifest_names_that_leave_the_data_directory_are_refused() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_network_that_cannot_fit_is_refused_before_anything_is_created() {
+    // The test's own limit on the address space: 3 GB, which a 256-channel network with a
+    // 4096-wide fc1 (fc1's weight alone is 784 MiB, held five times over) cannot fit.
+    let out = temp("memory");
+    let command = format!(
+        "ulimit -v 3000000 && exec \"$0\" sweep --preset smoke --axis channels=256 --axis fc-width=4096 --no-estimate --out {}",
+        out.display()
+    );
+    let done = std::process::Command::new("sh")
+        .args(["-c", &command, env!("CARGO_BIN_EXE_xtask")])
+        .env("MNIST_DIR", common::mnist_dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(!done.status.success(), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: not enough memory: one job needs about")
+            && err.contains("(channels=256,fc-width=4096: frozen at p = 1: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("is available (the address-space limit (ulimit -v)"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&done.stdout).trim().is_empty());
+    assert!(!out.exists(), "{} was created", out.display());
+}

@@ -116,6 +116,10 @@ pub struct BenchFigures {
     pub peak_gflops: f64,
     /// Peak resident memory of the process, MiB.
     pub peak_rss_mb: f64,
+    /// The memory model's estimate for one job of runs this size (500 training images, the
+    /// study's network and batch, the bench's stack), MiB: what a study is checked against.
+    #[serde(default)]
+    pub estimated_peak_mb: f64,
     /// Estimated seconds of the paper preset with one job.
     pub paper_estimate_s: f64,
     /// The PyTorch figures measured in the same run (`--compare`).
@@ -154,6 +158,13 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     )?;
     let sizes = Sizes::of(&source, &target);
     let mut figures = measure(&args, device, info, &target, sizes)?;
+    // The benchmark trains on 500 training images: the paper preset's runs at that size.
+    let config = transfer_records::StudyConfig {
+        proportions: vec![0.021],
+        ..Preset::Paper.config()
+    };
+    let need = transfer_study::memory::memory_need(&dataset, &config, args.stacking.compute().0)?;
+    figures.estimated_peak_mb = need.total(1) as f64 / f64::from(1u32 << 20);
     print_figures(&figures, &args, info, target.test.len());
     if args.compare {
         let mut torch = run_pytorch(&args)?;
@@ -275,6 +286,7 @@ fn measure(
             0.0
         },
         peak_rss_mb: crate::hardware::peak_rss_mib().unwrap_or(0.0),
+        estimated_peak_mb: 0.0,
         paper_estimate_s: paper_seconds(costs, sizes),
         pytorch: None,
     })
@@ -325,7 +337,10 @@ fn print_figures(
             100.0 * figures.eval_gflops / figures.peak_gflops
         );
     }
-    println!("peak memory: {:.0} MiB", figures.peak_rss_mb);
+    println!(
+        "peak memory: {:.0} MiB measured (resident); {:.0} MiB estimated by the memory model for one job of runs this size",
+        figures.peak_rss_mb, figures.estimated_peak_mb
+    );
     println!(
         "paper preset (160 runs + 10 pretrainings, 1000 iterations, evaluation every 10): about {:.1} h with one job",
         figures.paper_estimate_s / 3600.0

@@ -134,6 +134,66 @@ pub fn describe() -> String {
     format!("{} ({cores} logical cores{memory})", cpu_model())
 }
 
+/// The memory this process can still take, in bytes, and where the figure comes from: the
+/// least of the machine's available memory (`MemAvailable`), a cgroup's limit less its usage,
+/// and an address-space limit (`ulimit -v`) less what the process has mapped. `None` where
+/// none can be read.
+pub fn available_memory() -> Option<(u64, String)> {
+    let mut least: Option<(u64, String)> = None;
+    let mut offer = |bytes: u64, source: &str| {
+        if least.as_ref().is_none_or(|(b, _)| bytes < *b) {
+            least = Some((bytes, source.to_owned()));
+        }
+    };
+    if let Some(kib) = proc_kib("/proc/meminfo", "MemAvailable") {
+        offer((kib * 1024.0) as u64, "MemAvailable in /proc/meminfo");
+    }
+    let number =
+        |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    for (limit, usage) in [
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ] {
+        // An unlimited cgroup says `max` (v2) or a number near 2^63 (v1).
+        if let (Some(limit), Some(usage)) = (number(limit), number(usage))
+            && limit < 1 << 60
+        {
+            offer(limit.saturating_sub(usage), "the cgroup's memory limit");
+        }
+    }
+    if let Some(limit) = address_space_limit() {
+        let mapped = proc_kib("/proc/self/status", "VmSize").map_or(0.0, |kib| kib * 1024.0);
+        offer(
+            limit.saturating_sub(mapped as u64),
+            "the address-space limit (ulimit -v) less what this process has mapped",
+        );
+    }
+    least
+}
+
+/// The soft limit on this process's address space, where there is one.
+#[cfg(unix)]
+fn address_space_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `getrlimit` writes one `rlimit` into the struct it is given, which lives here.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } == 0;
+    // `rlim_t` is not 64 bits wide on every Unix.
+    #[allow(clippy::unnecessary_cast)]
+    let current = limit.rlim_cur as u64;
+    (ok && limit.rlim_cur != libc::RLIM_INFINITY).then_some(current)
+}
+
+#[cfg(not(unix))]
+fn address_space_limit() -> Option<u64> {
+    None
+}
+
 /// Peak resident memory of this process in MiB (Linux `VmHWM`).
 pub fn peak_rss_mib() -> Option<f64> {
     proc_kib("/proc/self/status", "VmHWM").map(|kib| kib / 1024.0)

@@ -4,6 +4,7 @@
 //! library's progress, and asks the report crate for the outputs. It decides nothing about
 //! training, the plan or statistics.
 
+mod alloc;
 mod backend;
 mod bench;
 mod dataset;
@@ -21,12 +22,17 @@ use transfer_model::StackedConv;
 use transfer_protocols::DEFAULT_MAX_BUFFER_BYTES;
 use transfer_records::{Protocol, TrainingSettings};
 
+use transfer_study::memory::{MemoryNeed, memory_need};
 use transfer_study::{
-    Compute, ConfigFile, Execution, Overrides, Preset, Shard, SweepWorkspace, Workspace,
-    bind_settings, build_config, build_sweep,
+    Compute, ConfigFile, Execution, Overrides, Preset, Shard, StudyError, SweepWorkspace,
+    Workspace, bind_settings, build_config, build_sweep,
 };
 
 use crate::backend::Backend;
+
+/// The system allocator, with a failed allocation reported in one line naming the run.
+#[global_allocator]
+static ALLOCATOR: alloc::Reporting = alloc::Reporting;
 use crate::dataset::{load_dataset, read_manifest};
 use crate::error::{Result, XtaskError};
 
@@ -525,6 +531,40 @@ fn study_inputs(args: &StudyArgs) -> Result<StudyInputs> {
     })
 }
 
+/// The jobs of `wanted` that fit in the memory available for the studies `needs` (each
+/// named for messages), and a line saying so where fewer fit; a one-line refusal where one
+/// job does not.
+fn jobs_in_memory(
+    needs: impl IntoIterator<Item = (String, transfer_study::Result<MemoryNeed>)>,
+    wanted: usize,
+) -> Result<(usize, Option<String>)> {
+    let mut heaviest: Option<MemoryNeed> = None;
+    for (name, need) in needs {
+        let mut need = need.map_err(|e| match name.as_str() {
+            "" => e,
+            _ => StudyError::Config(format!("sweep point {name}: {e}")),
+        })?;
+        if !name.is_empty() {
+            need.heaviest = format!("{name}: {}", need.heaviest);
+        }
+        if heaviest.as_ref().is_none_or(|h| need.per_job > h.per_job) {
+            heaviest = Some(need);
+        }
+    }
+    let (Some(need), Some((available, source))) = (heaviest, hardware::available_memory()) else {
+        return Ok((wanted, None));
+    };
+    let jobs = need.jobs_that_fit(wanted, available, &source)?;
+    let note = (jobs < wanted).then(|| {
+        format!(
+            "memory: {wanted} jobs need about {}, and {} is available ({source}): running {jobs} at once",
+            transfer_study::memory::mib(need.total(wanted)),
+            transfer_study::memory::mib(available)
+        )
+    });
+    Ok((jobs, note))
+}
+
 /// How `study` and `sweep` execute.
 fn execution(args: &StudyArgs, shard: Option<Shard>) -> (Execution, Compute) {
     let (stack, compute) = args.stacking.compute();
@@ -559,6 +599,11 @@ fn study(args: StudyArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("results").join(&config.preset));
     let backend = args.backend.device()?;
     let dataset = load_dataset(&args.data.dir, &manifest)?;
+    let stack = args.stacking.compute().0;
+    let (jobs, memory_note) = jobs_in_memory(
+        [(String::new(), memory_need(&dataset, &config, stack))],
+        args.jobs,
+    )?;
     let mut ws = Workspace::new(
         &dataset,
         backend,
@@ -568,7 +613,9 @@ fn study(args: StudyArgs) -> Result<()> {
     )?;
     // Printed once every check has passed: a refusal comes alone.
     study::print_configuration(&config, args.backend.name(), &out, &[]);
-    let (exec, compute) = execution(&args, shard);
+    memory_note.iter().for_each(|note| println!("{note}"));
+    let (mut exec, compute) = execution(&args, shard);
+    exec.jobs = jobs;
     ws.compute = compute;
     ws.save_models = args.save_models;
     ws.provenance.command = command_line();
@@ -590,10 +637,18 @@ fn sweep(args: SweepArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("results").join(format!("sweep-{}", sweep.base().preset)));
     let backend = study_args.backend.device()?;
     let dataset = load_dataset(&study_args.data.dir, &manifest)?;
+    let stack = study_args.stacking.compute().0;
+    let needs = sweep
+        .points()
+        .into_iter()
+        .map(|p| (p.name, memory_need(&dataset, &p.config, stack)));
+    let (jobs, memory_note) = jobs_in_memory(needs, study_args.jobs)?;
     let mut sw = SweepWorkspace::new(&dataset, backend, &out, &sweep)?;
     // Printed once every point has passed its checks: a refusal comes alone.
     study::print_sweep(&sweep, study_args.backend.name(), &out);
-    let (exec, compute) = execution(study_args, shard);
+    memory_note.iter().for_each(|note| println!("{note}"));
+    let (mut exec, compute) = execution(study_args, shard);
+    exec.jobs = jobs;
     for point in &mut sw.points {
         point.ws.compute = compute;
         point.ws.save_models = study_args.save_models;

@@ -247,6 +247,7 @@ impl StudyEvents for Printer<'_> {
     }
 
     fn started(&self, label: &str, iterations: u32) -> Box<dyn Observer + '_> {
+        crate::alloc::training(label);
         match self.progress.get() {
             Some(progress) => Box::new(progress.run(label, iterations)),
             None => Box::new(Silent),

@@ -4,6 +4,7 @@ mod backend;
 pub mod config;
 pub mod cost;
 mod error;
+pub mod memory;
 pub mod plan;
 mod study;
 pub mod sweep;
