@@ -155,6 +155,25 @@ fn a_killed_or_sharded_sweep_ends_with_the_records_of_an_uninterrupted_one() {
         !killed.join("sweep.md").exists(),
         "finished before the kill"
     );
+    // A shared run reaches the other point as soon as it is trained, not when the sweep ends
+    // (the kill may fall between a record and its copy: one may be missing).
+    let raw = |point: &str| {
+        std::fs::read_dir(killed.join(point).join("runs"))
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("raw-"))
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    assert!(
+        raw(points[1]) + 1 >= raw(points[0]),
+        "{} against {}",
+        raw(points[1]),
+        raw(points[0])
+    );
     sweep_ok(&killed, &axes, &[]);
 
     // Two shards of the whole grid into one directory, the second completing it.
@@ -239,6 +258,60 @@ fn a_sweep_over_vary_trains_repetition_0_once_and_holds_what_does_not_vary() {
         "{report}"
     );
     std::fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
+fn a_sweep_reuses_the_records_of_a_study_with_a_points_settings() {
+    let study = temp("reuse-study");
+    let mut args = vec!["study"];
+    args.extend(SMALL);
+    args.extend(["--out", study.to_str().unwrap(), "--quiet"]);
+    run_ok(&args);
+    let out = temp("reuse-sweep");
+    let reuse = ["--reuse", study.to_str().unwrap()];
+    let text = sweep_ok(&out, &["pretrain-iters=4,8"], &reuse);
+    // The study is the point pretrain-iters=4: its 12 runs and 2 backbones; raw's 4 runs are
+    // the other point's too, which trains only its frozen and finetune runs.
+    assert!(
+        text.contains("16 runs and 2 pretrained models whose settings are a point's"),
+        "{text}"
+    );
+    assert!(text.contains("12 already finished, 8 to run"), "{text}");
+    let point = out.join("pretrain-iters=4");
+    assert_eq!(records(&point).len(), 12);
+    let copied = std::fs::read_to_string(point.join("runs/frozen-p0.01-rep-01.json")).unwrap();
+    assert!(copied.contains("\"trained_in\": \""), "{copied}");
+    let without_hash = |dir: &Path| {
+        records(dir)
+            .into_iter()
+            .map(|(name, mut v)| {
+                v.as_object_mut().unwrap().remove("settings_hash");
+                (name, v)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(without_hash(&point), without_hash(&study));
+    // Not a results directory: refused before anything is created.
+    let other = temp("reuse-refused");
+    let err = refused(&[
+        "sweep",
+        "--preset",
+        "smoke",
+        "--axis",
+        "iters=5",
+        "--reuse",
+        "/nonexistent",
+        "--out",
+        other.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("--reuse /nonexistent: not a results directory"),
+        "{err}"
+    );
+    assert!(!other.exists());
+    for dir in [study, out] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
 
 #[test]

@@ -252,6 +252,11 @@ struct SweepArgs {
     /// channels as N or AxB, sources as init+order or all. See docs/study.md.
     #[arg(long = "axis", value_name = "NAME=V1,V2,...")]
     axes: Vec<String>,
+    /// A results directory (or a sweep's) whose verified records a point can use: every run
+    /// and pretrained backbone whose settings give a point the same numbers is copied into it
+    /// before anything trains, noting where it was trained. Repeatable.
+    #[arg(long = "reuse", value_name = "DIR")]
+    reuse: Vec<PathBuf>,
     #[command(flatten)]
     study: StudyArgs,
 }
@@ -643,10 +648,28 @@ fn sweep(args: SweepArgs) -> Result<()> {
         .into_iter()
         .map(|p| (p.name, memory_need(&dataset, &p.config, stack)));
     let (jobs, memory_note) = jobs_in_memory(needs, study_args.jobs)?;
+    for dir in &args.reuse {
+        if !dir.join("settings.json").is_file() && !dir.join(transfer_study::SWEEP_FILE).is_file() {
+            return Err(XtaskError::Usage(format!(
+                "--reuse {}: not a results directory (no settings.json) nor a sweep's (no {})",
+                dir.display(),
+                transfer_study::SWEEP_FILE
+            )));
+        }
+    }
     let mut sw = SweepWorkspace::new(&dataset, backend, &out, &sweep)?;
     // Printed once every point has passed its checks: a refusal comes alone.
     study::print_sweep(&sweep, study_args.backend.name(), &out);
     memory_note.iter().for_each(|note| println!("{note}"));
+    for dir in &args.reuse {
+        let reused = sw.reuse(dir)?;
+        println!(
+            "reused from {}: {} runs and {} pretrained models whose settings are a point's",
+            dir.display(),
+            reused.runs,
+            reused.pretrainings
+        );
+    }
     let (mut exec, compute) = execution(study_args, shard);
     exec.jobs = jobs;
     for point in &mut sw.points {

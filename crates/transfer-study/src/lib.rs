@@ -20,7 +20,7 @@ pub use study::{
 };
 pub use sweep::{Axis, AxisValue, Setting, Sweep, SweepPoint};
 pub use sweep_run::{
-    PointWorkspace, SWEEP_FILE, SweepOutcome, SweepWorkspace, read_sweep, run_sweep,
+    PointWorkspace, Reused, SWEEP_FILE, SweepOutcome, SweepWorkspace, read_sweep, run_sweep,
     sweep_report_context, sweep_results,
 };
 pub use transfer_records::StudyConfig;

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use transfer_data::Dataset;
 use transfer_model::Backbone;
 use transfer_records::{
-    BackboneStart, PretrainRecord, RecordKind, ResultsDir, RunRecord, StudyConfig,
+    BackboneStart, PretrainRecord, RecordKind, ResultsDir, RunRecord, StoreError, StudyConfig,
 };
 use transfer_report::{
     ReportContext, StudyResults, SweepResults, write_report, write_sweep_report,
@@ -109,6 +109,51 @@ impl SweepWorkspace {
         })
     }
 
+    /// Adopts into every point each verified record of the results directory `from` (or of
+    /// each point of the sweep directory `from`) whose settings give it that point's numbers
+    /// ([`ResultsDir::adopt_run`], provenance naming where it was trained): the runs a point
+    /// plans and lacks, and the pretrainings its runs start from. Records made with other
+    /// settings, and records that fail verification, are left where they are.
+    pub fn reuse(&self, from: &Path) -> Result<Reused> {
+        let dirs: Vec<PathBuf> = if from.join(SWEEP_FILE).exists() {
+            read_sweep(from)?
+                .points()
+                .into_iter()
+                .map(|p| from.join(p.name))
+                .filter(|dir| dir.join("settings.json").exists())
+                .collect()
+        } else {
+            vec![from.to_owned()]
+        };
+        let mut reused = Reused::default();
+        for dir in dirs {
+            let source = ResultsDir::open(&dir)?;
+            for p in &self.points {
+                reused.pretrainings += adopt_pretrainings(&p.ws, &p.point.config, &source)?;
+                for run in plan(&p.point.config) {
+                    let (protocol, proportion, rep) =
+                        (&run.protocol, run.proportion, run.repetition);
+                    if p.ws.finished_run(protocol, proportion, rep)?.is_some() {
+                        continue;
+                    }
+                    let path = source.run_path(&protocol.name, proportion, rep);
+                    let Ok(Some(record)) = source.finished_run(&path) else {
+                        continue;
+                    };
+                    if record.protocol != *protocol {
+                        continue;
+                    }
+                    match p.ws.store.adopt_run(&source, &record) {
+                        Ok(_) => reused.runs += 1,
+                        Err(StoreError::NotShared { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        Ok(reused)
+    }
+
     /// The sweep's directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -118,6 +163,47 @@ impl SweepWorkspace {
     pub fn sweep(&self) -> &Sweep {
         &self.sweep
     }
+}
+
+/// What [`SweepWorkspace::reuse`] adopted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reused {
+    /// Run records copied into points.
+    pub runs: usize,
+    /// Pretrained backbones copied into points.
+    pub pretrainings: usize,
+}
+
+/// Adopts into `ws` the pretrainings of `source` that the runs of `config` start from and `ws`
+/// lacks, where their settings are the same; returns how many.
+fn adopt_pretrainings(ws: &Workspace, config: &StudyConfig, source: &ResultsDir) -> Result<usize> {
+    if !config.needs_pretraining() {
+        return Ok(0);
+    }
+    let mut reps: Vec<u32> = (0..config.repetitions)
+        .map(|r| config.training.pretraining_of(r))
+        .collect();
+    reps.dedup();
+    let mut adopted = 0;
+    for rep in reps {
+        if ws.store.finished_pretrain(rep)?.is_some() {
+            continue;
+        }
+        match ws.store.adopt_pretrain(source, rep) {
+            Ok(Some(_)) => adopted += 1,
+            Ok(None) => {}
+            Err(StoreError::NotShared { .. }) => return Ok(adopted),
+            // A record or weights there that fail verification stay there.
+            Err(
+                StoreError::Invalid { .. }
+                | StoreError::Parse { .. }
+                | StoreError::Untrusted { .. }
+                | StoreError::Mismatch { .. },
+            ) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(adopted)
 }
 
 /// How a sweep ended in this process.
