@@ -192,6 +192,22 @@ impl SweepAnalysis {
         (index < self.points.len()).then_some(index)
     }
 
+    /// The spreads by context and proportion, in the order they were found: each context's
+    /// and proportion's, protocol by protocol.
+    pub fn spread_groups(&self) -> Vec<(String, f64, Vec<&SourceSpread>)> {
+        let mut groups: Vec<(String, f64, Vec<&SourceSpread>)> = Vec::new();
+        for s in &self.spreads {
+            match groups
+                .iter_mut()
+                .find(|(c, p, _)| *c == s.context && *p == s.proportion)
+            {
+                Some((_, _, members)) => members.push(s),
+                None => groups.push((s.context.clone(), s.proportion, vec![s])),
+            }
+        }
+        groups
+    }
+
     /// Every combination of the other axes' values than `axis`, as value indices with
     /// `axis`'s left at 0, and its `NAME=V` description.
     pub fn contexts(&self, axis: usize) -> Vec<(Vec<usize>, String)> {
@@ -485,22 +501,10 @@ fn sd_text(s: Option<&Spread>) -> String {
 
 /// The tables of where the spread comes from: one per context and proportion.
 pub(crate) fn spread_tables(analysis: &SweepAnalysis) -> Vec<SpreadTable> {
-    let mut keys: Vec<(String, f64)> = Vec::new();
-    for s in &analysis.spreads {
-        if !keys
-            .iter()
-            .any(|(c, p)| *c == s.context && *p == s.proportion)
-        {
-            keys.push((s.context.clone(), s.proportion));
-        }
-    }
-    keys.into_iter()
-        .map(|(context, proportion)| {
-            let spreads: Vec<&SourceSpread> = analysis
-                .spreads
-                .iter()
-                .filter(|s| s.context == context && s.proportion == proportion)
-                .collect();
+    analysis
+        .spread_groups()
+        .into_iter()
+        .map(|(context, proportion, spreads)| {
             let mut columns: Vec<Column> = vec![("protocol".into(), false)];
             if let Some(first) = spreads.first() {
                 columns.extend(

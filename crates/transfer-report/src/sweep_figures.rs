@@ -14,7 +14,7 @@ use crate::figures::{
     Area, Drawing, LEGEND_WIDTH, PALETTE, ProportionPoint, XScale, colour_of, draw_legend,
     draw_marks, write_drawing, y_range,
 };
-use crate::sweep::{SourceSpread, SweepAnalysis};
+use crate::sweep::SweepAnalysis;
 
 /// A value at an axis position: (position, value, its 95% interval if known, the runs
 /// behind it).
@@ -147,6 +147,17 @@ pub(crate) struct SpreadSeries {
     pub(crate) label: String,
     pub(crate) colour: RGBColor,
     pub(crate) values: Vec<Option<(f64, f64, f64)>>,
+}
+
+/// Where a spread chart's standard-deviation axis ends: past the highest interval or floor.
+pub(crate) fn spread_extent(series: &[SpreadSeries], floors: &[Option<f64>]) -> f64 {
+    let high = series
+        .iter()
+        .flat_map(|s| s.values.iter().flatten().map(|v| v.2))
+        .chain(floors.iter().flatten().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    if high > 0.0 { high * 1.08 } else { 0.01 }
 }
 
 /// The grey of the test set's error.
@@ -345,22 +356,10 @@ pub(crate) fn figures(analysis: &SweepAnalysis) -> Vec<SweepFigure> {
 
 /// A figure of where the spread comes from per context and proportion of a vary sweep.
 fn spread_figures(analysis: &SweepAnalysis) -> Vec<SweepFigure> {
-    let mut keys: Vec<(String, f64)> = Vec::new();
-    for s in &analysis.spreads {
-        if !keys
-            .iter()
-            .any(|(c, p)| *c == s.context && *p == s.proportion)
-        {
-            keys.push((s.context.clone(), s.proportion));
-        }
-    }
-    keys.into_iter()
-        .map(|(context, proportion)| {
-            let spreads: Vec<&SourceSpread> = analysis
-                .spreads
-                .iter()
-                .filter(|s| s.context == context && s.proportion == proportion)
-                .collect();
+    analysis
+        .spread_groups()
+        .into_iter()
+        .map(|(context, proportion, spreads)| {
             let labels: Vec<String> = spreads
                 .first()
                 .map(|s| s.values.iter().map(|(l, _)| l.clone()).collect())
@@ -604,13 +603,7 @@ fn draw_spreads<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let high = series
-        .iter()
-        .flat_map(|s| s.values.iter().flatten().map(|v| v.2))
-        .chain(floors.iter().flatten().copied())
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    let x1 = if high > 0.0 { high * 1.08 } else { 0.01 };
+    let x1 = spread_extent(series, floors);
     let n = rows.len().max(1) as f64;
     let mut chart = ChartBuilder::on(area)
         .margin(12)

@@ -12,7 +12,7 @@ use crate::sweep::{
     Column, SPREAD_METHOD, SweepAnalysis, completeness, effect_table, point_table, spread_tables,
 };
 use crate::sweep_figures::{
-    FLOOR_COLOUR, SpreadSeries, SweepFigure, SweepPlot, figures, heat_colour,
+    FLOOR_COLOUR, SpreadSeries, SweepFigure, SweepPlot, figures, heat_colour, spread_extent,
 };
 
 /// The whole page.
@@ -220,13 +220,7 @@ fn spread_chart(
     const ROW: f64 = 56.0;
     const BOTTOM: f64 = 44.0;
     let height = TOP + ROW * rows.len().max(1) as f64 + BOTTOM;
-    let high = series
-        .iter()
-        .flat_map(|s| s.values.iter().flatten().map(|v| v.2))
-        .chain(floors.iter().flatten().copied())
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    let x1 = if high > 0.0 { high * 1.08 } else { 0.01 };
+    let x1 = spread_extent(series, floors);
     let px = |x: f64| LEFT + x.clamp(0.0, x1) / x1 * (WIDTH - LEFT - RIGHT);
     let row_y = |r: usize| TOP + ROW * (r as f64 + 0.5);
     let bottom = height - BOTTOM;
