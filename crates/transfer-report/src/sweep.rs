@@ -477,7 +477,7 @@ fn signed(v: f64) -> String {
 }
 
 /// What the tables of where the spread comes from show, in words.
-pub(crate) const SPREAD_METHOD: &str = "Each value of the vary axis trains the same repetitions with only the named sources of randomness changing between them (the others held at repetition 0's draw). A cell is the standard deviation of the final test accuracy over those repetitions with its 95% chi-square interval. Sum/all: the single sources' variances added up over the variance with every source varied (near 1: they add up; near the largest single share: one source alone gives about all the spread). Test SE: the test set's binomial standard error at the mean accuracy, sqrt(a (1 - a) / n), a floor that no number of repetitions removes.";
+pub(crate) const SPREAD_METHOD: &str = "Each value of the vary axis trains the same repetitions with only the named sources of randomness changing between them (the others held at repetition 0's draw). A cell is the standard deviation of the final test accuracy over those repetitions with its 95% chi-square interval. sqrt(sum of single): the standard deviation the single sources would give together if their variances added up, beside all's. Sum/all: the single sources' variances added up over the variance with every source varied (near 1: they add up; near the largest single share: one source alone gives about all the spread). Test SE: the test set's binomial standard error at the mean accuracy, sqrt(a (1 - a) / n), a floor that no number of repetitions removes.";
 
 /// The table of where the spread comes from at one context and proportion.
 pub(crate) struct SpreadTable {
@@ -514,6 +514,7 @@ pub(crate) fn spread_tables(analysis: &SweepAnalysis) -> Vec<SpreadTable> {
                         .map(|(v, _)| (format!("{v}: sd [95%]"), true)),
                 );
             }
+            columns.push(("sqrt(sum of single)".into(), true));
             columns.push(("sum/all".into(), true));
             columns.push(("test SE".into(), true));
             let rows = spreads
@@ -521,6 +522,7 @@ pub(crate) fn spread_tables(analysis: &SweepAnalysis) -> Vec<SpreadTable> {
                 .map(|s| {
                     let mut row = vec![s.protocol.clone()];
                     row.extend(s.values.iter().map(|(_, spread)| sd_text(spread.as_ref())));
+                    row.push(format!("{:.4}", s.decomposition.sum_of_single.sqrt()));
                     row.push(
                         s.decomposition
                             .sum_over_all

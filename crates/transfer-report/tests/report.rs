@@ -423,7 +423,7 @@ fn a_vary_sweep_says_where_the_spread_comes_from() {
     assert!(md.contains("## Where the spread comes from"), "{md}");
     assert!(
         md.contains(
-            "| protocol | init: sd [95%] | order: sd [95%] | all: sd [95%] | sum/all | test SE |"
+            "| protocol | init: sd [95%] | order: sd [95%] | all: sd [95%] | sqrt(sum of single) | sum/all | test SE |"
         ),
         "{md}"
     );
