@@ -370,3 +370,59 @@ fn the_version_names_the_backends_built_in() {
     assert!(names.contains(&"flex"), "{version}");
     assert_eq!(names.contains(&"wgpu"), cfg!(feature = "wgpu"), "{version}");
 }
+
+#[test]
+fn the_threads_of_a_jobs_own_pool_change_no_number() {
+    let run = |threads: &str| {
+        let out = temp(&format!("threads-{threads}"));
+        run_ok(&[
+            "study",
+            "--preset",
+            "smoke",
+            "--jobs",
+            "1",
+            "--threads-per-job",
+            threads,
+            "--no-estimate",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let records: Vec<(String, serde_json::Value)> = records(&out)
+            .into_iter()
+            .map(|(name, mut record)| {
+                let backend = record.as_object_mut().unwrap().remove("backend").unwrap();
+                // The record says how many threads computed it.
+                assert_eq!(
+                    backend["threads"],
+                    threads.parse::<u64>().unwrap(),
+                    "{name}"
+                );
+                (name, record)
+            })
+            .collect();
+        let table = std::fs::read(out.join("table.csv")).unwrap();
+        std::fs::remove_dir_all(&out).unwrap();
+        (records, table)
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert_eq!(one.0.len(), 32);
+    assert_eq!(one, two);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let too_many = (cores + 1).to_string();
+    let err = run_err(&[
+        "study",
+        "--preset",
+        "smoke",
+        "--jobs",
+        "1",
+        "--threads-per-job",
+        &too_many,
+        "--out",
+        temp("threads-refused").to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains(&format!("--jobs 1 x --threads-per-job {too_many} = {too_many} threads, more than this machine's {cores} cores")),
+        "{err}"
+    );
+}

@@ -225,6 +225,11 @@ struct StudyArgs {
     /// batch over the cores, so more jobs gain little).
     #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
+    /// Give each job a pool of its own of T threads, over which its runs spread their work
+    /// (default: the jobs share one pool of a thread per core). Jobs x T may not exceed the
+    /// cores; `cargo xtask bench --scaling` measures every split.
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..))]
+    threads_per_job: Option<u32>,
     #[command(flatten)]
     stacking: StackArgs,
     /// Run only slice I of N (or auto/N from SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX).
@@ -570,6 +575,19 @@ fn jobs_in_memory(
     Ok((jobs, note))
 }
 
+/// Refuses more threads than cores: `--jobs` times `--threads-per-job`.
+fn check_threads(args: &StudyArgs) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match args.threads_per_job {
+        Some(t) if args.jobs.saturating_mul(t as usize) > cores => Err(XtaskError::Usage(format!(
+            "--jobs {} x --threads-per-job {t} = {} threads, more than this machine's {cores} cores",
+            args.jobs,
+            args.jobs.saturating_mul(t as usize)
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// How `study` and `sweep` execute.
 fn execution(args: &StudyArgs, shard: Option<Shard>) -> (Execution, Compute) {
     let (stack, compute) = args.stacking.compute();
@@ -578,11 +596,13 @@ fn execution(args: &StudyArgs, shard: Option<Shard>) -> (Execution, Compute) {
         stack,
         shard,
         estimate: !args.no_estimate,
+        threads_per_job: args.threads_per_job.map(|t| t as usize),
     };
     (exec, compute)
 }
 
 fn study(args: StudyArgs) -> Result<()> {
+    check_threads(&args)?;
     let StudyInputs {
         file,
         config,
@@ -629,6 +649,7 @@ fn study(args: StudyArgs) -> Result<()> {
 
 fn sweep(args: SweepArgs) -> Result<()> {
     let study_args = &args.study;
+    check_threads(study_args)?;
     let StudyInputs {
         file,
         config,

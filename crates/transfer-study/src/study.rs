@@ -27,6 +27,9 @@ pub struct Execution {
     pub shard: Option<Shard>,
     /// Measure a few steps and estimate the study's time before training.
     pub estimate: bool,
+    /// Threads of each job's own pool, which the job's runs spread their work over (`None`:
+    /// every job shares the process's pool of one thread per core).
+    pub threads_per_job: Option<usize>,
 }
 
 impl Default for Execution {
@@ -36,6 +39,7 @@ impl Default for Execution {
             stack: 1,
             shard: None,
             estimate: false,
+            threads_per_job: None,
         }
     }
 }
@@ -165,12 +169,14 @@ pub fn run_study(
     });
     if !todo.is_empty() && exec.estimate {
         let todo: Vec<&PlannedRun> = todo.iter().flatten().collect();
-        events.estimated(&estimate(ws, &todo, pretrainings, exec.stack)?);
+        events.estimated(&as_a_job(exec, || {
+            estimate(ws, &todo, pretrainings, exec.stack)
+        })?);
     }
 
-    let backbones = pretrain(ws, &pretrain_stacks, exec.jobs, events)?;
+    let backbones = pretrain(ws, &pretrain_stacks, exec, events)?;
     let done = AtomicUsize::new(0);
-    parallel(&todo, exec.jobs, |stack: &Vec<PlannedRun>| {
+    parallel(&todo, exec, |stack: &Vec<PlannedRun>| {
         let Some(first) = stack.first() else {
             return Ok(());
         };
@@ -286,15 +292,15 @@ pub(crate) fn pretrain_stacks(
 }
 
 /// The pretrained backbones of `stacks`, with their repetitions and seeds: loaded, or trained
-/// in parallel across `jobs` threads.
+/// in parallel by `exec`'s jobs.
 fn pretrain(
     ws: &Workspace,
     stacks: &[Vec<u32>],
-    jobs: usize,
+    exec: &Execution,
     events: &dyn StudyEvents,
 ) -> Result<Vec<(u32, Backbone, u64)>> {
     let backbones: Mutex<Vec<(u32, Backbone, u64)>> = Mutex::new(Vec::new());
-    parallel(stacks, jobs, |reps: &Vec<u32>| {
+    parallel(stacks, exec, |reps: &Vec<u32>| {
         let label = match reps.as_slice() {
             [rep] => format!("pretrain rep {rep}"),
             [first, .., last] => format!("pretrain reps {first}-{last}"),
@@ -317,28 +323,69 @@ fn pretrain(
     backbones.into_inner().map_err(|_| StudyError::WorkerFailed)
 }
 
-/// Runs `work` over `items` on `jobs` threads, stopping at the first error (runs already
-/// in flight finish and are stored; nothing computed is lost).
+/// The pool of threads a job of `exec` runs in, where it has one of its own.
+fn job_pool(exec: &Execution) -> Result<Option<rayon::ThreadPool>> {
+    exec.threads_per_job
+        .map(|threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| {
+                    StudyError::Config(format!(
+                        "--threads-per-job {threads}: cannot start a pool of threads: {e}"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// `measure` run as a job of `exec` runs, in a pool of its own where jobs have one, so that
+/// what it times is what a job will do.
+pub(crate) fn as_a_job<R: Send>(
+    exec: &Execution,
+    measure: impl FnOnce() -> Result<R> + Send,
+) -> Result<R> {
+    match job_pool(exec)? {
+        Some(pool) => pool.install(measure),
+        None => measure(),
+    }
+}
+
+/// Runs `work` on every item, `exec.jobs` items at a time, each job on a thread of its own
+/// and, where `exec.threads_per_job` says, in a rayon pool of its own of that many threads
+/// (the kernels and burn's operations spread their work over the pool they run in). The first
+/// error stops the jobs from starting new items and is returned.
 pub(crate) fn parallel<T: Sync>(
     items: &[T],
-    jobs: usize,
+    exec: &Execution,
     work: impl Fn(&T) -> Result<()> + Sync,
 ) -> Result<()> {
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<StudyError>> = Mutex::new(None);
+    let fail = |e: StudyError| {
+        if let Ok(mut slot) = failure.lock() {
+            slot.get_or_insert(e);
+        }
+    };
     std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+        for _ in 0..exec.jobs.clamp(1, items.len().max(1)) {
             scope.spawn(|| {
+                let pool = match job_pool(exec) {
+                    Ok(pool) => pool,
+                    Err(e) => return fail(e),
+                };
                 loop {
                     if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
                         return;
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(item) = items.get(i) else { return };
-                    if let Err(e) = work(item)
-                        && let Ok(mut slot) = failure.lock()
-                    {
-                        slot.get_or_insert(e);
+                    let result = match &pool {
+                        Some(pool) => pool.install(|| work(item)),
+                        None => work(item),
+                    };
+                    if let Err(e) = result {
+                        fail(e);
                     }
                 }
             });

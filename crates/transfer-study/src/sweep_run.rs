@@ -31,8 +31,8 @@ use crate::cost::Costs;
 use crate::error::{Result, StudyError};
 use crate::plan::{PlannedRun, plan, stack_label, stacks};
 use crate::study::{
-    Estimate, Execution, PlanSummary, StudyEvents, estimate_with, measure_costs, parallel,
-    pretrain_stacks, report_context,
+    Estimate, Execution, PlanSummary, StudyEvents, as_a_job, estimate_with, measure_costs,
+    parallel, pretrain_stacks, report_context,
 };
 use crate::sweep::{Sweep, SweepPoint};
 use crate::workspace::{Workspace, bind_settings, feasible_tasks};
@@ -460,12 +460,14 @@ pub fn run_sweep(
         shared,
     });
     if !todo.is_empty() && exec.estimate {
-        events.estimated(&estimate(sw, &todo, &blocks, exec.stack)?);
+        events.estimated(&as_a_job(exec, || {
+            estimate(sw, &todo, &blocks, exec.stack)
+        })?);
     }
 
-    let backbones = pretrain(sw, &blocks, exec.jobs, events)?;
+    let backbones = pretrain(sw, &blocks, exec, events)?;
     let done = AtomicUsize::new(0);
-    parallel(&todo, exec.jobs, |unit: &Unit| {
+    parallel(&todo, exec, |unit: &Unit| {
         let point = &sw.points[unit.point];
         let owner = share.pretrain_owner(unit.point);
         let members: Vec<_> = unit
@@ -573,15 +575,15 @@ pub fn sweep_report_context(sweep: &Sweep, command: &str) -> ReportContext {
 }
 
 /// The pretrained backbones of `blocks`, each with its point, repetition and seed: loaded,
-/// or trained in parallel across `jobs` threads.
+/// or trained in parallel by `exec`'s jobs.
 fn pretrain(
     sw: &SweepWorkspace,
     blocks: &[(usize, Vec<u32>)],
-    jobs: usize,
+    exec: &Execution,
     events: &dyn StudyEvents,
 ) -> Result<Vec<(usize, u32, Backbone, u64)>> {
     let backbones = Mutex::new(Vec::new());
-    parallel(blocks, jobs, |(p, reps): &(usize, Vec<u32>)| {
+    parallel(blocks, exec, |(p, reps): &(usize, Vec<u32>)| {
         let point = &sw.points[*p];
         let label = match reps.as_slice() {
             [rep] => format!("{}: pretrain rep {rep}", point.point.name),

@@ -362,6 +362,10 @@ impl Workspace {
     /// whose convolutions the stack computed as `conv` says (`None`: frozen backbones).
     fn backend_of(&self, stacked: usize, conv: Option<StackedConv>) -> BackendInfo {
         let mut backend = self.backend.clone();
+        // A job in a pool of its own (`--threads-per-job`) computed with that pool's threads.
+        if rayon::current_thread_index().is_some() {
+            backend.threads = rayon::current_num_threads();
+        }
         if stacked > 1 {
             backend.driver = format!("{}, {stacked} runs stacked", backend.driver);
             if let Some(conv @ StackedConv::Gemm) = conv {
