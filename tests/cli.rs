@@ -426,3 +426,41 @@ fn the_threads_of_a_jobs_own_pool_change_no_number() {
         "{err}"
     );
 }
+
+#[test]
+fn bench_scaling_measures_every_split_of_the_cores() {
+    let json = temp("scaling").with_extension("json");
+    run_ok(&[
+        "bench",
+        "--steps",
+        "2",
+        "--eval-passes",
+        "1",
+        "--scaling",
+        "--json",
+        json.to_str().unwrap(),
+        "--dir",
+        mnist_dir().to_str().unwrap(),
+    ]);
+    let figures: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let splits = figures["scaling"].as_array().unwrap();
+    let divisors = (1..=cores).filter(|t| cores % t == 0).count();
+    assert_eq!(splits.len(), divisors, "{splits:?}");
+    for split in splits {
+        let (jobs, threads) = (
+            split["jobs"].as_u64().unwrap(),
+            split["threads"].as_u64().unwrap(),
+        );
+        assert_eq!(jobs * threads, cores, "{split}");
+        for rate in [
+            "train_steps_per_s",
+            "eval_images_per_s",
+            "paper_runs_per_hour",
+        ] {
+            assert!(split[rate].as_f64().unwrap() > 0.0, "{split}");
+        }
+    }
+    std::fs::remove_file(json).unwrap();
+}

@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// Also write the figures as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also measure every split of this machine's cores into J jobs of T threads each (J x T
+    /// the cores), all jobs timed at once, and print the paper preset's runs per hour for each.
+    #[arg(long)]
+    pub scaling: bool,
     /// Also time a plain PyTorch implementation of the same model (scripts/pytorch_bench.py)
     /// with the same thread count, and print the ratios.
     #[arg(long)]
@@ -125,6 +129,24 @@ pub struct BenchFigures {
     /// The PyTorch figures measured in the same run (`--compare`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pytorch: Option<PytorchFigures>,
+    /// Every split of the cores into jobs and threads per job (`--scaling`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scaling: Vec<SplitFigures>,
+}
+
+/// One split of the cores: `jobs` jobs of `threads` threads, all timed at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SplitFigures {
+    /// Jobs at once.
+    pub jobs: usize,
+    /// Threads of each job's pool.
+    pub threads: usize,
+    /// Raw training steps per second of each job (the mean over the jobs).
+    pub train_steps_per_s: f64,
+    /// Test images scored per second by each job.
+    pub eval_images_per_s: f64,
+    /// Runs of the paper preset per hour, all jobs together.
+    pub paper_runs_per_hour: f64,
 }
 
 /// What `scripts/pytorch_bench.py` measures, and this project's speed relative to it.
@@ -166,6 +188,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let need = transfer_study::memory::memory_need(&dataset, &config, args.stacking.compute().0)?;
     figures.estimated_peak_mb = need.total(1) as f64 / f64::from(1u32 << 20);
     print_figures(&figures, &args, info, target.test.len());
+    if args.scaling {
+        figures.scaling = scaling(&args, device, &target, sizes)?;
+        print_scaling(&figures.scaling);
+    }
     if args.compare {
         let mut torch = run_pytorch(&args)?;
         let costs = Costs {
@@ -289,6 +315,7 @@ fn measure(
         estimated_peak_mb: 0.0,
         paper_estimate_s: paper_seconds(costs, sizes),
         pytorch: None,
+        scaling: Vec::new(),
     })
 }
 
@@ -345,6 +372,110 @@ fn print_figures(
         "paper preset (160 runs + 10 pretrainings, 1000 iterations, evaluation every 10): about {:.1} h with one job",
         figures.paper_estimate_s / 3600.0
     );
+}
+
+/// Every split of the cores into `jobs x threads`: each job in a pool of its own, all at once,
+/// timing raw and frozen steps and evaluation as `measure` does.
+fn scaling(
+    args: &BenchArgs,
+    device: &burn::prelude::Device,
+    target: &transfer_data::Task,
+    sizes: Sizes,
+) -> Result<Vec<SplitFigures>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (stack, compute) = args.stacking.compute();
+    let network = &NetworkShape::STUDY;
+    let paper = Preset::Paper.config();
+    let runs = plan(&paper).len() as f64;
+    let mut figures = Vec::new();
+    for threads in (1..=cores).filter(|t| cores.is_multiple_of(*t)) {
+        let jobs = cores / threads;
+        let timed = |_: usize| -> Result<Costs> {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| XtaskError::Usage(format!("a pool of {threads} threads: {e}")))?;
+            pool.install(|| {
+                let step = |name: &str| -> Result<f64> {
+                    let protocol = Protocol::resolve(name, &[])?;
+                    Ok(seconds_per_step(
+                        device, target, &protocol, network, args.steps, stack, compute,
+                    )?
+                    .seconds)
+                };
+                let (raw, frozen) = (step("raw")?, step("frozen")?);
+                let eval_image = seconds_per_eval_image(
+                    device,
+                    target,
+                    args.eval_chunk,
+                    args.eval_passes,
+                    stack,
+                    compute,
+                    network,
+                )?;
+                Ok(Costs {
+                    step: raw,
+                    frozen_step: frozen,
+                    eval_image,
+                    frozen_reuses_features: true,
+                    disturbed: false,
+                })
+            })
+        };
+        let costs: Vec<Costs> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..jobs).map(|j| scope.spawn(move || timed(j))).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(XtaskError::Usage("a timing job failed".into())))
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let n = costs.len() as f64;
+        let mean = |f: fn(&Costs) -> f64| costs.iter().map(f).sum::<f64>() / n;
+        let per_job = Costs {
+            step: mean(|c| c.step),
+            frozen_step: mean(|c| c.frozen_step),
+            eval_image: mean(|c| c.eval_image),
+            frozen_reuses_features: true,
+            disturbed: false,
+        };
+        figures.push(SplitFigures {
+            jobs,
+            threads,
+            train_steps_per_s: 1.0 / per_job.step,
+            eval_images_per_s: 1.0 / per_job.eval_image,
+            paper_runs_per_hour: jobs as f64 * runs * 3600.0 / paper_seconds(per_job, sizes),
+        });
+    }
+    Ok(figures)
+}
+
+/// The splits measured by [`scaling`], the best marked.
+fn print_scaling(splits: &[SplitFigures]) {
+    let best = splits
+        .iter()
+        .map(|s| s.paper_runs_per_hour)
+        .fold(0.0f64, f64::max);
+    println!(
+        "jobs x threads per job, all jobs timed at once (per job: raw steps/s, eval images/s; all jobs: paper preset runs per hour):"
+    );
+    for s in splits {
+        println!(
+            "  {:>3} x {:<3} {:8.2} steps/s {:8.0} images/s {:8.0} runs/h{}",
+            s.jobs,
+            s.threads,
+            s.train_steps_per_s,
+            s.eval_images_per_s,
+            s.paper_runs_per_hour,
+            if s.paper_runs_per_hour == best {
+                "  (best)"
+            } else {
+                ""
+            }
+        );
+    }
 }
 
 /// The paper preset's seconds with one job under `costs`.
