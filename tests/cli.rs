@@ -446,7 +446,7 @@ fn bench_scaling_measures_every_split_of_the_cores() {
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let splits = figures["scaling"].as_array().unwrap();
-    let divisors = (1..=cores).filter(|t| cores % t == 0).count();
+    let divisors = (1..=cores).filter(|t| cores.is_multiple_of(*t)).count();
     assert_eq!(splits.len(), divisors, "{splits:?}");
     for split in splits {
         let (jobs, threads) = (
