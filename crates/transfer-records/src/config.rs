@@ -212,15 +212,16 @@ impl TrainingSettings {
     /// which is shared by every protocol at one proportion and repetition ([`subset_seed`])
     /// so that protocols are compared on the same images.
     pub fn run_seeds(&self, protocol: &str, proportion: f64, repetition: u32) -> RunSeeds {
-        let seed = |source| {
-            run_seed(
-                self.seed,
-                protocol,
-                proportion,
-                self.draw_of(source, repetition),
-            )
+        let varied = self.varied();
+        let draw = |source| {
+            if varied.contains(source) {
+                repetition
+            } else {
+                0
+            }
         };
-        let subset_draw = self.draw_of(Source::Subset, repetition);
+        let seed = |source| run_seed(self.seed, protocol, proportion, draw(source));
+        let subset_draw = draw(Source::Subset);
         RunSeeds {
             init: seed(Source::Init),
             order: seed(Source::Order),
@@ -231,7 +232,7 @@ impl TrainingSettings {
                 // Unused: the prefix draws nothing.
                 SubsetRule::Prefix => run_seed(self.seed, protocol, proportion, repetition),
             },
-            pretraining: self.pretraining_of(repetition),
+            pretraining: draw(Source::Pretraining),
         }
     }
 

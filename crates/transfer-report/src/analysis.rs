@@ -133,8 +133,8 @@ impl Randomness {
     /// The binomial standard error of an accuracy `accuracy` measured on the test set:
     /// `sqrt(a (1 - a) / n)`, the spread another test sample of the same size would show.
     pub fn test_se(&self, accuracy: f64) -> Option<f64> {
-        let n = self.test_samples.filter(|&n| n > 0)? as f64;
-        Some((accuracy * (1.0 - accuracy) / n).max(0.0).sqrt())
+        let n = self.test_samples.filter(|&n| n > 0)?;
+        Some(transfer_stats::binomial_se(accuracy, n))
     }
 }
 

@@ -10,6 +10,7 @@
 //! training. A stack of `S` runs holds `S` times a run's networks, steps and chunks.
 
 use transfer_data::{Dataset, subset_size};
+use transfer_model::CnnConfig;
 use transfer_protocols::DEFAULT_EVAL_CHUNK;
 use transfer_records::{NetworkShape, StudyConfig};
 
@@ -82,7 +83,11 @@ fn network_size(network: &NetworkShape, image: [usize; 2], classes: usize) -> Ne
     let k2 = (network.kernel_size * network.kernel_size) as u64;
     let (fc, classes) = (network.fc_width as u64, classes as u64);
     let pixels = (image[0] * image[1]) as u64;
-    let features = c2 * (image[0] / 2) as u64 * (image[1] / 2) as u64;
+    // fc1's inputs as the model defines them.
+    let features = CnnConfig::new(classes as usize)
+        .with_image_size(image)
+        .with_channels(network.channels)
+        .feature_len() as u64;
     let backbone_parameters = c1 * k2 + c1 + c2 * c1 * k2 + c2;
     let parameters = backbone_parameters + features * fc + fc + fc * classes + classes;
     // Each layer's output before and after its activation; the input; the logits.
