@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every split of this machine's cores into jobs and threads per job, measured in one run, then
-# the quick preset with the default split and with the best one, timed: on a machine with many
-# cores, one step gives its scaling table and a measured study. Beside gpu-check.sh, for the
-# same machine:
+# the quick preset timed with the split the study chooses by default (its cost model measures
+# the splits), with bench's best split, and with 2 jobs sharing the cores: on a machine with
+# many cores, one step gives its scaling table and measured studies. Beside gpu-check.sh, for
+# the same machine:
 #
 #   scripts/cpu-scaling.sh OUT_DIR
 #
@@ -26,18 +27,16 @@ splits = json.load(open(sys.argv[1]))["scaling"]
 best = max(splits, key=lambda s: s["paper_runs_per_hour"])
 print(best["jobs"], best["threads"])' "$out/scaling.json")
 : > "$out/quick.txt"
-for split in default "$jobs $threads"; do
-  if [ "$split" = default ]; then
-    flags=()
-    name=default
-  else
-    flags=(--jobs "$jobs" --threads-per-job "$threads")
-    name="${jobs}x${threads}"
-  fi
+for name in chosen "bench-best-${jobs}x${threads}" shared-2; do
+  case "$name" in
+    chosen) flags=() ;;
+    shared-2) flags=(--jobs 2 --no-estimate) ;;
+    *) flags=(--jobs "$jobs" --threads-per-job "$threads" --no-estimate) ;;
+  esac
   dir="$out/quick-$name"
   rm -rf "$dir"
   start=$(date +%s%N)
-  "$bin" study --preset quick --quiet --no-estimate --out "$dir" "${flags[@]}" > "$dir.log" 2>&1
+  "$bin" study --preset quick --quiet --out "$dir" "${flags[@]}" > "$dir.log" 2>&1
   end=$(date +%s%N)
   ms=$(( (end - start) / 1000000 ))
   printf '%s: quick preset %d.%03d s of wall time, table.csv sha256 %s\n' "$name" \

@@ -373,41 +373,58 @@ fn the_version_names_the_backends_built_in() {
 
 #[test]
 fn the_threads_of_a_jobs_own_pool_change_no_number() {
-    let run = |threads: &str| {
-        let out = temp(&format!("threads-{threads}"));
-        run_ok(&[
-            "study",
-            "--preset",
-            "smoke",
-            "--jobs",
-            "1",
-            "--threads-per-job",
-            threads,
-            "--no-estimate",
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+    // The records without their `backend`, which must say `threads`; the table; stdout.
+    let run = |tag: &str, flags: &[&str], threads: Option<u64>| {
+        let out = temp(&format!("threads-{tag}"));
+        let mut args = vec!["study", "--preset", "smoke", "--quiet", "--out"];
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(flags);
+        let stdout = run_ok(&args);
+        let mut seen = Vec::new();
         let records: Vec<(String, serde_json::Value)> = records(&out)
             .into_iter()
             .map(|(name, mut record)| {
                 let backend = record.as_object_mut().unwrap().remove("backend").unwrap();
+                let t = backend["threads"].as_u64().unwrap();
                 // The record says how many threads computed it.
-                assert_eq!(
-                    backend["threads"],
-                    threads.parse::<u64>().unwrap(),
-                    "{name}"
-                );
+                assert!(threads.is_none_or(|want| want == t), "{name}: {backend}");
+                seen.push(t);
                 (name, record)
             })
             .collect();
         let table = std::fs::read(out.join("table.csv")).unwrap();
         std::fs::remove_dir_all(&out).unwrap();
-        (records, table)
+        ((records, table), stdout, seen)
     };
-    let (one, two) = (run("1"), run("2"));
+    let pools = |t: &'static str| ["--jobs", "1", "--threads-per-job", t, "--no-estimate"];
+    let (one, _, _) = run("1", &pools("1"), Some(1));
+    let (two, _, _) = run("2", &pools("2"), Some(2));
     assert_eq!(one.0.len(), 32);
     assert_eq!(one, two);
+    // By default the cost model times every split of the cores, all jobs at once, and trains
+    // with the fastest: the estimate names it, the records say its threads, the numbers are
+    // the same.
+    let (chosen, stdout, seen) = run("chosen", &[], None);
+    assert_eq!(one, chosen);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("estimated time:"))
+        .unwrap_or_else(|| panic!("no estimate in {stdout}"));
+    let split = transfer_study::Split::candidates(cores, cores)
+        .into_iter()
+        .find(|s| line.contains(&format!("with {s} (")))
+        .unwrap_or_else(|| panic!("no split of {cores} cores in {line:?}"));
+    assert!(
+        seen.iter().all(|&t| Some(t as usize) == split.threads),
+        "{seen:?} {split}"
+    );
+    if cores > 1 {
+        assert!(
+            stdout.contains("the fastest split of this machine's cores"),
+            "{stdout}"
+        );
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let too_many = (cores + 1).to_string();
     let err = run_err(&[

@@ -13,7 +13,7 @@ use crate::backend::Backend;
 use crate::dataset::load_dataset;
 use crate::error::{Result, XtaskError};
 use transfer_study::cost::{Costs, Sizes, seconds_per_eval_image, seconds_per_step, study_seconds};
-use transfer_study::{Preset, plan};
+use transfer_study::{Preset, Split, plan};
 
 /// Arguments of `cargo xtask bench`.
 #[derive(Args)]
@@ -388,59 +388,34 @@ fn scaling(
     let paper = Preset::Paper.config();
     let runs = plan(&paper).len() as f64;
     let mut figures = Vec::new();
-    for threads in (1..=cores).filter(|t| cores.is_multiple_of(*t)) {
-        let jobs = cores / threads;
-        let timed = |_: usize| -> Result<Costs> {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(|e| XtaskError::Usage(format!("a pool of {threads} threads: {e}")))?;
-            pool.install(|| {
-                let step = |name: &str| -> Result<f64> {
-                    let protocol = Protocol::resolve(name, &[])?;
-                    Ok(seconds_per_step(
-                        device, target, &protocol, network, args.steps, stack, compute,
-                    )?
-                    .seconds)
-                };
-                let (raw, frozen) = (step("raw")?, step("frozen")?);
-                let eval_image = seconds_per_eval_image(
-                    device,
-                    target,
-                    args.eval_chunk,
-                    args.eval_passes,
-                    stack,
-                    compute,
-                    network,
-                )?;
-                Ok(Costs {
-                    step: raw,
-                    frozen_step: frozen,
-                    eval_image,
-                    frozen_reuses_features: true,
-                    disturbed: false,
-                })
+    for split in Split::candidates(cores, cores) {
+        let per_job = split.costs_at_once(|| {
+            let step = |name: &str| -> transfer_study::Result<f64> {
+                let protocol = Protocol::resolve(name, &[])?;
+                Ok(seconds_per_step(
+                    device, target, &protocol, network, args.steps, stack, compute,
+                )?
+                .seconds)
+            };
+            let (raw, frozen) = (step("raw")?, step("frozen")?);
+            let eval_image = seconds_per_eval_image(
+                device,
+                target,
+                args.eval_chunk,
+                args.eval_passes,
+                stack,
+                compute,
+                network,
+            )?;
+            Ok(Costs {
+                step: raw,
+                frozen_step: frozen,
+                eval_image,
+                frozen_reuses_features: true,
+                disturbed: false,
             })
-        };
-        let costs: Vec<Costs> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..jobs).map(|j| scope.spawn(move || timed(j))).collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(XtaskError::Usage("a timing job failed".into())))
-                })
-                .collect::<Result<Vec<_>>>()
         })?;
-        let n = costs.len() as f64;
-        let mean = |f: fn(&Costs) -> f64| costs.iter().map(f).sum::<f64>() / n;
-        let per_job = Costs {
-            step: mean(|c| c.step),
-            frozen_step: mean(|c| c.frozen_step),
-            eval_image: mean(|c| c.eval_image),
-            frozen_reuses_features: true,
-            disturbed: false,
-        };
+        let (jobs, threads) = (split.jobs, split.threads.unwrap_or(cores));
         figures.push(SplitFigures {
             jobs,
             threads,

@@ -24,8 +24,8 @@ use transfer_records::{Protocol, TrainingSettings};
 
 use transfer_study::memory::{MemoryNeed, memory_need};
 use transfer_study::{
-    Compute, ConfigFile, Execution, Overrides, Preset, Shard, StudyError, SweepWorkspace,
-    Workspace, bind_settings, build_config, build_sweep,
+    Compute, ConfigFile, Execution, Jobs, Overrides, Preset, Shard, Split, StudyError,
+    SweepWorkspace, Workspace, bind_settings, build_config, build_sweep,
 };
 
 use crate::backend::Backend;
@@ -221,13 +221,15 @@ struct StudyArgs {
     /// Results directory (default results/PRESET; for a sweep, results/sweep-PRESET).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Runs at once (default: 2 where there are 2 or more cores; each run already spreads its
-    /// batch over the cores, so more jobs gain little).
-    #[arg(long, default_value_t = default_jobs())]
-    jobs: usize,
+    /// Runs at once. Default on a CPU: the split of the cores into jobs and threads per job
+    /// that the cost model, timing each split with all its jobs at once, finds fastest for
+    /// the runs to train (with `--no-estimate`, or on a GPU: 2 jobs sharing the cores). Given
+    /// without `--threads-per-job`, the jobs share one pool of a thread per core.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    jobs: Option<u32>,
     /// Give each job a pool of its own of T threads, over which its runs spread their work
-    /// (default: the jobs share one pool of a thread per core). Jobs x T may not exceed the
-    /// cores; `cargo xtask bench --scaling` measures every split.
+    /// (default: see `--jobs`; without `--jobs`, as many jobs as fit). Jobs x T may not exceed
+    /// the cores; `cargo xtask bench --scaling` measures every split.
     #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..))]
     threads_per_job: Option<u32>,
     #[command(flatten)]
@@ -294,9 +296,9 @@ pub fn command_line() -> String {
     std::env::args().skip(1).collect::<Vec<_>>().join(" ")
 }
 
-/// Two runs at once where there are at least two cores, else one.
-fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+/// The machine's cores (logical CPUs this process may use).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A panic is a bug, never a user's mistake: it is reported as an internal error with its
@@ -531,9 +533,6 @@ fn study_inputs(args: &StudyArgs) -> Result<StudyInputs> {
         .as_deref()
         .map(|s| Shard::parse(s, |v| std::env::var(v).ok()))
         .transpose()?;
-    if args.jobs == 0 {
-        return Err(XtaskError::Usage("--jobs must be at least 1".into()));
-    }
     Ok(StudyInputs {
         file,
         config,
@@ -575,28 +574,61 @@ fn jobs_in_memory(
     Ok((jobs, note))
 }
 
-/// Refuses more threads than cores: `--jobs` times `--threads-per-job`.
+/// Refuses more threads than cores: `--jobs` times `--threads-per-job`, or
+/// `--threads-per-job` alone.
 fn check_threads(args: &StudyArgs) -> Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    match args.threads_per_job {
-        Some(t) if args.jobs.saturating_mul(t as usize) > cores => Err(XtaskError::Usage(format!(
-            "--jobs {} x --threads-per-job {t} = {} threads, more than this machine's {cores} cores",
-            args.jobs,
-            args.jobs.saturating_mul(t as usize)
+    let cores = cores();
+    match (args.jobs, args.threads_per_job) {
+        (Some(j), Some(t)) if u64::from(j) * u64::from(t) > cores as u64 => {
+            Err(XtaskError::Usage(format!(
+                "--jobs {j} x --threads-per-job {t} = {} threads, more than this machine's {cores} cores",
+                u64::from(j) * u64::from(t)
+            )))
+        }
+        (None, Some(t)) if t as usize > cores => Err(XtaskError::Usage(format!(
+            "--threads-per-job {t}: more than this machine's {cores} cores"
         ))),
         _ => Ok(()),
     }
 }
 
-/// How `study` and `sweep` execute.
-fn execution(args: &StudyArgs, shard: Option<Shard>) -> (Execution, Compute) {
+/// The jobs `study` and `sweep` want before memory is checked: `--jobs`, else as many as
+/// `--threads-per-job` leaves room for, else one per core on a CPU (the cost model then
+/// measures the splits) and 2 elsewhere.
+fn wanted_jobs(args: &StudyArgs) -> usize {
+    match (args.jobs, args.threads_per_job) {
+        (Some(j), _) => j as usize,
+        (None, Some(t)) => (cores() / t as usize).max(1),
+        (None, None) if measures_split(args) => cores(),
+        (None, None) => cores().min(2),
+    }
+}
+
+/// Whether the cost model chooses the split: neither flag given, on a CPU, with the
+/// estimate's measurements.
+fn measures_split(args: &StudyArgs) -> bool {
+    args.jobs.is_none()
+        && args.threads_per_job.is_none()
+        && args.backend.on_cpu()
+        && !args.no_estimate
+}
+
+/// How `study` and `sweep` execute, with at most `jobs` jobs (what fits in memory).
+fn execution(args: &StudyArgs, shard: Option<Shard>, jobs: usize) -> (Execution, Compute) {
     let (stack, compute) = args.stacking.compute();
+    let jobs = match args.threads_per_job {
+        Some(t) => Jobs::Given(Split::pools(jobs, t as usize)),
+        None if measures_split(args) => Jobs::Fastest {
+            cores: cores(),
+            max_jobs: jobs,
+        },
+        None => Jobs::Given(Split::shared(jobs)),
+    };
     let exec = Execution {
-        jobs: args.jobs,
+        jobs,
         stack,
         shard,
         estimate: !args.no_estimate,
-        threads_per_job: args.threads_per_job.map(|t| t as usize),
     };
     (exec, compute)
 }
@@ -627,7 +659,7 @@ fn study(args: StudyArgs) -> Result<()> {
     let stack = args.stacking.compute().0;
     let (jobs, memory_note) = jobs_in_memory(
         [(String::new(), memory_need(&dataset, &config, stack))],
-        args.jobs,
+        wanted_jobs(&args),
     )?;
     let mut ws = Workspace::new(
         &dataset,
@@ -639,8 +671,7 @@ fn study(args: StudyArgs) -> Result<()> {
     // Printed once every check has passed: a refusal comes alone.
     study::print_configuration(&config, args.backend.name(), &out, &[]);
     memory_note.iter().for_each(|note| println!("{note}"));
-    let (mut exec, compute) = execution(&args, shard);
-    exec.jobs = jobs;
+    let (exec, compute) = execution(&args, shard, jobs);
     ws.compute = compute;
     ws.save_models = args.save_models;
     ws.provenance.command = command_line();
@@ -668,7 +699,7 @@ fn sweep(args: SweepArgs) -> Result<()> {
         .points()
         .into_iter()
         .map(|p| (p.name, memory_need(&dataset, &p.config, stack)));
-    let (jobs, memory_note) = jobs_in_memory(needs, study_args.jobs)?;
+    let (jobs, memory_note) = jobs_in_memory(needs, wanted_jobs(study_args))?;
     for dir in &args.reuse {
         if !dir.join("settings.json").is_file() && !dir.join(transfer_study::SWEEP_FILE).is_file() {
             return Err(XtaskError::Usage(format!(
@@ -691,8 +722,7 @@ fn sweep(args: SweepArgs) -> Result<()> {
             reused.pretrainings
         );
     }
-    let (mut exec, compute) = execution(study_args, shard);
-    exec.jobs = jobs;
+    let (exec, compute) = execution(study_args, shard, jobs);
     for point in &mut sw.points {
         point.ws.compute = compute;
         point.ws.save_models = study_args.save_models;

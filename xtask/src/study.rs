@@ -19,7 +19,6 @@ use crate::progress::Progress;
 pub fn run(ws: &Workspace, config: &StudyConfig, exec: &Execution, quiet: bool) -> Result<()> {
     let printer = Printer {
         config,
-        jobs: exec.jobs,
         stack: exec.stack,
         quiet,
         progress: OnceLock::new(),
@@ -48,7 +47,6 @@ pub fn run(ws: &Workspace, config: &StudyConfig, exec: &Execution, quiet: bool) 
 pub fn run_sweep(sw: &SweepWorkspace, exec: &Execution, quiet: bool) -> Result<()> {
     let printer = Printer {
         config: sw.sweep().base(),
-        jobs: exec.jobs,
         stack: exec.stack,
         quiet,
         progress: OnceLock::new(),
@@ -185,7 +183,6 @@ pub fn print_configuration(config: &StudyConfig, backend: &str, out: &Path, axes
 /// The study's events as bars and lines on stdout.
 struct Printer<'a> {
     config: &'a StudyConfig,
-    jobs: usize,
     stack: usize,
     quiet: bool,
     /// Made once the number of runs to train is known.
@@ -243,7 +240,7 @@ impl StudyEvents for Printer<'_> {
     }
 
     fn estimated(&self, estimate: &Estimate) {
-        print_estimate(estimate, self.config, self.jobs, self.stack);
+        print_estimate(estimate, self.config, self.stack);
     }
 
     fn started(&self, label: &str, iterations: u32) -> Box<dyn Observer + '_> {
@@ -278,20 +275,32 @@ impl StudyEvents for Printer<'_> {
 }
 
 /// Prints the expected time, with faster alternatives when it is long.
-fn print_estimate(estimate: &Estimate, config: &StudyConfig, jobs: usize, stack: usize) {
-    // Each run already spreads its work over the cores, so the estimate is one job's time.
-    let more_jobs = if jobs > 1 {
-        format!(" (somewhat less with {jobs} jobs at once)")
+fn print_estimate(estimate: &Estimate, config: &StudyConfig, stack: usize) {
+    let split = estimate.split;
+    let with = if split.measured_at_once() {
+        format!("with {split}")
     } else {
-        String::new()
+        // The jobs share the cores: each was measured alone, the estimate is one job's.
+        format!("for one job (somewhat less with {split})")
     };
     println!(
-        "estimated time: {} for one job{more_jobs} (measured: {:.3} s per training step, {:.4} s per frozen step, {:.0} test images/s)",
+        "estimated time: {} {with} (measured: {:.3} s per training step, {:.4} s per frozen step, {:.0} test images/s)",
         transfer_report::duration(estimate.seconds),
         estimate.step,
         estimate.frozen_step,
         estimate.eval_images_per_s
     );
+    if !estimate.others.is_empty() {
+        let others: Vec<String> = estimate
+            .others
+            .iter()
+            .map(|(s, seconds)| format!("{s}: {}", transfer_report::duration(*seconds)))
+            .collect();
+        println!(
+            "  the fastest split of this machine's cores, every split timed with all its jobs at once (others: {}; --jobs and --threads-per-job choose)",
+            others.join(", ")
+        );
+    }
     if estimate.disturbed {
         println!(
             "  (other work on this machine disturbed the measurement: the step times are upper bounds from whole timed runs, and the estimate may be long)"

@@ -6,6 +6,7 @@ pub mod cost;
 mod error;
 pub mod memory;
 pub mod plan;
+mod split;
 mod study;
 pub mod sweep;
 mod sweep_run;
@@ -15,6 +16,7 @@ pub use backend::BackendDevice;
 pub use config::{ConfigFile, Overrides, Preset, SweepTable, build_config, build_sweep};
 pub use error::{Result, StudyError};
 pub use plan::{PlannedRun, Shard, plan, stack_label, stacks};
+pub use split::{Jobs, Split};
 pub use study::{
     Estimate, Execution, Outcome, PlanSummary, Quiet, StudyEvents, report_context, run_study,
 };

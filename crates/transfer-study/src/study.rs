@@ -14,32 +14,30 @@ use transfer_report::{ReportContext, StudyResults, write_report};
 use crate::cost::{Costs, Sizes, seconds_per_eval_image, seconds_per_step, study_seconds};
 use crate::error::{Result, StudyError};
 use crate::plan::{PlannedRun, Shard, plan, stack_label, stacks};
+use crate::split::{Jobs, Split};
 use crate::workspace::Workspace;
 
 /// How to execute a study.
 #[derive(Debug, Clone)]
 pub struct Execution {
-    /// Stacks trained at once, each on its own thread.
-    pub jobs: usize,
+    /// Stacks trained at once, each on its own thread, and the threads each spreads its work
+    /// over: given, or the fastest split the cost model finds.
+    pub jobs: Jobs,
     /// Runs of one protocol and proportion trained together as one computation (1: alone).
     pub stack: usize,
     /// The slice of the plan this process runs (`None`: all of it).
     pub shard: Option<Shard>,
     /// Measure a few steps and estimate the study's time before training.
     pub estimate: bool,
-    /// Threads of each job's own pool, which the job's runs spread their work over (`None`:
-    /// every job shares the process's pool of one thread per core).
-    pub threads_per_job: Option<usize>,
 }
 
 impl Default for Execution {
     fn default() -> Execution {
         Execution {
-            jobs: 1,
+            jobs: Jobs::Given(Split::shared(1)),
             stack: 1,
             shard: None,
             estimate: false,
-            threads_per_job: None,
         }
     }
 }
@@ -71,11 +69,16 @@ impl PlanSummary {
     }
 }
 
-/// The study's expected time for one job, from steps measured on the device.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The study's expected time, from steps measured on the device.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Estimate {
-    /// Seconds for everything still to train.
+    /// Seconds for everything still to train: with every job of `split` at once where they
+    /// were measured at once ([`Split::measured_at_once`]), else one job's.
     pub seconds: f64,
+    /// The split the study trains with, measured.
+    pub split: Split,
+    /// The other splits measured and their seconds, where the split was chosen among them.
+    pub others: Vec<(Split, f64)>,
     /// Seconds per training step of the whole network.
     pub step: f64,
     /// Seconds per training step of a frozen backbone's classifier.
@@ -85,6 +88,52 @@ pub struct Estimate {
     /// Whether other work on the machine disturbed the measurement (the step times are
     /// upper bounds then).
     pub disturbed: bool,
+}
+
+impl Estimate {
+    /// One job's estimate ([`estimate_with`]) as the study's with `split`: divided by its
+    /// jobs where they were measured at once.
+    pub(crate) fn for_split(self, split: Split) -> Estimate {
+        let at_once = if split.measured_at_once() {
+            split.jobs
+        } else {
+            1
+        };
+        Estimate {
+            seconds: self.seconds / at_once as f64,
+            split,
+            ..self
+        }
+    }
+}
+
+/// The split to train with, and its estimate where one was measured: `exec`'s given split
+/// (measured where the estimate is asked for), or every candidate measured by `estimate_at`
+/// and the fastest, the others kept in its estimate. Nothing is measured without `work`.
+pub(crate) fn settle_split(
+    exec: &Execution,
+    work: bool,
+    estimate_at: impl Fn(Split) -> Result<Estimate>,
+) -> Result<(Split, Option<Estimate>)> {
+    match exec.jobs {
+        Jobs::Given(split) if work && exec.estimate => Ok((split, Some(estimate_at(split)?))),
+        Jobs::Given(split) => Ok((split, None)),
+        Jobs::Fastest { .. } if !work => Ok((Split::shared(1), None)),
+        Jobs::Fastest { .. } => {
+            let mut measured = exec
+                .jobs
+                .splits()
+                .into_iter()
+                .map(&estimate_at)
+                .collect::<Result<Vec<_>>>()?;
+            let fastest = (0..measured.len())
+                .min_by(|&a, &b| measured[a].seconds.total_cmp(&measured[b].seconds))
+                .ok_or(StudyError::Internal("no split of the cores to measure"))?;
+            let mut chosen = measured.remove(fastest);
+            chosen.others = measured.iter().map(|e| (e.split, e.seconds)).collect();
+            Ok((chosen.split, Some(chosen)))
+        }
+    }
 }
 
 /// How a study ended in this process.
@@ -167,16 +216,18 @@ pub fn run_study(
         points: 1,
         shared: 0,
     });
-    if !todo.is_empty() && exec.estimate {
-        let todo: Vec<&PlannedRun> = todo.iter().flatten().collect();
-        events.estimated(&as_a_job(exec, || {
-            estimate(ws, &todo, pretrainings, exec.stack)
-        })?);
+    let flat: Vec<&PlannedRun> = todo.iter().flatten().collect();
+    let (split, estimate) = settle_split(exec, !flat.is_empty(), |split| {
+        let costs = split.costs_at_once(|| measure_costs(ws, exec.stack))?;
+        Ok(estimate_with(costs, ws, &flat, pretrainings).for_split(split))
+    })?;
+    if let Some(estimate) = estimate.filter(|_| exec.estimate) {
+        events.estimated(&estimate);
     }
 
-    let backbones = pretrain(ws, &pretrain_stacks, exec, events)?;
+    let backbones = pretrain(ws, &pretrain_stacks, split, events)?;
     let done = AtomicUsize::new(0);
-    parallel(&todo, exec, |stack: &Vec<PlannedRun>| {
+    parallel(&todo, split, |stack: &Vec<PlannedRun>| {
         let Some(first) = stack.first() else {
             return Ok(());
         };
@@ -292,15 +343,15 @@ pub(crate) fn pretrain_stacks(
 }
 
 /// The pretrained backbones of `stacks`, with their repetitions and seeds: loaded, or trained
-/// in parallel by `exec`'s jobs.
+/// in parallel by `split`'s jobs.
 fn pretrain(
     ws: &Workspace,
     stacks: &[Vec<u32>],
-    exec: &Execution,
+    split: Split,
     events: &dyn StudyEvents,
 ) -> Result<Vec<(u32, Backbone, u64)>> {
     let backbones: Mutex<Vec<(u32, Backbone, u64)>> = Mutex::new(Vec::new());
-    parallel(stacks, exec, |reps: &Vec<u32>| {
+    parallel(stacks, split, |reps: &Vec<u32>| {
         let label = match reps.as_slice() {
             [rep] => format!("pretrain rep {rep}"),
             [first, .., last] => format!("pretrain reps {first}-{last}"),
@@ -323,41 +374,13 @@ fn pretrain(
     backbones.into_inner().map_err(|_| StudyError::WorkerFailed)
 }
 
-/// The pool of threads a job of `exec` runs in, where it has one of its own.
-fn job_pool(exec: &Execution) -> Result<Option<rayon::ThreadPool>> {
-    exec.threads_per_job
-        .map(|threads| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(|e| {
-                    StudyError::Config(format!(
-                        "--threads-per-job {threads}: cannot start a pool of threads: {e}"
-                    ))
-                })
-        })
-        .transpose()
-}
-
-/// `measure` run as a job of `exec` runs, in a pool of its own where jobs have one, so that
-/// what it times is what a job will do.
-pub(crate) fn as_a_job<R: Send>(
-    exec: &Execution,
-    measure: impl FnOnce() -> Result<R> + Send,
-) -> Result<R> {
-    match job_pool(exec)? {
-        Some(pool) => pool.install(measure),
-        None => measure(),
-    }
-}
-
-/// Runs `work` on every item, `exec.jobs` items at a time, each job on a thread of its own
-/// and, where `exec.threads_per_job` says, in a rayon pool of its own of that many threads
-/// (the kernels and burn's operations spread their work over the pool they run in). The first
-/// error stops the jobs from starting new items and is returned.
+/// Runs `work` on every item, `split.jobs` items at a time, each job on a thread of its own
+/// and, where the split gives jobs pools of their own, in its pool (the kernels and burn's
+/// operations spread their work over the pool they run in). The first error stops the jobs
+/// from starting new items and is returned.
 pub(crate) fn parallel<T: Sync>(
     items: &[T],
-    exec: &Execution,
+    split: Split,
     work: impl Fn(&T) -> Result<()> + Sync,
 ) -> Result<()> {
     let next = AtomicUsize::new(0);
@@ -368,9 +391,9 @@ pub(crate) fn parallel<T: Sync>(
         }
     };
     std::thread::scope(|scope| {
-        for _ in 0..exec.jobs.clamp(1, items.len().max(1)) {
+        for _ in 0..split.jobs.clamp(1, items.len().max(1)) {
             scope.spawn(|| {
-                let pool = match job_pool(exec) {
+                let pool = match split.job_pool() {
                     Ok(pool) => pool,
                     Err(e) => return fail(e),
                 };
@@ -438,25 +461,11 @@ pub(crate) fn estimate_with(
     );
     Estimate {
         seconds,
+        split: Split::shared(1),
+        others: Vec::new(),
         step: costs.step,
         frozen_step: costs.frozen_step,
         eval_images_per_s: 1.0 / costs.eval_image,
         disturbed: costs.disturbed,
     }
-}
-
-/// Measures a few steps on the workspace's device and estimates the time one job needs for
-/// `todo` and `pretrainings`.
-fn estimate(
-    ws: &Workspace,
-    todo: &[&PlannedRun],
-    pretrainings: usize,
-    stack: usize,
-) -> Result<Estimate> {
-    Ok(estimate_with(
-        measure_costs(ws, stack)?,
-        ws,
-        todo,
-        pretrainings,
-    ))
 }

@@ -30,9 +30,10 @@ use crate::backend::BackendDevice;
 use crate::cost::Costs;
 use crate::error::{Result, StudyError};
 use crate::plan::{PlannedRun, plan, stack_label, stacks};
+use crate::split::Split;
 use crate::study::{
-    Estimate, Execution, PlanSummary, StudyEvents, as_a_job, estimate_with, measure_costs,
-    parallel, pretrain_stacks, report_context,
+    Estimate, Execution, PlanSummary, StudyEvents, estimate_with, measure_costs, parallel,
+    pretrain_stacks, report_context, settle_split,
 };
 use crate::sweep::{Sweep, SweepPoint};
 use crate::workspace::{Workspace, bind_settings, feasible_tasks};
@@ -459,15 +460,16 @@ pub fn run_sweep(
         points: sw.points.len(),
         shared,
     });
-    if !todo.is_empty() && exec.estimate {
-        events.estimated(&as_a_job(exec, || {
-            estimate(sw, &todo, &blocks, exec.stack)
-        })?);
+    let (split, estimate) = settle_split(exec, !todo.is_empty(), |split| {
+        estimate(sw, &todo, &blocks, exec.stack, split)
+    })?;
+    if let Some(estimate) = estimate.filter(|_| exec.estimate) {
+        events.estimated(&estimate);
     }
 
-    let backbones = pretrain(sw, &blocks, exec, events)?;
+    let backbones = pretrain(sw, &blocks, split, events)?;
     let done = AtomicUsize::new(0);
-    parallel(&todo, exec, |unit: &Unit| {
+    parallel(&todo, split, |unit: &Unit| {
         let point = &sw.points[unit.point];
         let owner = share.pretrain_owner(unit.point);
         let members: Vec<_> = unit
@@ -579,11 +581,11 @@ pub fn sweep_report_context(sweep: &Sweep, command: &str) -> ReportContext {
 fn pretrain(
     sw: &SweepWorkspace,
     blocks: &[(usize, Vec<u32>)],
-    exec: &Execution,
+    split: Split,
     events: &dyn StudyEvents,
 ) -> Result<Vec<(usize, u32, Backbone, u64)>> {
     let backbones = Mutex::new(Vec::new());
-    parallel(blocks, exec, |(p, reps): &(usize, Vec<u32>)| {
+    parallel(blocks, split, |(p, reps): &(usize, Vec<u32>)| {
         let point = &sw.points[*p];
         let label = match reps.as_slice() {
             [rep] => format!("{}: pretrain rep {rep}", point.point.name),
@@ -608,13 +610,14 @@ fn pretrain(
     backbones.into_inner().map_err(|_| StudyError::WorkerFailed)
 }
 
-/// The time one job needs for the stacks and pretrainings to train, measured once per
-/// network shape and target task.
+/// The time the stacks and pretrainings to train need with `split`, its costs measured once
+/// per network shape and target task.
 fn estimate(
     sw: &SweepWorkspace,
     todo: &[Unit],
     blocks: &[(usize, Vec<u32>)],
     stack: usize,
+    split: Split,
 ) -> Result<Estimate> {
     let mut measured: Vec<(String, Costs)> = Vec::new();
     let mut total: Option<Estimate> = None;
@@ -637,7 +640,7 @@ fn estimate(
         let costs = match measured.iter().find(|(k, _)| *k == shape) {
             Some((_, costs)) => *costs,
             None => {
-                let costs = measure_costs(&point.ws, stack)?;
+                let costs = split.costs_at_once(|| measure_costs(&point.ws, stack))?;
                 measured.push((shape, costs));
                 costs
             }
@@ -652,5 +655,7 @@ fn estimate(
             },
         });
     }
-    total.ok_or(StudyError::Internal("an estimate of no work"))
+    total
+        .map(|t| t.for_split(split))
+        .ok_or(StudyError::Internal("an estimate of no work"))
 }

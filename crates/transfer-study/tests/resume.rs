@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use transfer_data::{Dataset, Manifest, Silent};
 use transfer_records::{PretrainRecord, ResultsDir, RunRecord};
 use transfer_study::{
-    BackendDevice, Execution, Outcome, PlanSummary, PlannedRun, Preset, Shard, StudyConfig,
-    StudyEvents, Workspace, run_study,
+    BackendDevice, Execution, Jobs, Outcome, PlanSummary, PlannedRun, Preset, Shard, Split,
+    StudyConfig, StudyEvents, Workspace, run_study,
 };
 
 fn mnist() -> Dataset {
@@ -88,7 +88,7 @@ fn an_interrupted_sharded_study_resumes_to_the_uninterrupted_records() {
     let whole = temp("whole");
     let log = Log::default();
     let exec = Execution {
-        jobs: 2,
+        jobs: Jobs::Given(Split::shared(2)),
         ..Execution::default()
     };
     let outcome = run_study(&workspace(&dataset, &config, &whole), &config, &exec, &log).unwrap();
