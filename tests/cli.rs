@@ -374,7 +374,7 @@ fn the_version_names_the_backends_built_in() {
 #[test]
 fn the_threads_of_a_jobs_own_pool_change_no_number() {
     // The records without their `backend`, which must say `threads`; the table; stdout.
-    let run = |tag: &str, flags: &[&str], threads: Option<u64>| {
+    let run = |tag: &str, flags: &[&str], threads: Option<u64>, isa: &str| {
         let out = temp(&format!("threads-{tag}"));
         let mut args = vec!["study", "--preset", "smoke", "--quiet", "--out"];
         args.push(out.to_str().unwrap());
@@ -388,6 +388,8 @@ fn the_threads_of_a_jobs_own_pool_change_no_number() {
                 let t = backend["threads"].as_u64().unwrap();
                 // The record says how many threads computed it.
                 assert!(threads.is_none_or(|want| want == t), "{name}: {backend}");
+                let driver = backend["driver"].as_str().unwrap();
+                assert!(driver.contains(isa), "{name}: {backend}");
                 seen.push(t);
                 (name, record)
             })
@@ -397,14 +399,25 @@ fn the_threads_of_a_jobs_own_pool_change_no_number() {
         ((records, table), stdout, seen)
     };
     let pools = |t: &'static str| ["--jobs", "1", "--threads-per-job", t, "--no-estimate"];
-    let (one, _, _) = run("1", &pools("1"), Some(1));
-    let (two, _, _) = run("2", &pools("2"), Some(2));
+    let (one, _, _) = run("1", &pools("1"), Some(1), "");
     assert_eq!(one.0.len(), 32);
+    // Two threads, and on x86-64 the kernels held to AVX2 (the records say so): the same
+    // numbers as one thread with the fastest instruction set.
+    #[cfg(target_arch = "x86_64")]
+    let avx2 =
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx2 = false;
+    let mut flags = pools("2").to_vec();
+    if avx2 {
+        flags.extend(["--isa", "avx2"]);
+    }
+    let (two, _, _) = run("2", &flags, Some(2), if avx2 { "avx2" } else { "" });
     assert_eq!(one, two);
     // By default the cost model times every split of the cores, all jobs at once, and trains
     // with the fastest: the estimate names it, the records say its threads, the numbers are
     // the same.
-    let (chosen, stdout, seen) = run("chosen", &[], None);
+    let (chosen, stdout, seen) = run("chosen", &[], None, "");
     assert_eq!(one, chosen);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let line = stdout

@@ -212,6 +212,18 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether this CPU has AVX-512F.
+fn avx512_present() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Makes the fused backbone use the method and instruction set the arguments name, if any.
 fn choose_kernels(args: &BenchArgs) -> Result<()> {
     #[cfg(feature = "flex")]
@@ -223,8 +235,13 @@ fn choose_kernels(args: &BenchArgs) -> Result<()> {
             Kernels::Im2col => Method::Im2col,
         }));
     }
+    prefer_isa(args.isa)
+}
+
+/// Makes the fused kernels use `isa`, if given; refused in one line where the CPU lacks it.
+pub fn prefer_isa(isa: Option<InstructionSet>) -> Result<()> {
     #[cfg(feature = "flex")]
-    if let Some(isa) = args.isa {
+    if let Some(isa) = isa {
         use transfer_kernels::Isa;
         let isa = match isa {
             InstructionSet::Avx2 => Isa::Avx2,
@@ -245,7 +262,7 @@ fn choose_kernels(args: &BenchArgs) -> Result<()> {
         Isa::prefer(Some(isa));
     }
     #[cfg(not(feature = "flex"))]
-    let _ = args;
+    let _ = isa;
     Ok(())
 }
 
@@ -307,7 +324,7 @@ fn measure(
         gflops: raw * 100.0 * 3.0 * flops as f64 / 1e9,
         eval_gflops: flops as f64 / eval_image / 1e9,
         peak_gflops: if args.backend.on_cpu() {
-            crate::hardware::peak_gflops(1.0).unwrap_or(0.0)
+            crate::hardware::peak_gflops(1.0, args.isa != Some(InstructionSet::Avx2)).unwrap_or(0.0)
         } else {
             0.0
         },
@@ -358,10 +375,20 @@ fn print_figures(
     );
     if figures.peak_gflops > 0.0 {
         println!(
-            "  {:.0}% of the CPU's peak ({:.0} GFLOP/s, measured with an FMA loop on every core) in training, {:.0}% in evaluation",
+            "  {:.0}% of the CPU's peak ({:.0} GFLOP/s, measured with an FMA loop{} on every core) in training, {:.0}% in evaluation",
             100.0 * figures.gflops / figures.peak_gflops,
             figures.peak_gflops,
+            if args.isa == Some(InstructionSet::Avx2) {
+                " of AVX2"
+            } else {
+                ""
+            },
             100.0 * figures.eval_gflops / figures.peak_gflops
+        );
+    }
+    if args.isa == Some(InstructionSet::Avx2) && avx512_present() {
+        println!(
+            "  --isa avx2 on a CPU with AVX-512: the backbone's kernels run AVX2, but the classifier's matrix products (gemm, through burn-flex) pick AVX-512 for themselves; a CPU without AVX-512 runs them with AVX2"
         );
     }
     println!(
@@ -477,7 +504,19 @@ fn run_pytorch(args: &BenchArgs) -> Result<PytorchFigures> {
         args.python.display(),
         script.display()
     );
-    let output = std::process::Command::new(&args.python)
+    let mut command = std::process::Command::new(&args.python);
+    if args.isa == Some(InstructionSet::Avx2) {
+        // PyTorch's own kernels (ATen), oneDNN's and MKL's, held to AVX2 as this side's are.
+        println!(
+            "  PyTorch held to AVX2 too: ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2"
+        );
+        command.envs([
+            ("ATEN_CPU_CAPABILITY", "avx2"),
+            ("DNNL_MAX_CPU_ISA", "AVX2"),
+            ("MKL_ENABLE_INSTRUCTIONS", "AVX2"),
+        ]);
+    }
+    let output = command
         .arg(&script)
         .arg("--mnist")
         .arg(&args.dir)

@@ -29,12 +29,13 @@ fn proc_kib(file: &str, key: &str) -> Option<f64> {
 }
 
 /// Peak single-precision GFLOP/s of this CPU, measured: every logical core runs chains of
-/// independent fused multiply-adds on registers (AVX-512 where present, else AVX2 with FMA)
-/// for about `seconds`. `None` off x86-64 or without AVX-512F or AVX2 with FMA.
-pub fn peak_gflops(seconds: f64) -> Option<f64> {
+/// independent fused multiply-adds on registers (AVX-512 where present and `avx512`, else AVX2
+/// with FMA: the peak of the instructions the kernels run) for about `seconds`. `None` off
+/// x86-64 or without AVX-512F or AVX2 with FMA.
+pub fn peak_gflops(seconds: f64, avx512: bool) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
-        let wide = std::arch::is_x86_feature_detected!("avx512f");
+        let wide = avx512 && std::arch::is_x86_feature_detected!("avx512f");
         // The narrow loop needs both AVX2 and FMA: some CPUs have FMA without AVX2.
         let narrow = std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma");
@@ -52,7 +53,7 @@ pub fn peak_gflops(seconds: f64) -> Option<f64> {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = seconds;
+        let _ = (seconds, avx512);
         None
     }
 }

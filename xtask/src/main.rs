@@ -227,6 +227,10 @@ struct StudyArgs {
     /// without `--threads-per-job`, the jobs share one pool of a thread per core.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     jobs: Option<u32>,
+    /// The instruction set of the fused CPU kernels (flex; default: the fastest this CPU has).
+    /// Both give the same bits; `avx2` times on an AVX-512 machine what a CPU without it gets.
+    #[arg(long, value_enum)]
+    isa: Option<bench::InstructionSet>,
     /// Give each job a pool of its own of T threads, over which its runs spread their work
     /// (default: see `--jobs`; without `--jobs`, as many jobs as fit). Jobs x T may not exceed
     /// the cores; `cargo xtask bench --scaling` measures every split.
@@ -635,6 +639,7 @@ fn execution(args: &StudyArgs, shard: Option<Shard>, jobs: usize) -> (Execution,
 
 fn study(args: StudyArgs) -> Result<()> {
     check_threads(&args)?;
+    bench::prefer_isa(args.isa)?;
     let StudyInputs {
         file,
         config,
@@ -681,6 +686,7 @@ fn study(args: StudyArgs) -> Result<()> {
 fn sweep(args: SweepArgs) -> Result<()> {
     let study_args = &args.study;
     check_threads(study_args)?;
+    bench::prefer_isa(study_args.isa)?;
     let StudyInputs {
         file,
         config,
