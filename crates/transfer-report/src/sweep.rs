@@ -11,7 +11,7 @@ use crate::StudyResults;
 use crate::analysis::{Analysis, Cell, Gain};
 use crate::stats::{Difference, holm, paired, unpaired};
 use crate::tidy::{RUNS_HEADER, runs_csv};
-use transfer_stats::{Decomposition, Spread, decompose, spread};
+use transfer_stats::{Decomposition, Spread, decompose, repetitions_for_half_width, spread};
 
 /// One axis of a sweep, as its report shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -135,7 +135,17 @@ pub struct SourceSpread {
     /// The test set's binomial standard error at the mean accuracy: the floor no number of
     /// repetitions removes (absent where the test set's size is unknown).
     pub test_se: Option<f64>,
+    /// Each value of the axis with the repetitions whose 95% t-interval of the mean would be
+    /// ±[`HALF_WIDTH_GOAL`] at its standard deviation (absent below 2 runs, or past
+    /// [`MOST_REPETITIONS`]).
+    pub repetitions_for_goal: Vec<(String, Option<u32>)>,
 }
+
+/// The half-width of a 95% interval of the mean final accuracy that the sweep's report sizes
+/// repetitions for: half a point of accuracy.
+pub const HALF_WIDTH_GOAL: f64 = 0.005;
+/// The most repetitions the report sizes; past it, "more".
+pub const MOST_REPETITIONS: u32 = 10_000;
 
 /// Everything the sweep's report states.
 #[derive(Debug, Clone, Serialize)]
@@ -430,6 +440,14 @@ fn source_spreads(sweep: &SweepAnalysis, k: usize) -> Vec<SourceSpread> {
                     test_se: all_cell
                         .or_else(|| cells.iter().flatten().next().copied())
                         .and_then(|c| c.test_se),
+                    repetitions_for_goal: (0..labels.len())
+                        .filter_map(|i| {
+                            let sd = spread(finals(i))?.sd;
+                            let n =
+                                repetitions_for_half_width(sd, HALF_WIDTH_GOAL, MOST_REPETITIONS);
+                            Some((labels[i].clone(), n))
+                        })
+                        .collect(),
                 });
             }
         }
@@ -575,8 +593,25 @@ fn spread_finding(s: &SourceSpread) -> Option<String> {
     let floor = s.test_se.map_or_else(String::new, |se| {
         format!("; the test set's error is {se:.4}")
     });
+    let reps = |value: &str| {
+        s.repetitions_for_goal
+            .iter()
+            .find(|(v, _)| v == value)
+            .map(|(_, n)| {
+                n.map_or_else(
+                    || format!("more than {MOST_REPETITIONS}"),
+                    |n| n.to_string(),
+                )
+            })
+    };
+    let sizing = reps(ALL_SOURCES).map_or_else(String::new, |all| {
+        let alone = reps(name).map_or_else(String::new, |n| format!(", {n} varying {name} alone"));
+        format!(
+            "; a 95% interval of ±{HALF_WIDTH_GOAL} takes {all} repetitions varying every source{alone}"
+        )
+    });
     Some(format!(
-        "{}: {name} alone gives the most spread (sd {sd:.4}, {:.0}% of the variance with every source varied, sd {all:.4}){adds}{floor}.",
+        "{}: {name} alone gives the most spread (sd {sd:.4}, {:.0}% of the variance with every source varied, sd {all:.4}){adds}{floor}{sizing}.",
         s.protocol,
         share * 100.0
     ))

@@ -428,6 +428,22 @@ fn a_vary_sweep_says_where_the_spread_comes_from() {
         "{md}"
     );
     assert!(md.contains("raw: init alone gives the most spread"), "{md}");
+    // Repetitions for a 95% interval of ±0.005 at each value's spread, as transfer-stats
+    // sizes them, in the finding and in sweep.json.
+    let reps = |i: usize| transfer_stats::repetitions_for_half_width(sd(i), 0.005, 10_000);
+    assert_eq!(
+        raw.repetitions_for_goal,
+        (0..3)
+            .map(|i| (labels[i].to_owned(), reps(i)))
+            .collect::<Vec<_>>()
+    );
+    let reps_text = |i: usize| reps(i).map_or("more than 10000".to_owned(), |n| n.to_string());
+    let sizing = format!(
+        "a 95% interval of ±0.005 takes {} repetitions varying every source, {} varying init alone",
+        reps_text(2),
+        reps_text(0)
+    );
+    assert!(md.contains(&sizing), "{sizing}\n{md}");
     for p in ["0.005", "0.01", "0.1", "1"] {
         for ext in ["svg", "png"] {
             let figure = dir.join(format!("figures/sweep-spread-p{p}.{ext}"));
