@@ -212,13 +212,16 @@ fn flex_kernels() -> String {
             kernel: config.kernel_size,
         };
         let method = Method::chosen(&study);
-        match Isa::chosen() {
-            Some(isa) if method != Method::Im2col => format!(
-                "burn-flex, fused backbone kernels ({}, {})",
-                method.name(),
-                isa.name()
-            ),
-            _ => format!("burn-flex, fused backbone kernels ({})", method.name()),
+        let backbone = match Isa::chosen() {
+            Some(isa) if method != Method::Im2col => {
+                format!("fused backbone kernels ({}, {})", method.name(), isa.name())
+            }
+            _ => format!("fused backbone kernels ({})", method.name()),
+        };
+        // gemm's instruction set changes bits, so the record names it.
+        match Isa::of_products() {
+            Some(isa) => format!("burn-flex, {backbone}, gemm {}", isa.name()),
+            None => format!("burn-flex, {backbone}"),
         }
     }
     #[cfg(not(feature = "flex"))]

@@ -212,13 +212,13 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Whether this CPU has AVX-512F.
-fn avx512_present() -> bool {
-    #[cfg(target_arch = "x86_64")]
+/// Whether `gemm`'s matrix products run AVX-512 in this process (see `Isa::of_products`).
+fn products_on_avx512() -> bool {
+    #[cfg(feature = "flex")]
     {
-        std::arch::is_x86_feature_detected!("avx512f")
+        transfer_kernels::Isa::of_products() == Some(transfer_kernels::Isa::Avx512)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(feature = "flex"))]
     {
         false
     }
@@ -386,9 +386,9 @@ fn print_figures(
             100.0 * figures.eval_gflops / figures.peak_gflops
         );
     }
-    if args.isa == Some(InstructionSet::Avx2) && avx512_present() {
+    if args.isa == Some(InstructionSet::Avx2) && products_on_avx512() {
         println!(
-            "  --isa avx2 on a CPU with AVX-512: the backbone's kernels run AVX2, but the classifier's matrix products (gemm, through burn-flex) pick AVX-512 for themselves; a CPU without AVX-512 runs them with AVX2"
+            "  --isa avx2 on a CPU with AVX-512: the backbone's kernels run AVX2, but the classifier's matrix products (gemm) run AVX-512; a build without transfer-kernels' gemm-avx512 feature runs them with AVX2, as a CPU without AVX-512 does (docs/performance.md)"
         );
     }
     println!(

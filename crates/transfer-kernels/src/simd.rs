@@ -67,6 +67,18 @@ impl Isa {
         }
     }
 
+    /// The instruction set of `gemm`'s matrix products (this crate's im2col, and burn-flex's
+    /// matmuls, which share the build): AVX-512 where the CPU has it and the `gemm-avx512`
+    /// feature is on (the default), else AVX2 with FMA where the CPU has it. [`Isa::prefer`]
+    /// does not reach them, and gemm's AVX-512 and AVX2 kernels give different bits.
+    pub fn of_products() -> Option<Isa> {
+        if cfg!(feature = "gemm-avx512") && Isa::Avx512.available() {
+            Some(Isa::Avx512)
+        } else {
+            Some(Isa::Avx2).filter(|isa| isa.available())
+        }
+    }
+
     /// Lower-case name: `avx2` or `avx512`.
     pub fn name(self) -> &'static str {
         match self {
