@@ -38,7 +38,7 @@ pub struct ClaimSpec {
     #[serde(default)]
     pub proportions: Vec<f64>,
     /// Also require the gain of the first `better` protocol over the first `than` protocol
-    /// to be largest at the smallest proportion.
+    /// to be largest at the smallest proportion (tested against each larger proportion's).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub largest_at_smallest: bool,
     /// The equivalence margin of an `equivalent` claim (default: the study's).

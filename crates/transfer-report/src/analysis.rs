@@ -835,38 +835,79 @@ fn check(analysis: &Analysis, spec: &ClaimSpec) -> Claim {
         let margin = spec.margin.unwrap_or(analysis.equivalence_margin);
         return equivalence_claim(spec, comparisons, margin);
     }
-    let comparisons = correct(comparisons);
-    let mut v = verdict(&comparisons);
-    if spec.largest_at_smallest
-        && !matches!(v, Verdict::NotTested | Verdict::Undecided)
-        && !largest_at_smallest(analysis, spec, &props)
-    {
-        v = Verdict::DoesNotHold;
+    if spec.largest_at_smallest && !comparisons.is_empty() {
+        comparisons.extend(gain_trend(analysis, spec, &props));
     }
+    let comparisons = correct(comparisons);
+    let v = verdict(&comparisons);
     Claim::new(spec, comparisons, v)
 }
 
-/// Whether the gain of the claim's first `better` protocol over its first `than` protocol is
-/// largest at the smallest proportion.
-fn largest_at_smallest(analysis: &Analysis, spec: &ClaimSpec, props: &[f64]) -> bool {
+/// The test that the gain of the claim's first `better` protocol over its first `than`
+/// protocol is largest at the smallest proportion: for each larger proportion, that gain at
+/// the smallest against the gain there, paired over the repetitions all four cells have (each
+/// repetition's gains come from its own draws, so repetitions are independent pairs whatever
+/// the runs share within one).
+fn gain_trend(analysis: &Analysis, spec: &ClaimSpec, props: &[f64]) -> Vec<Comparison> {
     let Some(a) = expand(&spec.better, analysis, "").into_iter().next() else {
-        return false;
+        return Vec::new();
     };
     let Some(b) = expand(&spec.than, analysis, &a)
         .into_iter()
         .find(|b| *b != a)
     else {
-        return false;
+        return Vec::new();
     };
-    let gains: Vec<f64> = props
-        .iter()
-        .filter_map(|&p| {
-            Some(analysis.cell(&a, p)?.summary.mean - analysis.cell(&b, p)?.summary.mean)
-        })
-        .collect();
-    gains
-        .first()
-        .is_some_and(|g0| gains.iter().all(|g| g <= g0))
+    let Some((&smallest, larger)) = props.split_first() else {
+        return Vec::new();
+    };
+    let full = |c: &Cell| {
+        analysis
+            .planned_repetitions
+            .is_none_or(|reps| c.runs() >= reps as usize)
+    };
+    let mut out = Vec::new();
+    for &p in larger {
+        let cells = [(&a, smallest), (&b, smallest), (&a, p), (&b, p)]
+            .map(|(protocol, proportion)| analysis.cell(protocol, proportion));
+        let [Some(a0), Some(b0), Some(a1), Some(b1)] = cells else {
+            continue;
+        };
+        let final_of = |c: &Cell, rep: u32| {
+            let i = c.repetitions.iter().position(|&r| r == rep)?;
+            c.finals.get(i).copied()
+        };
+        let (mut at_smallest, mut at_p) = (Vec::new(), Vec::new());
+        for &rep in &a0.repetitions {
+            let four = [a0, b0, a1, b1].map(|c| final_of(c, rep));
+            if let [Some(x0), Some(y0), Some(x1), Some(y1)] = four {
+                at_smallest.push(x0 - y0);
+                at_p.push(x1 - y1);
+            }
+        }
+        if at_smallest.is_empty() {
+            continue;
+        }
+        let label = format!("{a} - {b} gain at p = {smallest} vs at p = {p}");
+        let test = paired(&at_smallest, &at_p);
+        let mut rng = stream(analysis.seed, &format!("comparison {label}"));
+        let bootstrap = difference_interval(&at_smallest, &at_p, true, &mut rng);
+        let improvement = improvement(&at_smallest, &at_p, true, &mut rng);
+        out.push(Comparison {
+            bootstrap,
+            improvement,
+            mean_a: summarize(&at_smallest).mean,
+            mean_b: summarize(&at_p).mean,
+            paired: true,
+            test,
+            p_holm: None,
+            planning: test.map(|t| planning(&t, Design::Paired(at_smallest.len()))),
+            equivalence: test.map(|t| equivalence(&t, analysis.equivalence_margin)),
+            complete: [a0, b0, a1, b1].into_iter().all(full),
+            label,
+        });
+    }
+    out
 }
 
 /// An equivalence claim: every comparison's TOST within `margin`, Holm-corrected; it holds

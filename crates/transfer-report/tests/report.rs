@@ -489,6 +489,66 @@ fn claims_are_judged_from_the_numbers() {
 }
 
 #[test]
+fn a_gain_largest_at_the_smallest_proportion_is_tested_not_read_off_the_means() {
+    let runs = records(&settings(), 4);
+    let options = options(None);
+    let trend = |runs: &[RunRecord]| {
+        let analysis = analyse(runs, &[], &options);
+        let claim = analysis.claims[1].clone();
+        let labels: Vec<String> = claim
+            .comparisons
+            .iter()
+            .filter(|c| c.label.contains(" gain at p = "))
+            .map(|c| c.label.clone())
+            .collect();
+        (claim, labels)
+    };
+    // Frozen's gain over raw shrinks with data in the synthetic records: tested, it holds.
+    let (claim, labels) = trend(&runs);
+    assert_eq!(claim.verdict, Verdict::Holds, "{claim:?}");
+    assert_eq!(
+        labels,
+        [
+            "frozen - raw gain at p = 0.005 vs at p = 0.01",
+            "frozen - raw gain at p = 0.005 vs at p = 0.1",
+            "frozen - raw gain at p = 0.005 vs at p = 1",
+        ]
+    );
+    let edit = |shift: f64, noise: f64| -> Vec<RunRecord> {
+        runs.iter()
+            .cloned()
+            .map(|mut r| {
+                if r.protocol.name == "frozen" && r.proportion == 0.005 {
+                    let sign = if r.repetition % 2 == 0 { 1.0 } else { -1.0 };
+                    r.final_accuracy += shift + sign * noise;
+                }
+                r
+            })
+            .collect()
+    };
+    // The same gain at 0.005 as at 0.01 but for 0.0001, with a spread of 0.002 between
+    // repetitions: larger in the means, not shown larger. Every gain over raw stays significant.
+    let gain_at_001 = 0.01;
+    let gain_at_0005 = 0.01 / 0.5f64.sqrt();
+    let (claim, _) = trend(&edit(gain_at_001 + 0.0001 - gain_at_0005, 0.002));
+    assert_eq!(claim.verdict, Verdict::DirectionOnly, "{claim:?}");
+    let trend_first = &claim.comparisons[claim.comparisons.len() - 3];
+    assert!(
+        trend_first.p_holm.is_some_and(|p| p > 0.05),
+        "{trend_first:?}"
+    );
+    assert!(
+        claim.comparisons[..claim.comparisons.len() - 3]
+            .iter()
+            .all(|c| c.p_holm.is_some_and(|p| p < 0.05)),
+        "{claim:?}"
+    );
+    // Smaller at 0.005 than at 0.01: it does not hold.
+    let (claim, _) = trend(&edit(gain_at_001 - 0.002 - gain_at_0005, 0.0));
+    assert_eq!(claim.verdict, Verdict::DoesNotHold, "{claim:?}");
+}
+
+#[test]
 fn diverged_runs_are_left_out_and_shown() {
     let settings = settings();
     let mut runs = records(&settings, 3);
