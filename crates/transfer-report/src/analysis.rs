@@ -419,6 +419,12 @@ impl Cell {
 }
 
 impl Analysis {
+    /// Whether a cell holds every repetition the study planned (true where none is known).
+    fn holds_planned(&self, cell: &Cell) -> bool {
+        self.planned_repetitions
+            .is_none_or(|reps| cell.runs() >= reps as usize)
+    }
+
     /// The highest mean final accuracy at `proportion` (over cells with a finished run).
     pub fn best_mean(&self, proportion: f64) -> Option<f64> {
         self.cells
@@ -724,11 +730,6 @@ fn compare(
     } else {
         Design::TwoSample(xs.len(), ys.len())
     };
-    let full = |c: &Cell| {
-        analysis
-            .planned_repetitions
-            .is_none_or(|reps| c.runs() >= reps as usize)
-    };
     let mut rng = stream(analysis.seed, &format!("comparison {label}"));
     let bootstrap = difference_interval(&xs, &ys, paired, &mut rng);
     let improvement = improvement(&xs, &ys, paired, &mut rng);
@@ -743,7 +744,7 @@ fn compare(
         p_holm: None,
         planning: test.map(|t| planning(&t, design)),
         equivalence: test.map(|t| equivalence(&t, analysis.equivalence_margin)),
-        complete: full(ca) && full(cb),
+        complete: analysis.holds_planned(ca) && analysis.holds_planned(cb),
     })
 }
 
@@ -861,11 +862,6 @@ fn gain_trend(analysis: &Analysis, spec: &ClaimSpec, props: &[f64]) -> Vec<Compa
     let Some((&smallest, larger)) = props.split_first() else {
         return Vec::new();
     };
-    let full = |c: &Cell| {
-        analysis
-            .planned_repetitions
-            .is_none_or(|reps| c.runs() >= reps as usize)
-    };
     let mut out = Vec::new();
     for &p in larger {
         let cells = [(&a, smallest), (&b, smallest), (&a, p), (&b, p)]
@@ -903,7 +899,9 @@ fn gain_trend(analysis: &Analysis, spec: &ClaimSpec, props: &[f64]) -> Vec<Compa
             p_holm: None,
             planning: test.map(|t| planning(&t, Design::Paired(at_smallest.len()))),
             equivalence: test.map(|t| equivalence(&t, analysis.equivalence_margin)),
-            complete: [a0, b0, a1, b1].into_iter().all(full),
+            complete: [a0, b0, a1, b1]
+                .into_iter()
+                .all(|c| analysis.holds_planned(c)),
             label,
         });
     }
