@@ -31,8 +31,9 @@ pub use figures::write_figures;
 pub use html::report_html;
 pub use markdown::{duration, report_md};
 pub use sweep::{
-    ALL_SOURCES, AxisEffect, AxisStep, PointSummary, SourceSpread, SweepAnalysis, SweepAxis,
-    SweepPointResults, SweepResults, VARY_AXIS, analyse_sweep, sweep_csv, sweep_csv_header,
+    ALL_SOURCES, AxisEffect, AxisStep, HALF_WIDTH_GOAL, MOST_REPETITIONS, PointSummary,
+    SourceSpread, SweepAnalysis, SweepAxis, SweepPointResults, SweepResults, VARY_AXIS,
+    analyse_sweep, sweep_csv, sweep_csv_header,
 };
 pub use sweep_html::sweep_html;
 pub use sweep_md::{sweep_md, write_sweep_report};
