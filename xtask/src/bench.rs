@@ -12,7 +12,9 @@ use crate::StackArgs;
 use crate::backend::Backend;
 use crate::dataset::load_dataset;
 use crate::error::{Result, XtaskError};
-use transfer_study::cost::{Costs, Sizes, seconds_per_eval_image, seconds_per_step, study_seconds};
+use transfer_study::cost::{
+    Costs, Sizes, Timing, seconds_per_eval_image, seconds_per_step, study_seconds,
+};
 use transfer_study::{Preset, Split, plan};
 
 /// Arguments of `cargo xtask bench`.
@@ -416,32 +418,13 @@ fn scaling(
     let runs = plan(&paper).len() as f64;
     let mut figures = Vec::new();
     for split in Split::candidates(cores, cores) {
-        let per_job = split.costs_at_once(|| {
-            let step = |name: &str| -> transfer_study::Result<f64> {
-                let protocol = Protocol::resolve(name, &[])?;
-                Ok(seconds_per_step(
-                    device, target, &protocol, network, args.steps, stack, compute,
-                )?
-                .seconds)
-            };
-            let (raw, frozen) = (step("raw")?, step("frozen")?);
-            let eval_image = seconds_per_eval_image(
-                device,
-                target,
-                args.eval_chunk,
-                args.eval_passes,
-                stack,
-                compute,
-                network,
-            )?;
-            Ok(Costs {
-                step: raw,
-                frozen_step: frozen,
-                eval_image,
-                frozen_reuses_features: true,
-                disturbed: false,
-            })
-        })?;
+        let timing = Timing {
+            steps: args.steps,
+            eval_chunk: args.eval_chunk,
+            eval_passes: args.eval_passes,
+        };
+        let per_job = split
+            .costs_at_once(|| Costs::measure(device, target, network, stack, compute, timing))?;
         let (jobs, threads) = (split.jobs, split.threads.unwrap_or(cores));
         figures.push(SplitFigures {
             jobs,

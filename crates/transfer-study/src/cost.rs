@@ -171,6 +171,61 @@ pub struct Costs {
     pub disturbed: bool,
 }
 
+/// How [`Costs::measure`] times a device.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Training steps timed per protocol ([`seconds_per_step`]).
+    pub steps: u32,
+    /// Test images scored per chunk ([`seconds_per_eval_image`]).
+    pub eval_chunk: usize,
+    /// Passes over the test set timed.
+    pub eval_passes: u32,
+}
+
+impl Costs {
+    /// The costs of networks of shape `network` on `device` for `target`: a `raw` and a
+    /// `frozen` training step and an image of evaluation, in stacks of `stack` computed as
+    /// `compute` says, timed as `timing` says; disturbed where either step time was.
+    pub fn measure(
+        device: &Device,
+        target: &Task,
+        network: &NetworkShape,
+        stack: usize,
+        compute: Compute,
+        timing: Timing,
+    ) -> Result<Costs> {
+        let step = |name: &str| -> Result<StepTime> {
+            let protocol = Protocol::resolve(name, &[])?;
+            seconds_per_step(
+                device,
+                target,
+                &protocol,
+                network,
+                timing.steps,
+                stack,
+                compute,
+            )
+        };
+        let (full, frozen) = (step("raw")?, step("frozen")?);
+        let eval_image = seconds_per_eval_image(
+            device,
+            target,
+            timing.eval_chunk,
+            timing.eval_passes,
+            stack,
+            compute,
+            network,
+        )?;
+        Ok(Costs {
+            step: full.seconds,
+            frozen_step: frozen.seconds,
+            eval_image,
+            frozen_reuses_features: true,
+            disturbed: full.disturbed || frozen.disturbed,
+        })
+    }
+}
+
 /// Image counts the cost model needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {

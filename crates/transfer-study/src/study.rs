@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use transfer_model::Backbone;
 use transfer_protocols::{Observer, Silent};
-use transfer_records::{BackboneStart, PretrainRecord, Protocol, RunRecord, SetAside, StudyConfig};
+use transfer_records::{BackboneStart, PretrainRecord, RunRecord, SetAside, StudyConfig};
 use transfer_report::{ReportContext, StudyResults, write_report};
 
-use crate::cost::{Costs, Sizes, seconds_per_eval_image, seconds_per_step, study_seconds};
+use crate::cost::{Costs, Sizes, Timing, study_seconds};
 use crate::error::{Result, StudyError};
 use crate::plan::{PlannedRun, Shard, plan, stack_label, stacks};
 use crate::split::{Jobs, Split};
@@ -424,23 +424,19 @@ pub(crate) fn parallel<T: Sync>(
 /// Measures a few steps on the workspace's device: the costs of its runs, stacked `stack`
 /// at a time.
 pub(crate) fn measure_costs(ws: &Workspace, stack: usize) -> Result<Costs> {
-    let network = &ws.settings().network;
-    let step = |name: &str| -> Result<crate::cost::StepTime> {
-        let protocol = Protocol::resolve(name, &[])?;
-        seconds_per_step(
-            &ws.device, &ws.target, &protocol, network, 3, stack, ws.compute,
-        )
+    let timing = Timing {
+        steps: 3,
+        eval_chunk: 100,
+        eval_passes: 1,
     };
-    let (full, frozen) = (step("raw")?, step("frozen")?);
-    let eval_image =
-        seconds_per_eval_image(&ws.device, &ws.target, 100, 1, stack, ws.compute, network)?;
-    Ok(Costs {
-        step: full.seconds,
-        frozen_step: frozen.seconds,
-        eval_image,
-        frozen_reuses_features: true,
-        disturbed: full.disturbed || frozen.disturbed,
-    })
+    Costs::measure(
+        &ws.device,
+        &ws.target,
+        &ws.settings().network,
+        stack,
+        ws.compute,
+        timing,
+    )
 }
 
 /// The time one job needs for `todo` and `pretrainings` of the workspace's settings at
