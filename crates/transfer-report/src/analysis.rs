@@ -722,7 +722,27 @@ fn compare(
     if ca.finals.is_empty() || cb.finals.is_empty() {
         return None;
     }
-    let sample = samples(analysis, ca, cb);
+    let means = (ca.summary.mean, cb.summary.mean);
+    let complete = analysis.holds_planned(ca) && analysis.holds_planned(cb);
+    Some(comparison(
+        analysis,
+        label,
+        samples(analysis, ca, cb),
+        means,
+        complete,
+    ))
+}
+
+/// The comparison of `a > b` on `sample` (as [`samples`] gives it) with the two sides' means:
+/// its test, what the test could find, and the bootstrap interval and probability of
+/// improvement drawn from the stream of its label.
+fn comparison(
+    analysis: &Analysis,
+    label: String,
+    sample: (Vec<f64>, Vec<f64>, bool),
+    (mean_a, mean_b): (f64, f64),
+    complete: bool,
+) -> Comparison {
     let test = difference(&sample);
     let (xs, ys, paired) = sample;
     let design = if paired {
@@ -733,19 +753,19 @@ fn compare(
     let mut rng = stream(analysis.seed, &format!("comparison {label}"));
     let bootstrap = difference_interval(&xs, &ys, paired, &mut rng);
     let improvement = improvement(&xs, &ys, paired, &mut rng);
-    Some(Comparison {
+    Comparison {
         bootstrap,
         improvement,
         label,
-        mean_a: ca.summary.mean,
-        mean_b: cb.summary.mean,
+        mean_a,
+        mean_b,
         paired,
         test,
         p_holm: None,
         planning: test.map(|t| planning(&t, design)),
         equivalence: test.map(|t| equivalence(&t, analysis.equivalence_margin)),
-        complete: analysis.holds_planned(ca) && analysis.holds_planned(cb),
-    })
+        complete,
+    }
 }
 
 /// Sets each comparison's Holm-corrected p-value over the claim's tested comparisons.
@@ -885,25 +905,17 @@ fn gain_trend(analysis: &Analysis, spec: &ClaimSpec, props: &[f64]) -> Vec<Compa
             continue;
         }
         let label = format!("{a} - {b} gain at p = {smallest} vs at p = {p}");
-        let test = paired(&at_smallest, &at_p);
-        let mut rng = stream(analysis.seed, &format!("comparison {label}"));
-        let bootstrap = difference_interval(&at_smallest, &at_p, true, &mut rng);
-        let improvement = improvement(&at_smallest, &at_p, true, &mut rng);
-        out.push(Comparison {
-            bootstrap,
-            improvement,
-            mean_a: summarize(&at_smallest).mean,
-            mean_b: summarize(&at_p).mean,
-            paired: true,
-            test,
-            p_holm: None,
-            planning: test.map(|t| planning(&t, Design::Paired(at_smallest.len()))),
-            equivalence: test.map(|t| equivalence(&t, analysis.equivalence_margin)),
-            complete: [a0, b0, a1, b1]
-                .into_iter()
-                .all(|c| analysis.holds_planned(c)),
+        let means = (summarize(&at_smallest).mean, summarize(&at_p).mean);
+        let complete = [a0, b0, a1, b1]
+            .into_iter()
+            .all(|c| analysis.holds_planned(c));
+        out.push(comparison(
+            analysis,
             label,
-        });
+            (at_smallest, at_p, true),
+            means,
+            complete,
+        ));
     }
     out
 }
