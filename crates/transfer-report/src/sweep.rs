@@ -421,33 +421,30 @@ fn source_spreads(sweep: &SweepAnalysis, k: usize) -> Vec<SourceSpread> {
                     .filter(|&i| !labels[i].contains('+') && labels[i] != ALL_SOURCES)
                     .map(|i| (labels[i].as_str(), finals(i)))
                     .collect();
-                let all = labels
+                let all_at = labels.iter().position(|l| l == ALL_SOURCES);
+                let all = all_at.map_or(&[][..], finals);
+                let all_cell = all_at.and_then(|i| cells[i]);
+                let values: Vec<(String, Option<Spread>)> = (0..labels.len())
+                    .map(|i| (labels[i].clone(), spread(finals(i))))
+                    .collect();
+                let repetitions_for_goal = values
                     .iter()
-                    .position(|l| l == ALL_SOURCES)
-                    .map_or(&[][..], finals);
-                let all_cell = labels
-                    .iter()
-                    .position(|l| l == ALL_SOURCES)
-                    .and_then(|i| cells[i]);
+                    .filter_map(|(label, spread)| {
+                        let sd = spread.as_ref()?.sd;
+                        let n = repetitions_for_half_width(sd, HALF_WIDTH_GOAL, MOST_REPETITIONS);
+                        Some((label.clone(), n))
+                    })
+                    .collect();
                 out.push(SourceSpread {
                     protocol: protocol.clone(),
                     proportion,
                     context: context.clone(),
-                    values: (0..labels.len())
-                        .map(|i| (labels[i].clone(), spread(finals(i))))
-                        .collect(),
+                    values,
                     decomposition: decompose(&single, all),
                     test_se: all_cell
                         .or_else(|| cells.iter().flatten().next().copied())
                         .and_then(|c| c.test_se),
-                    repetitions_for_goal: (0..labels.len())
-                        .filter_map(|i| {
-                            let sd = spread(finals(i))?.sd;
-                            let n =
-                                repetitions_for_half_width(sd, HALF_WIDTH_GOAL, MOST_REPETITIONS);
-                            Some((labels[i].clone(), n))
-                        })
-                        .collect(),
+                    repetitions_for_goal,
                 });
             }
         }
