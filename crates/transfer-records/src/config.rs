@@ -194,11 +194,7 @@ impl TrainingSettings {
     /// The repetition whose draw of `source` repetition `repetition` uses: its own where the
     /// source varies, repetition 0's where it is held.
     pub fn draw_of(&self, source: Source, repetition: u32) -> u32 {
-        if self.varied().contains(source) {
-            repetition
-        } else {
-            0
-        }
+        self.varied().draw_of(source, repetition)
     }
 
     /// The repetition whose pretrained backbone repetition `repetition` starts from (where
@@ -213,13 +209,7 @@ impl TrainingSettings {
     /// so that protocols are compared on the same images.
     pub fn run_seeds(&self, protocol: &str, proportion: f64, repetition: u32) -> RunSeeds {
         let varied = self.varied();
-        let draw = |source| {
-            if varied.contains(source) {
-                repetition
-            } else {
-                0
-            }
-        };
+        let draw = |source| varied.draw_of(source, repetition);
         let seed = |source| run_seed(self.seed, protocol, proportion, draw(source));
         let subset_draw = draw(Source::Subset);
         RunSeeds {

@@ -120,6 +120,12 @@ impl Sources {
         self.0.contains(&source)
     }
 
+    /// The repetition whose draw of `source` repetition `repetition` uses when these sources
+    /// vary: its own where `source` is in the set, repetition 0's where it is held.
+    pub fn draw_of(&self, source: Source, repetition: u32) -> u32 {
+        if self.contains(source) { repetition } else { 0 }
+    }
+
     /// The sources, in [`Source::ALL`]'s order.
     pub fn iter(&self) -> impl Iterator<Item = Source> + '_ {
         self.0.iter().copied()
