@@ -4,6 +4,9 @@
 //! `winograd-avx2`, `winograd-avx512`...): the forward pass alone (evaluation), the forward
 //! pass that keeps its activations, and the backward pass (training).
 //!
+//! Then the three products of fc1 (`fc1/...`), by gemm and by `product` with each instruction
+//! set; the throughput counts floating-point operations.
+//!
 //! `cargo bench -p transfer-kernels`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -82,5 +85,66 @@ fn backbone(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, backbone);
+/// The three products of the study's fc1 (6272 features to 128 units, 100 images): forward,
+/// input gradient and weight gradient, by gemm and by `product` with each instruction set
+/// this CPU has, on one thread.
+fn products(c: &mut Criterion) {
+    use transfer_kernels::{Mat, product_with};
+    let (batch, features, units) = (100, 6272, 128);
+    let x = values(batch * features, 7, 2.0);
+    let w = values(features * units, 8, 0.05);
+    let g = values(batch * units, 9, 0.01);
+    type Operands<'a> = (Mat<'a>, Mat<'a>, usize, usize, usize);
+    let shapes: [(&str, Operands<'_>); 3] = [
+        (
+            "forward",
+            (
+                Mat::rows(&x, features),
+                Mat::rows(&w, units),
+                batch,
+                features,
+                units,
+            ),
+        ),
+        (
+            "input_grad",
+            (
+                Mat::rows(&g, units),
+                Mat::cols(&w, units),
+                batch,
+                units,
+                features,
+            ),
+        ),
+        (
+            "weight_grad",
+            (
+                Mat::cols(&x, features),
+                Mat::rows(&g, units),
+                features,
+                batch,
+                units,
+            ),
+        ),
+    ];
+    let variants = std::iter::once(("gemm", None))
+        .chain(Isa::all().into_iter().map(|isa| (isa.name(), Some(isa))));
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a thread pool");
+    let mut group = c.benchmark_group("fc1");
+    group.sample_size(30);
+    group.throughput(Throughput::Elements((2 * batch * features * units) as u64));
+    for (name, isa) in variants {
+        for (what, (lhs, rhs, m, k, n)) in shapes {
+            group.bench_function(format!("{name}/{what}"), |b| {
+                one_thread.install(|| b.iter(|| product_with(isa, lhs, rhs, m, k, n)))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, backbone, products);
 criterion_main!(benches);

@@ -4,11 +4,12 @@
 use rayon::prelude::*;
 
 use crate::forward::fast_isa;
-use crate::im2col::{Mat, conv_im2col, im2col_channels_last, im2col_planar, matmul};
+use crate::im2col::{conv_im2col, im2col_channels_last, im2col_planar};
 use crate::layout::{channels_last, flipped_weight_rows, tap_in_out_to_burn, tap_major_to_burn};
 #[cfg(target_arch = "x86_64")]
 use crate::pool::unpool_padded;
 use crate::pool::{add, column_sums, keep_if, unpool_planar};
+use crate::product::{Mat, gemm_product};
 use crate::scratch::{FastBackward, Im2colBackward, Scratch, with_scratch};
 use crate::simd::dispatch;
 use crate::{
@@ -254,7 +255,7 @@ pub(crate) fn im2col_backward_image(
     }
     // dW2 [c2, k2] += grad_z2 [c2, p] x cols2 [p, k2] (columns in (tap, c1) order).
     im2col_channels_last(g, one.act1, g.c1, &mut b.cols2);
-    matmul(
+    gemm_product(
         &mut acc.w2,
         g.c2,
         k2,
@@ -270,7 +271,7 @@ pub(crate) fn im2col_backward_image(
     relu_backward(grad_act1, one.act1, &mut acc.b1, g.c1);
     // dW1 [c1, k1] += grad_act1^T [c1, p] x cols1 [p, k1].
     im2col_planar(g, one.image, &mut b.cols1);
-    matmul(
+    gemm_product(
         &mut acc.w1,
         g.c1,
         k1,

@@ -1,6 +1,7 @@
 //! The im2col method: column matrices of an image's patches and one `gemm` product each.
 
 use crate::pool::bias_relu;
+use crate::product::{Mat, gemm_product};
 use crate::{Geometry, Weights};
 
 /// conv1 with ReLU for one image: `act1 [p, c1] = relu(cols1 [p, k1] x w1^T + b1)`.
@@ -14,7 +15,7 @@ pub(crate) fn conv1_relu(
     let k1 = g.c0 * g.taps();
     im2col_planar(g, image, cols1);
     // w1 is [c1, k1] row-major: as the right operand [k1, c1] its rows are strided by 1.
-    matmul(
+    gemm_product(
         act1,
         g.pixels(),
         g.c1,
@@ -73,7 +74,7 @@ pub(crate) fn conv_im2col(
 ) {
     let depth = g.taps() * channels;
     im2col_channels_last(g, map, channels, cols);
-    matmul(
+    gemm_product(
         out,
         g.pixels(),
         out_channels,
@@ -107,83 +108,5 @@ pub(crate) fn im2col_channels_last(g: &Geometry, map: &[f32], channels: usize, c
                 }
             }
         }
-    }
-}
-
-/// A matrix view of a slice: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
-#[derive(Clone, Copy)]
-pub(crate) struct Mat<'a> {
-    pub(crate) data: &'a [f32],
-    pub(crate) row_stride: usize,
-    pub(crate) col_stride: usize,
-}
-
-impl<'a> Mat<'a> {
-    /// Row-major with rows of `width` values.
-    pub(crate) fn rows(data: &'a [f32], width: usize) -> Self {
-        Mat {
-            data,
-            row_stride: width,
-            col_stride: 1,
-        }
-    }
-    /// The transpose of a row-major matrix whose rows have `height` values.
-    pub(crate) fn cols(data: &'a [f32], height: usize) -> Self {
-        Mat {
-            data,
-            row_stride: 1,
-            col_stride: height,
-        }
-    }
-    fn fits(&self, rows: usize, cols: usize) -> bool {
-        rows == 0
-            || cols == 0
-            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
-    }
-}
-
-/// `dst [m, n] (row-major) = (dst if accumulate) + lhs [m, k] x rhs [k, n]`, single-threaded
-/// (the callers parallelise over images).
-pub(crate) fn matmul(
-    dst: &mut [f32],
-    m: usize,
-    n: usize,
-    k: usize,
-    lhs: Mat<'_>,
-    rhs: Mat<'_>,
-    accumulate: bool,
-) {
-    assert!(
-        dst.len() >= m * n && lhs.fits(m, k) && rhs.fits(k, n),
-        "matmul operands smaller than their shapes"
-    );
-    if m == 0 || n == 0 {
-        return;
-    }
-    // SAFETY: the assertion above keeps every index gemm forms, `i * rs + j * cs` over the
-    // given shapes, inside the three slices; `dst` does not alias the inputs (it is a
-    // mutable borrow).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
     }
 }

@@ -12,6 +12,7 @@ mod forward;
 mod im2col;
 mod layout;
 mod pool;
+mod product;
 mod scratch;
 mod simd;
 #[cfg(test)]
@@ -22,6 +23,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 pub use backward::{backward, backward_with};
 pub use forward::{forward, forward_saving, forward_with};
+pub use product::{Mat, fixed_order, product, product_reference, product_with, sum_run};
 pub use simd::Isa;
 
 /// Images whose weight gradients are summed together before the groups are added in order.

@@ -11,6 +11,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use transfer_core::SeededRng;
 
+use crate::fused::linear;
 use crate::init::{xavier_uniform, zeros};
 
 /// Errors of building, saving or loading a model.
@@ -269,13 +270,13 @@ pub struct Classifier {
 impl Classifier {
     /// Logits from flattened features, without dropout.
     pub fn forward(&self, features: Tensor<2>) -> Tensor<2> {
-        self.head.forward(relu(self.fc1.forward(features)))
+        linear(&self.head, relu(linear(&self.fc1, features)))
     }
 
     /// Logits from flattened features with dropout applied through `masks`.
     pub fn forward_masked(&self, features: Tensor<2>, masks: &DropoutMasks) -> Tensor<2> {
-        let hidden = relu(self.fc1.forward(features * masks.features.clone()));
-        self.head.forward(hidden * masks.hidden.clone())
+        let hidden = relu(linear(&self.fc1, features * masks.features.clone()));
+        linear(&self.head, hidden * masks.hidden.clone())
     }
 
     /// Number of output classes.

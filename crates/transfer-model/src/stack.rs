@@ -58,9 +58,11 @@ impl LinearStack {
         }
     }
 
-    /// Each member's `x[r] W[r] + b[r]`.
+    /// Each member's `x[r] W[r] + b[r]` (the product as in [`crate::fused::matmul`] where
+    /// the device has it).
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        x.matmul(self.weight.val()) + self.bias.val()
+        let weight = self.weight.val();
+        crate::fused::matmul(&x, &weight).unwrap_or_else(|| x.matmul(weight)) + self.bias.val()
     }
 }
 

@@ -94,7 +94,7 @@ pub(super) fn forward(backbone: &Backbone, images: &Tensor<4>) -> Option<Tensor<
 }
 
 /// Contiguous f32 values of a flex tensor (a copy only when it is not contiguous already).
-fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+pub(super) fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(v) => std::borrow::Cow::Borrowed(v),
         None => std::borrow::Cow::Owned(
@@ -120,7 +120,8 @@ fn geometry(images: &FlexTensor, w1: &FlexTensor, w2: &FlexTensor) -> Geometry {
     }
 }
 
-fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+/// A flex tensor of `shape` holding `values`.
+pub(super) fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 

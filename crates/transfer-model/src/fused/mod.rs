@@ -9,8 +9,12 @@
 
 #[cfg(feature = "flex")]
 mod flex;
+#[cfg(feature = "flex")]
+mod product;
 
 use burn::prelude::*;
+
+use burn::nn::Linear;
 
 use crate::Backbone;
 
@@ -25,5 +29,38 @@ pub fn forward(backbone: &Backbone, images: &Tensor<4>) -> Option<Tensor<4>> {
     {
         let _ = (backbone, images);
         None
+    }
+}
+
+/// Each member's `lhs[r] rhs[r]` (`[R, M, K] x [R, K, N]`) summed in
+/// `transfer_kernels::product`'s order, the same on every x86-64 CPU with AVX2 or AVX-512
+/// (gemm's own order follows the instruction set and the cache); `None` where this device
+/// has no such kernel.
+pub fn matmul(lhs: &Tensor<3>, rhs: &Tensor<3>) -> Option<Tensor<3>> {
+    #[cfg(feature = "flex")]
+    {
+        product::matmul(lhs, rhs)
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (lhs, rhs);
+        None
+    }
+}
+
+/// `layer`'s output for `x` `[M, d_in]`: `x W + b` with [`matmul`]'s product where the device
+/// has it, else `layer.forward(x)`. The same numbers as burn's linear layer with gemm's
+/// AVX-512 kernels.
+pub fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
+    let weight = layer.weight.val().unsqueeze::<3>();
+    match matmul(&x.clone().unsqueeze::<3>(), &weight) {
+        Some(product) => {
+            let product = product.squeeze_dim::<2>(0);
+            match &layer.bias {
+                Some(bias) => product + bias.val().unsqueeze::<2>(),
+                None => product,
+            }
+        }
+        None => layer.forward(x),
     }
 }
