@@ -390,8 +390,8 @@ fn the_threads_of_a_jobs_own_pool_change_no_number() {
                 assert!(threads.is_none_or(|want| want == t), "{name}: {backend}");
                 let driver = backend["driver"].as_str().unwrap();
                 assert!(driver.contains(isa), "{name}: {backend}");
-                // The products' instruction set changes bits and --isa does not reach it: the
-                // record names it.
+                // The record names gemm's instruction set too (it computes the products where
+                // it runs AVX-512, the same bits as the products' own kernels elsewhere).
                 #[cfg(feature = "flex")]
                 if let Some(products) = transfer_kernels::Isa::of_products() {
                     let gemm = format!(", gemm {}", products.name());
@@ -408,8 +408,9 @@ fn the_threads_of_a_jobs_own_pool_change_no_number() {
     let pools = |t: &'static str| ["--jobs", "1", "--threads-per-job", t, "--no-estimate"];
     let (one, _, _) = run("1", &pools("1"), Some(1), "");
     assert_eq!(one.0.len(), 32);
-    // Two threads, and on x86-64 the kernels held to AVX2 (the records say so): the same
-    // numbers as one thread with the fastest instruction set.
+    // Two threads, and on x86-64 the kernels held to AVX2 (the records say so; the products'
+    // own AVX2 kernels then replace gemm's AVX-512 ones): the same numbers as one thread with
+    // the fastest instruction set.
     #[cfg(target_arch = "x86_64")]
     let avx2 =
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");

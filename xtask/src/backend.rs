@@ -218,7 +218,7 @@ fn flex_kernels() -> String {
             }
             _ => format!("fused backbone kernels ({})", method.name()),
         };
-        // gemm's instruction set changes bits, so the record names it.
+        // Which of gemm's kernels ran (speed; the products sum in one order either way).
         match Isa::of_products() {
             Some(isa) => format!("burn-flex, {backbone}, gemm {}", isa.name()),
             None => format!("burn-flex, {backbone}"),

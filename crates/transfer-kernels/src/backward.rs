@@ -257,12 +257,11 @@ pub(crate) fn im2col_backward_image(
     im2col_channels_last(g, one.act1, g.c1, &mut b.cols2);
     gemm_product(
         &mut acc.w2,
-        g.c2,
-        k2,
-        p,
+        [g.c2, k2, p],
         Mat::rows(&b.grad_z2_planar, p),
         Mat::rows(&b.cols2, k2),
         true,
+        gemm::Parallelism::None,
     );
     // grad_act1 = conv of grad_z2 with the flipped kernel.
     channels_last(&b.grad_z2_planar, g.c2, &mut b.grad_z2);
@@ -273,12 +272,11 @@ pub(crate) fn im2col_backward_image(
     im2col_planar(g, one.image, &mut b.cols1);
     gemm_product(
         &mut acc.w1,
-        g.c1,
-        k1,
-        p,
+        [g.c1, k1, p],
         Mat::cols(grad_act1, g.c1),
         Mat::rows(&b.cols1, k1),
         true,
+        gemm::Parallelism::None,
     );
 }
 

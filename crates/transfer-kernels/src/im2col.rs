@@ -17,9 +17,7 @@ pub(crate) fn conv1_relu(
     // w1 is [c1, k1] row-major: as the right operand [k1, c1] its rows are strided by 1.
     gemm_product(
         act1,
-        g.pixels(),
-        g.c1,
-        k1,
+        [g.pixels(), g.c1, k1],
         Mat::rows(cols1, k1),
         Mat {
             data: w.w1,
@@ -27,6 +25,7 @@ pub(crate) fn conv1_relu(
             col_stride: k1,
         },
         false,
+        gemm::Parallelism::None,
     );
     bias_relu(act1, w.b1);
 }
@@ -76,12 +75,11 @@ pub(crate) fn conv_im2col(
     im2col_channels_last(g, map, channels, cols);
     gemm_product(
         out,
-        g.pixels(),
-        out_channels,
-        depth,
+        [g.pixels(), out_channels, depth],
         Mat::rows(cols, depth),
         Mat::rows(weight_rows, out_channels),
         false,
+        gemm::Parallelism::None,
     );
 }
 

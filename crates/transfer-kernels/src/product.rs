@@ -8,6 +8,8 @@
 //! broadcast of the left operand and one or two vector loads of the right operand per step of
 //! the sum; row tiles are spread over the rayon pool, which changes no sum.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
@@ -109,14 +111,38 @@ pub fn product_with(
         lhs.fits(m, k) && rhs.fits(k, n),
         "product operands smaller than [{m}, {k}] x [{k}, {n}]"
     );
-    let mut out = vec![0.0; m * n];
     // gemm's AVX-512 kernels sum in this order already, and faster than this module's.
     let gemm_sums_so = isa == Some(Isa::Avx512) && Isa::of_products() == Some(Isa::Avx512);
     match isa.filter(|isa| isa.available() && fixed_order(m, k, n) && !gemm_sums_so) {
-        Some(isa) => fixed_product(isa, lhs, rhs, m, k, n, &mut out),
-        None => gemm_product(&mut out, m, n, k, lhs, rhs, false),
+        Some(isa) => {
+            let mut out = Vec::with_capacity(m * n);
+            fixed_product(
+                isa,
+                lhs,
+                rhs,
+                m,
+                k,
+                n,
+                &mut out.spare_capacity_mut()[..m * n],
+            );
+            // SAFETY: `fixed_product` stores every one of the `m * n` values (its first run
+            // stores each tile and column it adds to afterwards).
+            unsafe { out.set_len(m * n) };
+            out
+        }
+        None => {
+            let mut out = vec![0.0; m * n];
+            // Over the rayon pool where it pays, as burn-flex asks of gemm (its threads split
+            // rows and columns, never a sum).
+            let threads = if m * n * k >= 192 * 192 * 192 {
+                gemm::Parallelism::Rayon(0)
+            } else {
+                gemm::Parallelism::None
+            };
+            gemm_product(&mut out, [m, n, k], lhs, rhs, false, threads);
+            out
+        }
     }
-    out
 }
 
 /// The plain definition of [`product`]'s order: one scalar fused multiply-add at a time. For
@@ -140,16 +166,15 @@ pub fn product_reference(lhs: Mat<'_>, rhs: Mat<'_>, m: usize, k: usize, n: usiz
     out
 }
 
-/// `dst [m, n] (row-major) = (dst if accumulate) + lhs [m, k] x rhs [k, n]` by `gemm`,
-/// single-threaded (the callers parallelise).
+/// `dst [m, n] (row-major) = (dst if accumulate) + lhs [m, k] x rhs [k, n]` by `gemm`, on
+/// `threads`.
 pub(crate) fn gemm_product(
     dst: &mut [f32],
-    m: usize,
-    n: usize,
-    k: usize,
+    [m, n, k]: [usize; 3],
     lhs: Mat<'_>,
     rhs: Mat<'_>,
     accumulate: bool,
+    threads: gemm::Parallelism,
 ) {
     assert!(
         dst.len() >= m * n && lhs.fits(m, k) && rhs.fits(k, n),
@@ -181,7 +206,7 @@ pub(crate) fn gemm_product(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            threads,
         );
     }
 }
@@ -195,7 +220,7 @@ fn fixed_product(
     m: usize,
     k: usize,
     n: usize,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     let packed: Vec<f32>;
     let right = if rhs.col_stride == 1 {
@@ -276,7 +301,7 @@ fn rows_product(
     k: usize,
     n: usize,
     run: usize,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     debug_assert!(lhs.fits(m, k));
     debug_assert_eq!(out.len(), m * n);
@@ -289,13 +314,14 @@ fn rows_product(
             rhs: rhs.data.as_ptr(),
             rhs_rs: rhs.row_stride,
             rhs_panel: rhs.panel_len,
-            out: out.as_mut_ptr(),
+            out: out.as_mut_ptr().cast(),
             out_rs: n,
         };
         // SAFETY: `isa` is one this CPU has (`Isa::chosen`); the views fit their shapes
         // (checked by `product`, narrowed to this task's rows by `fixed_product`; packed
         // panels hold every column), and `out` holds `m * n` values, so every pointer the
-        // kernels form stays inside its slice.
+        // kernels form stays inside its slice. `out` may be uninitialised: the first run
+        // stores every value before any later run reads one.
         unsafe { runs_product(isa, operands, m, k, n, run) }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -358,28 +384,50 @@ dispatch! {
     ) {
         // Rows whose left operand a block keeps in cache while every panel passes.
         const BLOCK_ROWS: usize = 96;
+        // A column-major left operand (a transposed matrix with long rows) is copied, block
+        // by block, into rows of the block's width: read in place, every term's values sit a
+        // long power-of-two-ish stride apart and evict each other from the cache.
+        let copy_left = ops.lhs_rs == 1 && ops.lhs_cs > BLOCK_ROWS;
+        let mut left = vec![0.0f32; if copy_left { BLOCK_ROWS * run.min(k) } else { 0 }];
         let mut start = 0;
         while start < k {
             let depth = run.min(k - start);
             let first = start == 0;
             for block in (0..m).step_by(BLOCK_ROWS) {
                 let rows = BLOCK_ROWS.min(m - block);
-                let mut j = 0;
-                // SAFETY: in each call the panels' columns `j..j + width` and the block's rows
-                // lie in the operands, and the run's terms `start..start + depth` in `0..k`.
+                // SAFETY: the block's rows `block..block + rows`, the run's terms
+                // `start..start + depth` and every column lie in the operands; `left` holds
+                // `rows * depth` values.
                 unsafe {
+                    let at = ops.at(block, 0, start);
+                    let ops = if copy_left {
+                        for t in 0..depth {
+                            let from = at.lhs.add(t * ops.lhs_cs);
+                            let to = left.as_mut_ptr().add(t * rows);
+                            std::ptr::copy_nonoverlapping(from, to, rows);
+                        }
+                        Operands {
+                            lhs: left.as_ptr(),
+                            lhs_rs: 1,
+                            lhs_cs: rows,
+                            ..at
+                        }
+                    } else {
+                        at
+                    };
+                    let mut j = 0;
                     if V::WIDE && ops.rhs_panel == 0 {
                         while j + 64 <= n {
-                            panel::<V, 6, 4>(ops.at(block, j, start), rows, depth, first);
+                            panel::<V, 6, 4>(ops.at(0, j, 0), rows, depth, first);
                             j += 64;
                         }
                     }
                     while j + 16 <= n {
-                        panel::<V, 6, 1>(ops.at(block, j, start), rows, depth, first);
+                        panel::<V, 6, 1>(ops.at(0, j, 0), rows, depth, first);
                         j += 16;
                     }
                     if j < n {
-                        scalar_columns(ops.at(block, j, start), rows, depth, n - j, first);
+                        scalar_columns(ops.at(0, j, 0), rows, depth, n - j, first);
                     }
                 }
             }
@@ -562,7 +610,14 @@ mod tests {
             for (left, right) in layouts {
                 let got = product(left, right, m, k, n);
                 let mut want = vec![0.0; m * n];
-                gemm_product(&mut want, m, n, k, left, right, false);
+                gemm_product(
+                    &mut want,
+                    [m, n, k],
+                    left,
+                    right,
+                    false,
+                    gemm::Parallelism::None,
+                );
                 let same = got
                     .iter()
                     .zip(&want)

@@ -6,15 +6,17 @@
 //! AVX-512 or AVX2 where the CPU and the shapes allow, im2col and `gemm` elsewhere); with autodiff it records a
 //! single graph node. Every other device, and shapes the kernels do not handle, use burn's own
 //! modules: the numbers agree to float rounding (tested), only the speed differs.
+//!
+//! The classifier's matrix products are a second extension ([`matmul`], [`linear`]):
+//! `transfer_kernels::product`, summed in one order on every x86-64 CPU, forward and backward.
 
 #[cfg(feature = "flex")]
 mod flex;
 #[cfg(feature = "flex")]
 mod product;
 
-use burn::prelude::*;
-
 use burn::nn::Linear;
+use burn::prelude::*;
 
 use crate::Backbone;
 
