@@ -67,10 +67,11 @@ impl Isa {
         }
     }
 
-    /// The instruction set of `gemm`'s matrix products (this crate's im2col, and burn-flex's
-    /// matmuls, which share the build): AVX-512 where the CPU has it and the `gemm-avx512`
-    /// feature is on (the default), else AVX2 with FMA where the CPU has it. [`Isa::prefer`]
-    /// does not reach them, and gemm's AVX-512 and AVX2 kernels give different bits.
+    /// The instruction set of `gemm`'s matrix products (this crate's im2col, [`crate::product`]
+    /// where gemm's kernels sum in its order, and burn-flex's matmuls, which share the build):
+    /// AVX-512 where the CPU has it and the `gemm-avx512` feature is on (the default), else AVX2
+    /// with FMA where the CPU has it. [`Isa::prefer`] does not reach them; gemm's AVX-512 and
+    /// AVX2 kernels cut long sums in different places, which [`crate::product`] does not.
     pub fn of_products() -> Option<Isa> {
         if cfg!(feature = "gemm-avx512") && Isa::Avx512.available() {
             Some(Isa::Avx512)
