@@ -36,8 +36,9 @@ pub struct BenchArgs {
     /// methods end to end.
     #[arg(long, value_enum)]
     pub kernels: Option<Kernels>,
-    /// The instruction set of the direct and Winograd kernels (flex; default: the fastest this
-    /// CPU has): `avx2` measures on an AVX-512 machine what a CPU without AVX-512 gets.
+    /// The instruction set of the fused kernels and the classifier's products (flex; default:
+    /// the fastest this CPU has): `avx2` measures on an AVX-512 machine what a CPU without
+    /// AVX-512 gets.
     #[arg(long, value_enum)]
     pub isa: Option<InstructionSet>,
     /// Networks trained and scored together, as in `study`; rates count every network's
@@ -214,18 +215,6 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Whether `gemm`'s matrix products run AVX-512 in this process (see `Isa::of_products`).
-fn products_on_avx512() -> bool {
-    #[cfg(feature = "flex")]
-    {
-        transfer_kernels::Isa::of_products() == Some(transfer_kernels::Isa::Avx512)
-    }
-    #[cfg(not(feature = "flex"))]
-    {
-        false
-    }
-}
-
 /// Makes the fused backbone use the method and instruction set the arguments name, if any.
 fn choose_kernels(args: &BenchArgs) -> Result<()> {
     #[cfg(feature = "flex")]
@@ -386,11 +375,6 @@ fn print_figures(
                 ""
             },
             100.0 * figures.eval_gflops / figures.peak_gflops
-        );
-    }
-    if args.isa == Some(InstructionSet::Avx2) && products_on_avx512() {
-        println!(
-            "  --isa avx2 on a CPU with AVX-512: the backbone's kernels run AVX2, but the classifier's matrix products (gemm) run AVX-512; a build without transfer-kernels' gemm-avx512 feature runs them with AVX2, as a CPU without AVX-512 does (docs/performance.md)"
         );
     }
     println!(

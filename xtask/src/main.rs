@@ -227,8 +227,9 @@ struct StudyArgs {
     /// without `--threads-per-job`, the jobs share one pool of a thread per core.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     jobs: Option<u32>,
-    /// The instruction set of the fused CPU kernels (flex; default: the fastest this CPU has).
-    /// Both give the same bits; `avx2` times on an AVX-512 machine what a CPU without it gets.
+    /// The instruction set of the fused CPU kernels and the classifier's products (flex;
+    /// default: the fastest this CPU has). Both give the same bits; `avx2` times on an AVX-512
+    /// machine what a CPU without it gets.
     #[arg(long, value_enum)]
     isa: Option<bench::InstructionSet>,
     /// Give each job a pool of its own of T threads, over which its runs spread their work
