@@ -4,9 +4,9 @@
 //! cache: its AVX2 kernels cut the sum elsewhere on a CPU with a 48 KiB 12-way cache, so
 //! the same product gave other bits there.)
 //!
-//! Each output row tile is a register block of `ROWS` rows by 16 or 32 columns, fed by one
-//! broadcast of the left operand and one or two vector loads of the right operand per step of
-//! the sum; row tiles are spread over the rayon pool, which changes no sum.
+//! Each output tile is a register block of 6 rows by 16 columns (AVX2) or 64 (AVX-512), fed by
+//! one broadcast of the left operand per row and one vector load of the right operand per 16
+//! columns at each term of the sum; rows are spread over the rayon pool, which changes no sum.
 
 use std::mem::MaybeUninit;
 
@@ -48,9 +48,14 @@ impl<'a> Mat<'a> {
 
     /// Whether every element of a `rows x cols` matrix lies inside the slice.
     pub fn fits(&self, rows: usize, cols: usize) -> bool {
-        rows == 0
-            || cols == 0
-            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
+        if rows == 0 || cols == 0 {
+            return true;
+        }
+        let last = (rows - 1)
+            .checked_mul(self.row_stride)
+            .zip((cols - 1).checked_mul(self.col_stride))
+            .and_then(|(down, across)| down.checked_add(across));
+        last.is_some_and(|last| last < self.data.len())
     }
 
     /// Element `(i, j)`.
@@ -86,13 +91,13 @@ pub fn fixed_order(m: usize, k: usize, n: usize) -> bool {
 }
 
 /// `lhs [m, k] x rhs [k, n]`, row-major `[m, n]`; each element summed in the order of
-/// [`sum_run`] where [`fixed_order`] holds, by `gemm` elsewhere. On a CPU where gemm runs
-/// its AVX-512 kernels, which sum in that order (tested) and faster, gemm computes it. Rows are spread over the
-/// rayon pool; the result does not depend on the thread count.
+/// [`sum_run`] where [`fixed_order`] holds, by `gemm` elsewhere. On a CPU where gemm runs its
+/// AVX-512 kernels, which sum in that order (tested) and faster, gemm computes it. Rows are
+/// spread over the rayon pool; the result does not depend on the thread count.
 ///
 /// # Panics
 ///
-/// If a view is smaller than its shape.
+/// If a view is smaller than its shape, or `m * n` overflows.
 pub fn product(lhs: Mat<'_>, rhs: Mat<'_>, m: usize, k: usize, n: usize) -> Vec<f32> {
     product_with(Isa::chosen(), lhs, rhs, m, k, n)
 }
@@ -110,6 +115,10 @@ pub fn product_with(
     assert!(
         lhs.fits(m, k) && rhs.fits(k, n),
         "product operands smaller than [{m}, {k}] x [{k}, {n}]"
+    );
+    assert!(
+        m.checked_mul(n).is_some(),
+        "a product of [{m}, {k}] x [{k}, {n}] has more values than memory"
     );
     // gemm's AVX-512 kernels sum in this order already, and faster than this module's.
     let gemm_sums_so = isa == Some(Isa::Avx512) && Isa::of_products() == Some(Isa::Avx512);
@@ -661,6 +670,17 @@ mod tests {
         assert_eq!(sum_run(64, 6272, 64), 512);
         assert_eq!(sum_run(6272, 100, 128), 100);
         assert_eq!(sum_run(3, 0, 3), 1);
+    }
+
+    #[test]
+    fn strides_that_overflow_do_not_fit() {
+        let values = vec![0.0; 4];
+        let view = Mat {
+            data: &values,
+            row_stride: usize::MAX / 2,
+            col_stride: 1,
+        };
+        assert!(view.fits(1, 4) && !view.fits(3, 4));
     }
 
     #[test]
