@@ -239,7 +239,7 @@ fn fixed_product(
             panel_len: 0,
         }
     } else {
-        packed = panels(rhs, k, n);
+        packed = panels(isa, rhs, k, n);
         Right {
             data: &packed,
             row_stride: PANEL,
@@ -278,26 +278,72 @@ struct Right<'a> {
 }
 
 /// A `rows x cols` view copied into panels of [`PANEL`] columns (the last one padded with
-/// zeros), so that a tile reads its right operand from one contiguous stretch.
-fn panels(view: Mat<'_>, rows: usize, cols: usize) -> Vec<f32> {
+/// zeros), so that a tile reads its right operand from one contiguous stretch. A transposed
+/// row-major matrix (the usual case) goes by 16 x 16 register transposes with `isa`.
+fn panels(isa: Isa, view: Mat<'_>, rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; cols.div_ceil(PANEL) * rows * PANEL];
+    let whole_panels = cols / PANEL;
+    let whole_rows = if view.row_stride == 1 {
+        rows / PANEL * PANEL
+    } else {
+        0
+    };
+    #[cfg(target_arch = "x86_64")]
+    if whole_rows > 0 && whole_panels > 0 {
+        // SAFETY: `isa` is one this CPU has (the caller's); the view fits `rows x cols` with a
+        // unit row stride, so column `j < cols` holds rows `0..rows` at `j * col_stride..`;
+        // `out` holds `whole_panels` panels of `rows * PANEL` values.
+        unsafe {
+            transpose_panels(
+                isa,
+                view.data.as_ptr(),
+                view.col_stride,
+                [rows, whole_rows, whole_panels],
+                out.as_mut_ptr(),
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa;
     for (panel, chunk) in out.chunks_exact_mut(rows * PANEL).enumerate() {
+        let done = if panel < whole_panels { whole_rows } else { 0 };
         for jj in 0..PANEL.min(cols - panel * PANEL) {
-            let j = panel * PANEL + jj;
-            if view.row_stride == 1 {
-                // Column `j` is the contiguous `data[j * col_stride..][..rows]`.
-                let column = &view.data[j * view.col_stride..][..rows];
-                for (row, &value) in chunk.chunks_exact_mut(PANEL).zip(column) {
-                    row[jj] = value;
-                }
-            } else {
-                for (p, row) in chunk.chunks_exact_mut(PANEL).enumerate() {
-                    row[jj] = view.at(p, j);
-                }
+            for p in done..rows {
+                chunk[p * PANEL + jj] = view.at(p, panel * PANEL + jj);
             }
         }
     }
     out
+}
+
+dispatch! {
+    /// [`panels`]' whole blocks: rows `0..whole_rows` of the first `whole_panels` panels of a
+    /// transposed row-major matrix (column `j` at `data[j * col_stride..]`), 16 x 16 at a time.
+    fn transpose_panels =>
+    unsafe fn transpose_panels_with<V: Lanes>(
+        data: *const f32,
+        col_stride: usize,
+        sizes: [usize; 3],
+        out: *mut f32,
+    ) {
+        let [rows, whole_rows, whole_panels] = sizes;
+        // SAFETY: the caller keeps columns `0..whole_panels * 16`, rows `0..whole_rows` and
+        // the panels written inside the slices, on a CPU with `V`'s instruction set.
+        unsafe {
+            for panel in 0..whole_panels {
+                let chunk = out.add(panel * rows * PANEL);
+                for p0 in (0..whole_rows).step_by(PANEL) {
+                    let mut block = [V::zero(); PANEL];
+                    for (r, lanes) in block.iter_mut().enumerate() {
+                        *lanes = V::load(data.add((panel * PANEL + r) * col_stride + p0));
+                    }
+                    for (q, lanes) in V::transpose(block).into_iter().enumerate() {
+                        lanes.store(chunk.add((p0 + q) * PANEL));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One task's rows of [`fixed_product`]: `lhs [m, k]` times the right operand `[k, n]`.
