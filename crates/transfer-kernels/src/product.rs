@@ -12,9 +12,9 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-#[cfg(target_arch = "x86_64")]
-use crate::simd::Lanes;
 use crate::simd::{Isa, dispatch};
+#[cfg(target_arch = "x86_64")]
+use crate::simd::{Lanes, add_rows};
 
 /// A matrix view of a slice: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +87,12 @@ pub fn sum_run(m: usize, k: usize, n: usize) -> usize {
 /// `gemm` computes it (its vector paths: the same bits with AVX2 and AVX-512 where `m` is 1
 /// or `k` at most 2).
 pub fn fixed_order(m: usize, k: usize, n: usize) -> bool {
-    m >= 2 && n >= 2 && k >= 3 && Isa::chosen().is_some()
+    own_shape(m, k, n) && Isa::chosen().is_some()
+}
+
+/// Whether the own kernels take a product of these shapes (no vector product).
+fn own_shape(m: usize, k: usize, n: usize) -> bool {
+    m >= 2 && n >= 2 && k >= 3
 }
 
 /// `lhs [m, k] x rhs [k, n]`, row-major `[m, n]`; each element summed in the order of
@@ -122,7 +127,7 @@ pub fn product_with(
     );
     // gemm's AVX-512 kernels sum in this order already, and faster than this module's.
     let gemm_sums_so = isa == Some(Isa::Avx512) && Isa::of_products() == Some(Isa::Avx512);
-    match isa.filter(|isa| isa.available() && fixed_order(m, k, n) && !gemm_sums_so) {
+    match isa.filter(|isa| isa.available() && own_shape(m, k, n) && !gemm_sums_so) {
         Some(isa) => {
             let mut out = Vec::with_capacity(m * n);
             fixed_product(
@@ -556,14 +561,13 @@ unsafe fn tile<V: Lanes, const ROWS: usize, const WIDTH: usize>(
             lhs = lhs.add(ops.lhs_cs);
             rhs = rhs.add(ops.rhs_rs);
         }
+        if !first {
+            add_rows(&acc, ops.out, ops.out_rs);
+            return;
+        }
         for (i, row) in acc.iter().enumerate() {
             for (w, &a) in row.iter().enumerate() {
-                let at = ops.out.add(i * ops.out_rs + 16 * w);
-                if first {
-                    a.store(at);
-                } else {
-                    V::load(at).add(a).store(at);
-                }
+                a.store(ops.out.add(i * ops.out_rs + 16 * w));
             }
         }
     }
